@@ -1,0 +1,1 @@
+"""Debates: models, REST API, admin, the LangGraph engine and its runner."""

@@ -1,0 +1,131 @@
+"""Django admin for debates, their arguments and their viewers."""
+
+from django.contrib import admin
+from django.db.models import Count, Q
+
+from debates.models import Argument, Debate, Viewer
+
+
+class ArgumentInline(admin.TabularInline):
+    """The transcript, read-only."""
+
+    model = Argument
+    extra = 0
+    can_delete = False
+    fields = ["turn", "agent", "content", "created_at"]
+    readonly_fields = fields
+    ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Debate)
+class DebateAdmin(admin.ModelAdmin):
+    """Every debate with its status, turns, verdict and live viewers."""
+
+    list_display = [
+        "short_id",
+        "asset",
+        "status",
+        "turns",
+        "verdict_recommendation",
+        "live_viewers",
+        "created_by",
+        "created_at",
+    ]
+    list_filter = ["status", "verdict_recommendation", "created_at"]
+    search_fields = ["asset", "id", "created_by__username"]
+    date_hierarchy = "created_at"
+    inlines = [ArgumentInline]
+    readonly_fields = [
+        "id",
+        "status",
+        "created_by",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "error",
+        "runner_id",
+        "heartbeat_at",
+        "market_context",
+        "verdict_recommendation",
+        "verdict_confidence",
+        "verdict_rationale",
+    ]
+    fields = ["asset", "max_turns", *readonly_fields]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("created_by")
+            .annotate(
+                argument_count=Count("arguments", distinct=True),
+                live_viewer_count=Count(
+                    "viewers",
+                    filter=Q(viewers__disconnected_at__isnull=True),
+                    distinct=True,
+                ),
+            )
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None:
+            return ["asset", "max_turns", *self.readonly_fields]
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="id")
+    def short_id(self, obj: Debate) -> str:
+        return str(obj.id)[:8]
+
+    @admin.display(description="turns", ordering="argument_count")
+    def turns(self, obj: Debate) -> str:
+        return f"{obj.argument_count}/{obj.max_turns}"
+
+    @admin.display(description="live viewers", ordering="live_viewer_count")
+    def live_viewers(self, obj: Debate) -> int:
+        return obj.live_viewer_count
+
+
+class LiveOnlyFilter(admin.SimpleListFilter):
+    """Show only viewers whose socket is open."""
+
+    title = "connection"
+    parameter_name = "live"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Live only"), ("no", "Disconnected")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(disconnected_at__isnull=True)
+        if self.value() == "no":
+            return queryset.filter(disconnected_at__isnull=False)
+        return queryset
+
+
+@admin.register(Viewer)
+class ViewerAdmin(admin.ModelAdmin):
+    """Who is watching, and who watched."""
+
+    list_display = ["id", "debate", "user", "client_ip", "connected_at", "disconnected_at"]
+    list_filter = [LiveOnlyFilter, "connected_at"]
+    search_fields = ["debate__id", "debate__asset", "user__username", "client_ip"]
+    list_select_related = ["debate", "user"]
+    readonly_fields = [
+        "debate",
+        "user",
+        "channel_name",
+        "client_ip",
+        "connected_at",
+        "disconnected_at",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False

@@ -1,0 +1,169 @@
+"""Debate, Argument and Viewer models."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+MIN_TURNS = 1
+MAX_TURNS = 20
+DEFAULT_TURNS = 6
+
+
+class DebateStatus(models.TextChoices):
+    """Lifecycle of a debate."""
+
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+FINISHED_STATUSES = (DebateStatus.COMPLETED, DebateStatus.FAILED, DebateStatus.CANCELLED)
+
+
+class Agent(models.TextChoices):
+    """Who wrote an argument."""
+
+    BULL = "bull", "Bull"
+    BEAR = "bear", "Bear"
+    MODERATOR = "moderator", "Moderator"
+
+
+class Recommendation(models.TextChoices):
+    """The moderator's verdict."""
+
+    BUY = "buy", "Buy"
+    HOLD = "hold", "Hold"
+    SELL = "sell", "Sell"
+
+
+class Debate(models.Model):
+    """One bull-vs-bear debate about an asset."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    asset = models.CharField(max_length=15)
+    status = models.CharField(
+        max_length=10, choices=DebateStatus.choices, default=DebateStatus.PENDING
+    )
+    max_turns = models.PositiveSmallIntegerField(
+        default=DEFAULT_TURNS,
+        validators=[MinValueValidator(MIN_TURNS), MaxValueValidator(MAX_TURNS)],
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="debates",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    # The runner that claimed the debate, and its last sign of life.
+    runner_id = models.CharField(max_length=64, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    # The market snapshot the debate is grounded in (typed in debates.engine.market).
+    market_context = models.JSONField(null=True, blank=True)
+
+    verdict_recommendation = models.CharField(
+        max_length=4, choices=Recommendation.choices, blank=True
+    )
+    verdict_confidence = models.FloatField(null=True, blank=True)
+    verdict_rationale = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["-created_at"], name="debate_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="debate_status_created_idx"),
+            models.Index(fields=["asset", "-created_at"], name="debate_asset_created_idx"),
+            models.Index(fields=["status", "heartbeat_at"], name="debate_status_heartbeat_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(max_turns__gte=MIN_TURNS, max_turns__lte=MAX_TURNS),
+                name="debate_max_turns_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(verdict_confidence__isnull=True)
+                | models.Q(verdict_confidence__gte=0, verdict_confidence__lte=1),
+                name="debate_verdict_confidence_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} debate {str(self.id)[:8]} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the debate can no longer change."""
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def verdict(self) -> dict | None:
+        """The moderator's structured verdict, or None until given."""
+        if not self.verdict_recommendation:
+            return None
+        return {
+            "recommendation": self.verdict_recommendation,
+            "confidence": self.verdict_confidence,
+            "rationale": self.verdict_rationale,
+        }
+
+
+class Argument(models.Model):
+    """One completed turn of a debate, in order."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="arguments")
+    turn = models.PositiveSmallIntegerField()
+    agent = models.CharField(max_length=10, choices=Agent.choices)
+    content = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["debate", "turn"]
+        constraints = [
+            models.UniqueConstraint(fields=["debate", "turn"], name="argument_unique_turn"),
+        ]
+
+    def __str__(self) -> str:
+        return f"turn {self.turn} ({self.agent})"
+
+
+class Viewer(models.Model):
+    """One WebSocket connection watching a debate."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="viewers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="viewers",
+    )
+    channel_name = models.CharField(max_length=255)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    connected_at = models.DateTimeField(default=timezone.now)
+    disconnected_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-connected_at"]
+        indexes = [
+            models.Index(fields=["debate", "disconnected_at"], name="viewer_debate_live_idx"),
+            models.Index(fields=["-connected_at"], name="viewer_connected_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"viewer {self.pk} of {self.debate_id}"
+
+    @property
+    def is_live(self) -> bool:
+        """True while the socket is open."""
+        return self.disconnected_at is None

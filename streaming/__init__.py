@@ -1,0 +1,1 @@
+"""Streaming: the WebSocket consumer, wire protocol, auth, limits, event log and fan-out."""

@@ -1,0 +1,68 @@
+"""Shared fixtures: users, API clients and the real Redis used by service-backed tests."""
+
+import os
+import uuid
+
+import pytest
+import redis
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+
+@pytest.fixture
+def user(django_user_model):
+    """A plain signed-up user."""
+    return django_user_model.objects.create_user(username="alice", password="s3cret-pass!")
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    """A second plain user."""
+    return django_user_model.objects.create_user(username="bob", password="s3cret-pass!")
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    """A superuser for the admin."""
+    return django_user_model.objects.create_superuser(username="admin", password="s3cret-pass!")
+
+
+@pytest.fixture
+def access_token(user) -> str:
+    """A valid simplejwt access token for `user`."""
+    return str(RefreshToken.for_user(user).access_token)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    """An anonymous API client."""
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(access_token) -> APIClient:
+    """An API client sending `user`'s bearer token."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
+    return client
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The real Redis for tests that need it; a down Redis fails the test, never skips it."""
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {TEST_REDIS_URL} is required for this test and is down: {exc}")
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix unique to one test, so tests never see each other's keys."""
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -1,0 +1,1 @@
+"""The tradeapp Django project: live AI bull-vs-bear debates over Channels."""
