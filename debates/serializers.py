@@ -51,10 +51,19 @@ class DebateSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and other non-strings instead of coercing them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class DebateCreateSerializer(serializers.Serializer):
     """Input for creating a debate."""
 
-    asset = serializers.CharField(max_length=64, help_text=ASSET_HELP)
+    asset = StrictCharField(max_length=64, help_text=ASSET_HELP)
     max_turns = serializers.IntegerField(
         min_value=MIN_TURNS, max_value=MAX_TURNS, default=DEFAULT_TURNS, required=False
     )
