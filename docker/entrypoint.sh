@@ -1,0 +1,22 @@
+#!/bin/sh
+# Container entry point: `daphne` serves the app, `migrate` prepares the database, anything else runs as is.
+set -eu
+
+case "${1:-daphne}" in
+  daphne)
+    # Metrics files belong to this container's processes only: start clean (DESIGN §4b).
+    if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+      rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+    fi
+    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" \
+      --ping-interval "${DAPHNE_PING_INTERVAL:-20}" --ping-timeout "${DAPHNE_PING_TIMEOUT:-30}" \
+      tradeapp.asgi:application
+    ;;
+  migrate)
+    python manage.py migrate --noinput
+    exec python manage.py recover_debates
+    ;;
+  *)
+    exec "$@"
+    ;;
+esac

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One command for a local demo: install into .venv, migrate, create the demo login, start a live
+# debate and serve it on http://127.0.0.1:8000 (SQLite, in-memory channel layer, offline LLM
+# unless DATABASE_URL, REDIS_URL or DEBATE_LLM say otherwise).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
+
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+DEMO_PASSWORD="${DEMO_PASSWORD:-demo-pass-$(python -c 'import secrets; print(secrets.token_hex(3))')}"
+
+python manage.py migrate --noinput
+python manage.py ensure_demo_user --password "$DEMO_PASSWORD"
+
+daphne -b "$HOST" -p "$PORT" --ping-interval 20 --ping-timeout 30 tradeapp.asgi:application &
+server=$!
+trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT INT TERM
+
+python scripts/start_demo_debate.py --url "http://$HOST:$PORT" --password "$DEMO_PASSWORD" || true
+echo
+echo "  Open http://$HOST:$PORT/  and sign in as  demo / $DEMO_PASSWORD"
+echo "  Admin: http://$HOST:$PORT/admin/   API docs: http://$HOST:$PORT/api/docs/"
+echo "  Stop with Ctrl-C."
+echo
+wait "$server"
