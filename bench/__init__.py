@@ -1,0 +1,1 @@
+"""Capacity benchmark of the live debate stream (wrapped by `manage.py bench_stream`)."""

@@ -1,0 +1,289 @@
+"""A minimal WebSocket viewer on raw asyncio protocols, cheap enough to run thousands per process.
+
+The `websockets` library costs tens of µs and tens of KB per connection on the client side; on a
+2-core box shared with the servers that would measure the load generator, not the server. This
+client does the RFC 6455 client handshake, reads unmasked server frames straight from
+`data_received`, answers pings and closes, and keeps per-viewer state in a few slots.
+"""
+
+import asyncio
+import base64
+import os
+import struct
+import time
+from datetime import datetime
+
+try:
+    import orjson
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover - orjson is a runtime dependency
+    import json
+
+    _loads = json.loads
+
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+TOKEN = "DEBATE/TOKEN_RECEIVED"
+CONNECTED = "DEBATE/CONNECTED"
+STATUS = "DEBATE/STATUS_UPDATE"
+ERROR = "DEBATE/ERROR"
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+
+_ts_cache: dict[str, float] = {}
+
+
+def parse_ts(ts: str) -> float:
+    """Epoch seconds of an ISO 8601 timestamp, cached (every viewer sees the same strings)."""
+    value = _ts_cache.get(ts)
+    if value is None:
+        value = datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        if len(_ts_cache) > 100_000:
+            _ts_cache.clear()
+        _ts_cache[ts] = value
+    return value
+
+
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (clients must mask, RFC 6455 §5.3)."""
+    mask = os.urandom(4)
+    n = len(payload)
+    header = bytes([0x80 | opcode])
+    if n < 126:
+        header += bytes([0x80 | n])
+    elif n < 65536:
+        header += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        header += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return header + mask + masked
+
+
+class Stats:
+    """What one client process measures, merged by the parent."""
+
+    def __init__(self) -> None:
+        self.token_hist: dict[int, int] = {}  # 0.1 ms buckets of token latency
+        self.event_hist: dict[int, int] = {}  # 0.1 ms buckets of latency over all events
+        self.token_max = 0.0
+        self.token_frames = 0
+        self.events = 0
+        self.sample: list | None = None  # (seq, type, timestamp, turn, len(token)) of one viewer
+
+    def add_latency(self, hist: dict, latency_s: float) -> None:
+        """Count one latency in a histogram."""
+        bucket = int(latency_s * 10_000) if latency_s > 0 else 0
+        hist[bucket] = hist.get(bucket, 0) + 1
+
+
+class Viewer(asyncio.Protocol):
+    """One WebSocket viewer: handshake, frame parser, seq bookkeeping."""
+
+    def __init__(self, request: bytes, stats: Stats, sample: bool = False) -> None:
+        self.request = request
+        self.stats = stats
+        self.sample = sample
+        self.transport = None
+        self.buf = bytearray()
+        self.upgraded = False
+        self.fragments: list[bytes] | None = None
+        self.handshake = asyncio.get_running_loop().create_future()
+        self.ready = asyncio.get_running_loop().create_future()  # DEBATE/CONNECTED seen
+        self.done = asyncio.get_running_loop().create_future()  # terminal status or closed
+        self.t_upgraded = 0.0
+        self.t_connected = 0.0
+        self.first_token = 0.0
+        self.last_seq = 0
+        self.gaps: set[int] = set()
+        self.dups = 0
+        self.reordered = 0
+        self.final_seq = 0
+        self.final_status = ""
+        self.close_code: int | None = None
+        self.error_code: int | None = None
+        self.lost = False
+
+    # --- asyncio.Protocol ---------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        """Called when TCP connects: send the upgrade request."""
+        self.transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc) -> None:
+        """Called when the socket closes, cleanly or not."""
+        self.lost = True
+        if self.close_code is None:
+            self.close_code = 1006
+        for fut in (self.handshake, self.ready, self.done):
+            if not fut.done():
+                fut.set_result(False)
+
+    def data_received(self, data: bytes) -> None:
+        """Called with bytes from the server: the HTTP answer, then frames."""
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status_line = bytes(buf[: buf.find(b"\r\n")])
+            parts = status_line.split(b" ", 2)
+            status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            del buf[: end + 4]
+            if status != 101:
+                self.close_code = -status  # an HTTP refusal, e.g. -403
+                self.transport.close()
+                return
+            self.upgraded = True
+            self.t_upgraded = time.time()
+            self.handshake.set_result(True)
+        pos = 0
+        n = len(buf)
+        while n - pos >= 2:
+            b0 = buf[pos]
+            ln = buf[pos + 1] & 0x7F
+            hdr = 2
+            if ln == 126:
+                if n - pos < 4:
+                    break
+                ln = (buf[pos + 2] << 8) | buf[pos + 3]
+                hdr = 4
+            elif ln == 127:
+                if n - pos < 10:
+                    break
+                ln = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hdr = 10
+            if n - pos < hdr + ln:
+                break
+            payload = bytes(buf[pos + hdr : pos + hdr + ln])
+            pos += hdr + ln
+            self.frame(b0 & 0x0F, bool(b0 & 0x80), payload)
+        if pos:
+            del buf[:pos]
+
+    # --- frames and messages -------------------------------------------------------------------
+
+    def frame(self, opcode: int, fin: bool, payload: bytes) -> None:
+        """Handle one complete frame."""
+        if opcode in (OP_TEXT, OP_BINARY):
+            if fin:
+                self.message(payload)
+            else:
+                self.fragments = [payload]
+        elif opcode == OP_CONT:
+            if self.fragments is not None:
+                self.fragments.append(payload)
+                if fin:
+                    data, self.fragments = b"".join(self.fragments), None
+                    self.message(data)
+        elif opcode == OP_PING:
+            self.transport.write(client_frame(OP_PONG, payload))
+        elif opcode == OP_CLOSE:
+            self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+            if not self.transport.is_closing():
+                self.transport.write(client_frame(OP_CLOSE, payload[:2]))
+                self.transport.close()
+
+    def message(self, data: bytes) -> None:
+        """Handle one server message: timing, seq accounting, lifecycle."""
+        now = time.time()
+        msg = _loads(data)
+        kind = msg.get("type")
+        payload = msg.get("payload") or {}
+        seq = payload.get("seq")
+        if seq is None:
+            if kind == CONNECTED:
+                self.t_connected = now
+                if not self.ready.done():
+                    self.ready.set_result(True)
+            elif kind == ERROR:
+                self.error_code = payload.get("code")
+            return
+        stats = self.stats
+        stats.events += 1
+        latency = now - parse_ts(msg["timestamp"])
+        stats.add_latency(stats.event_hist, latency)
+        if kind == TOKEN:
+            stats.token_frames += 1
+            stats.add_latency(stats.token_hist, latency)
+            if latency > stats.token_max:
+                stats.token_max = latency
+            if not self.first_token:
+                self.first_token = now
+        if self.sample:
+            token = payload.get("token") or ""
+            stats.sample.append((seq, kind, msg["timestamp"], payload.get("turn"), len(token)))
+        last = self.last_seq
+        if seq == last + 1:
+            self.last_seq = seq
+        elif seq > last + 1:
+            self.gaps.update(range(last + 1, seq))
+            self.last_seq = seq
+        elif seq in self.gaps:
+            self.gaps.discard(seq)
+            self.reordered += 1
+        else:
+            self.dups += 1
+        if kind == STATUS and payload.get("status") in TERMINAL_STATUSES:
+            self.final_seq = seq
+            self.final_status = payload["status"]
+            if not self.done.done():
+                self.done.set_result(True)
+
+    def close(self) -> None:
+        """Send a normal close and drop the socket."""
+        if self.transport is not None and not self.transport.is_closing():
+            if self.upgraded:
+                self.transport.write(client_frame(OP_CLOSE, struct.pack("!H", 1000)))
+            self.transport.close()
+
+
+def upgrade_request(host: str, port: int, path: str, origin: str) -> bytes:
+    """The HTTP/1.1 upgrade request of one viewer."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        f"Origin: {origin}\r\nUser-Agent: bench_stream\r\n\r\n"
+    ).encode()
+
+
+async def open_viewer(
+    host: str,
+    port: int,
+    path: str,
+    origin: str,
+    stats: Stats,
+    local_ip: str | None,
+    timeout: float,  # noqa: ASYNC109
+    sample: bool = False,
+) -> tuple[Viewer | None, float, str | None]:
+    """Connect one viewer and wait for DEBATE/CONNECTED; return (viewer, set-up s, error)."""
+    loop = asyncio.get_running_loop()
+    started = time.time()
+    viewer = Viewer(upgrade_request(host, port, path, origin), stats, sample)
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.create_connection(
+                lambda: viewer,
+                host,
+                port,
+                local_addr=(local_ip, 0) if local_ip else None,
+            )
+            ok = await viewer.ready
+    except TimeoutError:
+        viewer.close()
+        return None, time.time() - started, "timeout"
+    except ConnectionRefusedError:
+        return None, time.time() - started, "refused"
+    except OSError as exc:
+        return None, time.time() - started, f"oserror-{exc.errno}"
+    if not ok:
+        code = viewer.close_code
+        return (
+            None,
+            time.time() - started,
+            f"http-{-code}" if code and code < 0 else f"close-{code}",
+        )
+    return viewer, viewer.t_connected - started, None

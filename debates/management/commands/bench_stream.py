@@ -1,0 +1,134 @@
+"""Capacity benchmark: W servers, V viewers, one live debate; delivery, latency, CPU, memory."""
+
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+
+from bench import stream
+
+
+class Command(BaseCommand):
+    """manage.py bench_stream --workers W --viewers V --clients C --rate R --json PATH."""
+
+    help = (
+        "Start W daphne processes sharing Redis and a temporary SQLite database (or target "
+        "--url servers), connect V WebSocket viewers from C client processes, run a real "
+        "debate on the offline model and report delivery, token latency, time to first "
+        "token, connection set-up and server CPU/memory per 1,000 connections."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--workers", type=int, default=1, help="server processes (1)")
+        parser.add_argument("--viewers", type=int, default=100, help="viewers (100)")
+        parser.add_argument("--clients", type=int, default=2, help="client processes (2)")
+        parser.add_argument("--rate", type=float, default=50.0, help="tokens/s of the model (50)")
+        parser.add_argument(
+            "--flush-ms", type=float, default=50.0, help="TOKEN_FLUSH_INTERVAL_MS (50)"
+        )
+        parser.add_argument("--turns", type=int, default=2, help="debate turns (2)")
+        parser.add_argument(
+            "--warmup", type=float, default=2.0, help="seconds between connect and start (2)"
+        )
+        parser.add_argument(
+            "--timeout", type=float, default=300.0, help="bound on the whole run, s (300)"
+        )
+        parser.add_argument(
+            "--connect-rate",
+            type=float,
+            default=500.0,
+            help="arrival rate of the set-up phase, connections/s (500)",
+        )
+        parser.add_argument(
+            "--connect-count",
+            type=int,
+            default=1000,
+            help="connections of the set-up phase; 0 skips it (1000)",
+        )
+        parser.add_argument(
+            "--connect-concurrency",
+            type=int,
+            default=100,
+            help="handshakes in flight while viewers connect, over all clients (100)",
+        )
+        parser.add_argument(
+            "--url",
+            action="append",
+            default=[],
+            dest="urls",
+            help="target a running server (http://HOST:PORT) instead of starting any; repeatable",
+        )
+        parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+        parser.add_argument(
+            "--redis-url",
+            default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13",
+            help="Redis shared by the servers (REDIS_URL or redis://127.0.0.1:6379/13)",
+        )
+        parser.add_argument(
+            "--database-url",
+            default="",
+            help="database of the servers (default: a temporary SQLite file, migrated)",
+        )
+        parser.add_argument(
+            "--qa-token",
+            default=os.environ.get("WS_QA_TOKEN", ""),
+            help="WS_QA_TOKEN of --url servers (generated for servers started here)",
+        )
+        parser.add_argument("--asset", default="AAPL")
+        parser.add_argument(
+            "--env",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="extra environment of the started servers; repeatable",
+        )
+        parser.add_argument("--json", dest="json_path", default="", help="write the report here")
+        parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
+
+    def handle(self, *args, **opts) -> None:
+        if opts["viewers"] < 1 or opts["clients"] < 1 or opts["workers"] < 1:
+            raise CommandError("--viewers, --clients and --workers must be at least 1")
+        if opts["server"] == "uvicorn":
+            try:
+                import uvicorn  # noqa: F401
+            except ImportError as exc:
+                raise CommandError("--server uvicorn needs uvicorn installed") from exc
+        if opts["urls"] and not opts["qa_token"]:
+            raise CommandError("--url needs --qa-token (or WS_QA_TOKEN): the servers' QA token")
+        server_env = {}
+        for item in opts["env"]:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise CommandError(f"--env expects KEY=VALUE, got {item!r}")
+            server_env[key] = value
+        cfg = stream.Config(
+            workers=opts["workers"],
+            viewers=opts["viewers"],
+            clients=min(opts["clients"], opts["viewers"]),
+            rate=opts["rate"],
+            flush_ms=opts["flush_ms"],
+            turns=opts["turns"],
+            warmup=opts["warmup"],
+            timeout=opts["timeout"],
+            connect_rate=opts["connect_rate"],
+            connect_count=opts["connect_count"],
+            connect_concurrency=opts["connect_concurrency"],
+            urls=opts["urls"],
+            server=opts["server"],
+            redis_url=opts["redis_url"],
+            database_url=opts["database_url"],
+            qa_token=opts["qa_token"],
+            asset=opts["asset"],
+            server_env=server_env,
+            keep=opts["keep"],
+        )
+        try:
+            report = stream.run(cfg, out=lambda line: self.stderr.write(line))
+        except (stream.BenchError, RuntimeError, OSError) as exc:
+            raise CommandError(f"benchmark failed: {exc}") from exc
+        except KeyboardInterrupt as exc:
+            raise CommandError("interrupted; every process started was stopped") from exc
+        if opts["json_path"]:
+            stream.write_json(report, opts["json_path"])
+        self.stdout.write(stream.format_table(report))
+        if not report["ok"]:
+            raise CommandError("not every viewer received every event of a completed debate")
