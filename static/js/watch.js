@@ -1,0 +1,234 @@
+// The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
+import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
+import { DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
+import { agentLabel, el, formatPercent } from "./format.js";
+
+const POLL_MS = 5000;
+const root = document.getElementById("debate-view");
+const debateId = root.dataset.debateId;
+const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
+const $ = (id) => document.getElementById(id);
+
+/** Everything the page shows, derived from events (plus REST for asset, viewers, verdict). */
+const state = {
+  debateId,
+  asset: null,
+  maxTurns: null,
+  status: null,
+  lastSeq: 0,
+  connection: State.CONNECTING,
+  currentTurn: null,
+  currentAgent: null,
+  viewerCount: null,
+  verdict: null,
+  reconnects: 0,
+  arguments: new Map(), // "turn:agent" -> {turn, agent, text, complete}
+  error: null,
+};
+
+const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
+const columns = { bull: $("bull-arguments"), bear: $("bear-arguments"), moderator: $("moderator-arguments") };
+
+function key(turn, agent) {
+  return `${turn}:${agent}`;
+}
+
+function argumentNode(turn, agent) {
+  const k = key(turn, agent);
+  let node = argumentNodes.get(k);
+  if (node) return node;
+  const list = columns[agent] || columns.moderator;
+  const item = el("li", `argument argument--${agent}`);
+  item.dataset.turn = String(turn);
+  item.dataset.agent = agent;
+  item.dataset.complete = "false";
+  const head = el("p", "argument__head");
+  head.append(el("span", "argument__turn", `Turn ${turn}`));
+  head.append(el("span", "argument__agent", agentLabel(agent)));
+  const body = el("p", "argument__text");
+  const text = document.createTextNode("");
+  body.append(text);
+  item.append(head, body);
+  // Keep turns in order whatever order the events arrive in.
+  const after = [...list.children].find((child) => Number(child.dataset.turn) > turn);
+  list.insertBefore(item, after || null);
+  node = { item, text };
+  argumentNodes.set(k, node);
+  if (!state.arguments.has(k)) state.arguments.set(k, { turn, agent, text: "", complete: false });
+  if (agent === "moderator") $("verdict").hidden = false;
+  return node;
+}
+
+function onToken({ turn, agent, token }) {
+  const arg = state.arguments.get(key(turn, agent)) || { turn, agent, text: "", complete: false };
+  state.arguments.set(key(turn, agent), arg);
+  const node = argumentNode(turn, agent);
+  if (arg.complete) return;
+  arg.text += token;
+  node.text.appendData(token);
+  node.item.classList.add("is-streaming");
+}
+
+function onArgument({ turn, agent, content }) {
+  const node = argumentNode(turn, agent);
+  const arg = state.arguments.get(key(turn, agent));
+  arg.text = content;
+  arg.complete = true;
+  node.text.data = content;
+  node.item.dataset.complete = "true";
+  node.item.classList.remove("is-streaming");
+  $("current-argument").textContent = `${agentLabel(agent)}, turn ${turn}: ${content}`;
+}
+
+function onTurn({ turn, currentAgent }) {
+  state.currentTurn = turn;
+  state.currentAgent = currentAgent;
+  argumentNode(turn, currentAgent).item.classList.add("is-streaming");
+  $("current-argument").textContent = `${agentLabel(currentAgent)} is speaking (turn ${turn}).`;
+  renderTurn();
+}
+
+function onStatus(status) {
+  if (!status || status === state.status) return;
+  state.status = status;
+  const badge = $("debate-status");
+  badge.textContent = status;
+  badge.className = `status-badge status-badge--${status}`;
+  root.dataset.status = status;
+  if (TERMINAL_STATUSES.has(status)) {
+    state.currentAgent = null;
+    for (const { item } of argumentNodes.values()) item.classList.remove("is-streaming");
+    loadDetails();
+  }
+  renderTurn();
+}
+
+function renderTurn() {
+  const total = state.maxTurns ? ` of ${state.maxTurns}` : "";
+  $("debate-turn").textContent = state.currentTurn ? `${state.currentTurn}${total}` : "–";
+  root.dataset.currentTurn = state.currentTurn ?? "";
+  root.dataset.currentAgent = state.currentAgent ?? "";
+  for (const side of document.querySelectorAll(".side")) {
+    side.classList.toggle("is-speaking", side.dataset.side === state.currentAgent);
+  }
+  for (const [k, { item }] of argumentNodes) {
+    const current = state.currentAgent && k === key(state.currentTurn, state.currentAgent);
+    item.classList.toggle("is-current", Boolean(current));
+    if (current) item.setAttribute("aria-current", "step");
+    else item.removeAttribute("aria-current");
+  }
+}
+
+function renderConnection(connection, detail = {}) {
+  state.connection = connection;
+  root.dataset.connection = connection;
+  const node = $("connection-state");
+  const labels = { failed: detail.code === 4004 ? "not found" : "disconnected", closed: "closed" };
+  node.textContent = labels[connection] || connection;
+  node.className = `conn conn--${connection}`;
+}
+
+function renderVerdict(verdict) {
+  if (!verdict) return;
+  state.verdict = verdict;
+  $("verdict").hidden = false;
+  $("verdict-summary").hidden = false;
+  const rec = $("verdict-recommendation");
+  rec.textContent = verdict.recommendation;
+  rec.className = `verdict__rec rec rec--${verdict.recommendation}`;
+  $("verdict-confidence").textContent = formatPercent(verdict.confidence);
+  $("verdict-rationale").textContent = verdict.rationale || "";
+}
+
+function showError(message) {
+  state.error = message;
+  const box = $("watch-error");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+let pollTimer = null;
+
+/** Asset, turns, viewer count and the structured verdict come from the REST API. */
+async function loadDetails() {
+  const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/`);
+  if (!ok) {
+    if (status === 404) showError("This debate does not exist.");
+    return;
+  }
+  state.asset = data.asset;
+  state.maxTurns = data.maxTurns;
+  state.viewerCount = data.viewerCount ?? 0;
+  $("debate-asset").textContent = data.asset;
+  document.title = `${data.asset} debate · tradeapp`;
+  const viewers = $("viewer-count");
+  viewers.textContent = String(state.viewerCount);
+  root.dataset.viewerCount = String(state.viewerCount);
+  if (!state.status) onStatus(data.status);
+  if (data.verdict) renderVerdict(data.verdict);
+  if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
+  renderTurn();
+}
+
+function schedulePoll() {
+  clearTimeout(pollTimer);
+  pollTimer = setTimeout(async () => {
+    if (!document.hidden) await loadDetails().catch(() => {});
+    schedulePoll();
+  }, POLL_MS);
+}
+
+function start() {
+  const socket = new DebateSocket({
+    debateId,
+    getAccessToken,
+    refreshAccessToken,
+    hasCredentials: isSignedIn,
+    pingIntervalMs,
+  });
+  socket
+    .on("state", (detail) => {
+      if (detail.state === State.RECONNECTING && detail.previous === State.LIVE) state.reconnects += 1;
+      root.dataset.reconnects = String(state.reconnects);
+      renderConnection(detail.state, detail);
+      if (detail.state === State.FAILED) {
+        if (detail.code === 4004) showError("This debate does not exist.");
+        else if (detail.code === 4001) window.location.assign(signInUrl());
+        else if (detail.code === 4003) showError("This site's origin is not allowed to connect.");
+      } else if (detail.state === State.LIVE) {
+        showError(null);
+      }
+    })
+    .on("connected", (payload) => onStatus(payload.status))
+    .on("token", onToken)
+    .on("argument", onArgument)
+    .on("turn", onTurn)
+    .on("status", (payload) => {
+      onStatus(payload.status);
+      if (payload.verdict) renderVerdict(payload.verdict);
+    })
+    .on("error", (payload) => {
+      if (payload?.message && payload.code !== 4001) showError(payload.message);
+    })
+    .on("action", () => {
+      state.lastSeq = socket.lastSeq;
+      root.dataset.seq = String(socket.lastSeq);
+    });
+  window.addEventListener("pagehide", () => socket.stop());
+  window.debateView = {
+    state,
+    socket,
+    /** The page's transcript in turn order: [{turn, agent, content, complete}]. */
+    transcript: () =>
+      [...state.arguments.values()]
+        .sort((a, b) => a.turn - b.turn)
+        .map(({ turn, agent, text, complete }) => ({ turn, agent, content: text, complete })),
+  };
+  socket.start();
+}
+
+if (requireAuth()) {
+  renderConnection(State.CONNECTING);
+  loadDetails().finally(schedulePoll);
+  start();
+}

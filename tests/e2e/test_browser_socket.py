@@ -1,0 +1,268 @@
+"""static/js/debate-socket.js in real Chromium, against a scripted WebSocket (no server needed)."""
+
+import time
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.browser import FAKE_ORIGIN, FAKE_WEBSOCKET_JS, launch_chromium, make_jwt, route_app
+
+pytestmark = pytest.mark.browser
+
+SETUP_JS = """
+async (opts) => {
+  const mod = await import("/static/js/debate-socket.js");
+  window.mod = mod;
+  window.access = opts.access;
+  window.nextAccess = opts.nextAccess ?? null;
+  window.hasCreds = opts.hasCreds ?? true;
+  window.refreshes = 0;
+  window.text = {};
+  window.states = [];
+  window.retries = [];
+  window.stale = 0;
+  const ds = new mod.DebateSocket({
+    debateId: "d1",
+    getAccessToken: () => window.access,
+    refreshAccessToken: async () => {
+      window.refreshes += 1;
+      if (window.nextAccess) window.access = window.nextAccess;
+      return window.nextAccess;
+    },
+    hasCredentials: () => window.hasCreds,
+    baseUrl: "ws://app.test",
+    pingIntervalMs: opts.pingIntervalMs ?? 60000,
+    minDelayMs: 5,
+    maxDelayMs: 40,
+    rateLimitedDelayMs: opts.rateLimitedDelayMs ?? 10000,
+    endLingerMs: 0,
+    WebSocketImpl: FakeWebSocket,
+    random: () => 0.5,
+  });
+  ds.on("token", (p) => {
+      const k = `${p.turn}:${p.agent}`;
+      window.text[k] = (window.text[k] || "") + p.token;
+    })
+    .on("argument", (p) => { window.text[`${p.turn}:${p.agent}`] = p.content; })
+    .on("state", (d) => window.states.push(d.state))
+    .on("retry", (d) => window.retries.push(d.delayMs))
+    .on("stale", () => { window.stale += 1; });
+  window.ds = ds;
+  ds.start();
+}
+"""
+
+
+def token_event(seq, turn, agent, token):
+    return {
+        "type": "DEBATE/TOKEN_RECEIVED",
+        "payload": {"debateId": "d1", "agent": agent, "token": token, "turn": turn, "seq": seq},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+def connected(status="running", last_seq=0):
+    return {
+        "type": "DEBATE/CONNECTED",
+        "payload": {"debateId": "d1", "status": status, "lastSeq": last_seq},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+def status_event(seq, status):
+    return {
+        "type": "DEBATE/STATUS_UPDATE",
+        "payload": {"debateId": "d1", "status": status, "seq": seq},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.add_init_script(FAKE_WEBSOCKET_JS)
+    route_app(page, {"/harness": "<!doctype html><title>harness</title><p>harness</p>"})
+    page.goto(f"{FAKE_ORIGIN}/harness")
+    yield page
+    context.close()
+
+
+def valid_token(minutes=15):
+    return make_jwt(time.time() + minutes * 60)
+
+
+def start(page, **opts):
+    opts.setdefault("access", valid_token())
+    page.evaluate(SETUP_JS, opts)
+
+
+def socket_count(page, n):
+    page.wait_for_function(f"FakeWebSocket.instances.length === {n}")
+
+
+def ws(page, index, call):
+    """Call a method of the index-th fake socket with JSON-able arguments."""
+    page.evaluate(f"FakeWebSocket.instances[{index}].{call}")
+
+
+def send(page, index, action):
+    page.evaluate("([i, a]) => FakeWebSocket.instances[i].message(a)", [index, action])
+
+
+def test_backoff_doubles_with_jitter_and_is_capped(page):
+    start(page)
+    delays = page.evaluate(
+        """() => [0, 1, 2, 3, 4, 10].map((n) => [
+            mod.backoffDelay(n, { minMs: 500, maxMs: 15000, random: () => 0 }),
+            mod.backoffDelay(n, { minMs: 500, maxMs: 15000, random: () => 0.999999 }),
+        ])"""
+    )
+    assert delays[0] == [250, 500]
+    assert delays[1] == [500, 1000]
+    assert delays[2] == [1000, 2000]
+    assert delays[3] == [2000, 4000]
+    assert delays[4] == [4000, 8000]
+    assert delays[5] == [7500, 15000]  # capped at maxMs
+
+
+def test_connects_with_token_then_resumes_with_last_seq_without_repeating_text(page):
+    access = valid_token()
+    start(page, access=access)
+    socket_count(page, 1)
+    first = page.evaluate("FakeWebSocket.instances[0].url")
+    assert first.startswith("ws://app.test/ws/debate/d1/?")
+    assert page.evaluate("FakeWebSocket.instances[0].params.get('token')") == access
+    assert page.evaluate("FakeWebSocket.instances[0].params.has('lastSeq')") is False
+
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    for seq, token in enumerate(["Rates ", "are ", "falling"], start=1):
+        send(page, 0, token_event(seq, 1, "bull", token))
+    assert page.evaluate("ds.state") == "live"
+    ws(page, 0, "serverClose(1006)")
+    socket_count(page, 2)
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "3"
+
+    ws(page, 1, "open()")
+    send(page, 1, connected(last_seq=4))
+    # The server replays an overlap: seq 2 and 3 must not be applied twice.
+    send(page, 1, token_event(2, 1, "bull", "are "))
+    send(page, 1, token_event(3, 1, "bull", "falling"))
+    send(page, 1, token_event(4, 1, "bull", " fast."))
+    assert page.evaluate("window.text['1:bull']") == "Rates are falling fast."
+    assert page.evaluate("ds.lastSeq") == 4
+    assert page.evaluate("window.states") == ["connecting", "live", "reconnecting", "live"]
+
+
+def test_sequence_gap_triggers_a_resume_from_the_last_applied_seq(page):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    send(page, 0, token_event(1, 1, "bull", "a"))
+    send(page, 0, token_event(3, 1, "bull", "c"))  # seq 2 went missing
+    socket_count(page, 2)
+    assert page.evaluate("FakeWebSocket.instances[0].closedByClient.code") == 4000
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "1"
+    assert page.evaluate("window.text['1:bull']") == "a"
+
+
+def test_not_found_stops_retrying(page):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    ws(page, 0, "serverClose(4004, 'not found')")
+    assert page.evaluate("ds.state") == "failed"
+    assert page.evaluate("ds._retryTimer") is None
+    assert page.evaluate("FakeWebSocket.instances.length") == 1
+
+
+def test_unauthorized_refreshes_once_then_reconnects(page):
+    start(page, nextAccess=valid_token(30))
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    ws(page, 0, "serverClose(4001, 'unauthorized')")
+    socket_count(page, 2)
+    assert page.evaluate("window.refreshes") == 1
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('token')") == page.evaluate(
+        "window.nextAccess"
+    )
+    # Refused again before any CONNECTED: the refresh did not help, so give up.
+    ws(page, 1, "open()")
+    ws(page, 1, "serverClose(4001, 'unauthorized')")
+    page.wait_for_function("ds.state === 'failed'")
+    assert page.evaluate("window.refreshes") == 1
+    assert page.evaluate("FakeWebSocket.instances.length") == 2
+
+
+def test_unauthorized_with_a_failed_refresh_stops(page):
+    start(page, nextAccess=None, hasCreds=False)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    ws(page, 0, "serverClose(4001, 'unauthorized')")
+    page.wait_for_function("ds.state === 'failed'")
+    assert page.evaluate("window.refreshes") == 1
+    assert page.evaluate("ds._retryTimer") is None
+
+
+def test_access_token_near_expiry_is_refreshed_before_connecting(page):
+    fresh = valid_token(15)
+    start(page, access=make_jwt(time.time() + 5), nextAccess=fresh)
+    socket_count(page, 1)
+    assert page.evaluate("window.refreshes") == 1
+    assert page.evaluate("FakeWebSocket.instances[0].params.get('token')") == fresh
+
+
+def test_silence_past_the_heartbeat_window_reconnects(page):
+    start(page, pingIntervalMs=40)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    send(page, 0, token_event(1, 1, "bear", "x"))
+    # No PING arrives: after 2.5 x 40 ms the client gives the link up and resumes.
+    page.wait_for_function("FakeWebSocket.instances.length >= 2")
+    assert page.evaluate("window.stale") >= 1
+    assert page.evaluate("FakeWebSocket.instances[0].closedByClient.code") == 4000
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "1"
+
+
+def test_rate_limited_waits_at_least_the_rate_limit_delay(page):
+    start(page, rateLimitedDelayMs=12345)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    ws(page, 0, "serverClose(4029, 'rate limited')")
+    assert page.evaluate("window.retries") == [12345]
+    assert page.evaluate("ds.state") == "reconnecting"
+
+
+def test_final_status_ends_the_stream_and_closes_the_socket(page):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    send(page, 0, token_event(1, 1, "bull", "done"))
+    send(page, 0, status_event(2, "completed"))
+    page.wait_for_function("ds.state === 'ended'")
+    assert page.evaluate("FakeWebSocket.instances[0].closedByClient.code") == 1000
+    assert page.evaluate("ds._retryTimer") is None
+
+
+def test_replay_of_a_finished_debate_waits_for_the_announced_last_seq(page):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected(status="completed", last_seq=2))
+    assert page.evaluate("ds.state") == "live"  # still replaying up to seq 2
+    send(page, 0, token_event(1, 1, "bull", "all"))
+    send(page, 0, status_event(2, "completed"))
+    page.wait_for_function("ds.state === 'ended'")
+    assert page.evaluate("window.text['1:bull']") == "all"
