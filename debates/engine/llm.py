@@ -1,0 +1,322 @@
+"""Chat models: the offline analyst (a real LangChain chat model that streams) and ChatOpenAI.
+
+The offline model reads the same prompt any model reads (the market data block, the quoted
+opponent argument, the transcript) and writes a data-grounded argument: it cites the snapshot's
+indicators with their numbers and, after the first turn, quotes the opponent's last point verbatim
+before rebutting it. Its output depends only on the prompt and its `seed` (the debate id), so a
+debate is reproducible. It streams word-ish tokens (a word plus its trailing space) through
+LangChain's normal streaming path, sleeping 1/tokens_per_s between tokens with asyncio.sleep.
+"""
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+
+from debates.engine import prompts
+
+TOKEN_PATTERN = re.compile(r"\S+\s*|\s+")
+SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
+MAX_QUOTE_CHARS = 220
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into word-ish tokens whose concatenation is exactly the text."""
+    return TOKEN_PATTERN.findall(text)
+
+
+def message_text(message: BaseMessage) -> str:
+    """The plain text of a message or chunk (text blocks joined; other blocks ignored)."""
+    content = message.content
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif isinstance(block, dict) and block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+    return "".join(parts)
+
+
+# --- Reading the prompt ---------------------------------------------------------------------------
+
+
+def _between(text: str, begin: str, end: str) -> str | None:
+    start = text.find(begin)
+    if start < 0:
+        return None
+    stop = text.find(end, start + len(begin))
+    if stop < 0:
+        return None
+    return text[start + len(begin) : stop].strip("\n")
+
+
+def read_brief(messages: list[BaseMessage]) -> dict:
+    """Extract role, turn, market data, the quoted opponent argument and transcript."""
+    text = "\n".join(message_text(m) for m in messages)
+    role = re.search(r"^ROLE: (\w+)$", text, re.MULTILINE)
+    turn = re.search(r"^TURN: (\d+) of (\d+)$", text, re.MULTILINE)
+    market_raw = _between(text, prompts.MARKET_BEGIN, prompts.MARKET_END)
+    if not role or not turn or market_raw is None:
+        raise ValueError("The offline analyst did not understand the prompt (no ROLE/TURN/market).")
+    asset = re.search(r"debate about (\S+) \(", text)
+    return {
+        "role": role.group(1),
+        "turn": int(turn.group(1)),
+        "max_turns": int(turn.group(2)),
+        "asset": asset.group(1) if asset else "the asset",
+        "market": json.loads(market_raw),
+        "opponent": _between(text, prompts.QUOTE_BEGIN, prompts.QUOTE_END),
+        "transcript": _between(text, prompts.TRANSCRIPT_BEGIN, prompts.TRANSCRIPT_END),
+    }
+
+
+def last_point(argument: str) -> str:
+    """The opponent's last data point (its last sentence with a number, else its last), verbatim."""
+    sentences = [s.strip() for s in SENTENCE_SPLIT.split(argument.strip()) if s.strip()]
+    with_data = [s for s in sentences if any(ch.isdigit() for ch in s)]
+    point = (with_data or sentences or [argument.strip()])[-1]
+    if len(point) > MAX_QUOTE_CHARS:
+        point = point[:MAX_QUOTE_CHARS].rstrip() + "…"
+    return point
+
+
+# --- Writing the argument -------------------------------------------------------------------------
+
+
+def _fmt_pct(value: float) -> str:
+    return f"{value:+.2f}%"
+
+
+def _fmt_price(value: float) -> str:
+    return f"{value:,.2f}" if value >= 1 else f"{value:.4f}"
+
+
+def market_signals(m: dict) -> list[tuple[int, str, str]]:
+    """(score, bull sentence, bear sentence) per indicator; score > 0 favours the bull."""
+    signals = []
+    c7, c24 = m["change_7d_pct"], m["change_24h_pct"]
+    signals.append(
+        (
+            1 if c7 > 0 else -1,
+            f"the 7-day change is {_fmt_pct(c7)} and the last 24 hours show {_fmt_pct(c24)}, "
+            + ("a trend buyers are driving" if c7 > 0 else "a pullback that offers a discount"),
+            f"the 7-day change is {_fmt_pct(c7)} and the last 24 hours show {_fmt_pct(c24)}, "
+            + ("a rally that looks stretched" if c7 > 0 else "a downtrend sellers still control"),
+        )
+    )
+    p50, s50 = m["price_vs_sma_50_pct"], m["sma_50"]
+    signals.append(
+        (
+            1 if p50 > 0 else -1,
+            f"price sits {_fmt_pct(p50)} against the SMA-50 of {_fmt_price(s50)}, "
+            + (
+                "confirming the medium-term uptrend"
+                if p50 > 0
+                else "so the upside to the mean is open"
+            ),
+            f"price sits {_fmt_pct(p50)} against the SMA-50 of {_fmt_price(s50)}, "
+            + (
+                "leaving room for a fall back to the mean"
+                if p50 > 0
+                else "so the medium-term trend is broken"
+            ),
+        )
+    )
+    p20, s20 = m["price_vs_sma_20_pct"], m["sma_20"]
+    signals.append(
+        (
+            1 if p20 > 0 else -1,
+            f"the last price of {_fmt_price(m['last_price'])} is {_fmt_pct(p20)} from the SMA-20 "
+            f"of {_fmt_price(s20)}",
+            f"the last price of {_fmt_price(m['last_price'])} is {_fmt_pct(p20)} from the SMA-20 "
+            f"of {_fmt_price(s20)}",
+        )
+    )
+    r = m["rsi_14"]
+    if r >= 70:
+        rsi_score, bull_rsi, bear_rsi = -1, "momentum is strong", "it is overbought"
+    elif r <= 30:
+        rsi_score, bull_rsi, bear_rsi = 1, "it is oversold and due a bounce", "momentum is weak"
+    else:
+        rsi_score = 1 if r >= 50 else -1
+        bull_rsi = "there is room to run before overbought territory"
+        bear_rsi = "momentum is fading" if r < 50 else "the move is already well advanced"
+    signals.append(
+        (rsi_score, f"RSI-14 reads {r:.1f}, so {bull_rsi}", f"RSI-14 reads {r:.1f}, so {bear_rsi}")
+    )
+    v, vol = m["volume_change_24h_pct"], m["volatility_24h_pct"]
+    signals.append(
+        (
+            1 if v > 0 else -1,
+            f"24-hour volume changed {v:+.1f}% against the day before"
+            + (", real participation" if v > 0 else ", so selling pressure is drying up"),
+            f"24-hour volume changed {v:+.1f}% against the day before"
+            + (", heavy distribution" if v > 0 else ", so buyers are not showing up"),
+        )
+    )
+    signals.append(
+        (
+            0,
+            f"hourly volatility of {vol:.3f}% keeps the risk measurable",
+            f"hourly volatility of {vol:.3f}% means a sharp move against you is one bad day away",
+        )
+    )
+    return signals
+
+
+OPENERS = {
+    "bull": ["I am bullish on {asset}: ", "The case for buying {asset} is in the numbers: "],
+    "bear": ["I am bearish on {asset}: ", "The data argues against {asset} right now: "],
+}
+REBUTTALS = {
+    "bull": [
+        'My opponent says "{quote}" But ',
+        'The bear claims "{quote}" That misreads the data, because ',
+    ],
+    "bear": [
+        'My opponent says "{quote}" But ',
+        'The bull claims "{quote}" That ignores the risk, because ',
+    ],
+}
+CLOSERS = {
+    "bull": ["The balance of evidence favours buying.", "That is a setup worth owning."],
+    "bear": ["The balance of evidence favours selling.", "That is a risk not worth taking."],
+}
+
+
+def write_argument(brief: dict, rng: random.Random) -> str:
+    """A bull or bear argument grounded in the brief's market data."""
+    role = brief["role"]
+    idx = 1 if role == "bull" else 2
+    signals = market_signals(brief["market"])
+    # Lead with the indicators that favour this side, then concede nothing.
+    ordered = sorted(signals, key=lambda s: -s[0] if role == "bull" else s[0])
+    picked = ordered[:2] + rng.sample(ordered[2:], 1)
+    parts = [s[idx] for s in picked]
+    if brief["opponent"]:
+        quote = last_point(brief["opponent"])
+        head = rng.choice(REBUTTALS[role]).format(quote=quote)
+        body = f"{parts[0]}; {parts[1]}. Also, {parts[2]}."
+    else:
+        head = rng.choice(OPENERS[role]).format(asset=brief["asset"])
+        body = f"{parts[0]}; {parts[1]}. Also, {parts[2]}."
+    return f"{head}{body} {rng.choice(CLOSERS[role])}"
+
+
+def write_verdict(brief: dict, rng: random.Random) -> str:
+    """The moderator's verdict in the format MODERATOR_SYSTEM asks for."""
+    signals = market_signals(brief["market"])
+    score = sum(s[0] for s in signals)
+    recommendation = "BUY" if score >= 2 else "SELL" if score <= -2 else "HOLD"
+    confidence = min(0.9, 0.5 + 0.08 * abs(score) + rng.uniform(0, 0.04))
+    strongest = max(signals, key=lambda s: abs(s[0]))
+    side = 1 if score >= 0 else 2
+    return (
+        f"RECOMMENDATION: {recommendation}\n"
+        f"CONFIDENCE: {confidence:.2f}\n"
+        f"RATIONALE: Across {len(signals)} indicators the net signal is {score:+d}; "
+        f"decisively, {strongest[side]}. "
+        + (
+            "The bull's case carries the debate."
+            if score >= 2
+            else "The bear's case carries the debate."
+            if score <= -2
+            else "Neither side made a decisive case, so waiting is prudent."
+        )
+    )
+
+
+class OfflineAnalystModel(BaseChatModel):
+    """A deterministic, data-driven analyst that streams its answer token by token."""
+
+    seed: str = ""
+    tokens_per_s: float = 40.0
+
+    @property
+    def _llm_type(self) -> str:
+        return "offline-analyst"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"seed": self.seed, "tokens_per_s": self.tokens_per_s}
+
+    def answer(self, messages: list[BaseMessage]) -> str:
+        """The full answer to a prompt (deterministic for a seed)."""
+        brief = read_brief(messages)
+        key = f"{self.seed}|{brief['asset']}|{brief['role']}|{brief['turn']}"
+        rng = random.Random(int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big"))
+        if brief["role"] == "moderator":
+            return write_verdict(brief, rng)
+        return write_argument(brief, rng)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        message = AIMessage(
+            content=self.answer(messages), response_metadata={"finish_reason": "stop"}
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
+        tokens = tokenize(self.answer(messages))
+        for i, token in enumerate(tokens):
+            info = {"finish_reason": "stop"} if i == len(tokens) - 1 else None
+            yield ChatGenerationChunk(message=AIMessageChunk(content=token), generation_info=info)
+
+    def _stream(
+        self, messages, stop=None, run_manager=None, **kwargs
+    ) -> Iterator[ChatGenerationChunk]:
+        delay = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
+        for i, chunk in enumerate(self._chunks(messages)):
+            if i and delay:
+                time.sleep(delay)
+            yield chunk
+
+    async def _astream(
+        self, messages, stop=None, run_manager=None, **kwargs
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        delay = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
+        for i, chunk in enumerate(self._chunks(messages)):
+            if i:
+                # sleep(0) still yields to the loop, so a fast debate never starves it.
+                await asyncio.sleep(delay)
+            yield chunk
+
+
+def build_llm(
+    kind: str,
+    *,
+    seed: str = "",
+    tokens_per_s: float = 40.0,
+    api_key: str = "",
+    base_url: str = "",
+    model: str = "gpt-4o-mini",
+    timeout: float = 30.0,
+    max_retries: int = 2,
+) -> BaseChatModel:
+    """The chat model for a DEBATE_LLM value ('offline' or 'openai')."""
+    if kind == "offline":
+        return OfflineAnalystModel(seed=seed, tokens_per_s=tokens_per_s)
+    if kind == "openai":
+        from langchain_openai import ChatOpenAI
+
+        if not api_key and not base_url:
+            raise ValueError("DEBATE_LLM=openai needs OPENAI_API_KEY (or an OPENAI_BASE_URL).")
+        return ChatOpenAI(
+            streaming=True,
+            # Local OpenAI-compatible servers (vLLM, Ollama, llama.cpp) accept any key.
+            api_key=api_key or "not-needed",
+            base_url=base_url or None,
+            model=model,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+    raise ValueError(f"Unknown DEBATE_LLM {kind!r} (use 'offline' or 'openai').")
