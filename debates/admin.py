@@ -129,3 +129,13 @@ class ViewerAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    actions = ["disconnect_viewers"]
+
+    @admin.action(description="Disconnect selected viewers")
+    def disconnect_viewers(self, request, queryset) -> None:
+        """Close the selected live sockets, whichever daphne process holds them."""
+        from streaming.control import disconnect_viewers
+
+        count = disconnect_viewers(queryset.filter(disconnected_at__isnull=True))
+        self.message_user(request, f"Asked {count} live viewer(s) to disconnect.")
