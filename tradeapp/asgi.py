@@ -11,11 +11,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from streaming.auth import JwtQueryAuthMiddleware  # noqa: E402
+from streaming.redaction import patch_daphne_access_log  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
+# daphne's access log prints the request path with its query string (?token=...).
+patch_daphne_access_log()
+
+# Origin is checked by the consumer (accept, DEBATE/ERROR, close 4003) so browsers see a code.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "websocket": JwtQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )

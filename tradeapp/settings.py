@@ -211,6 +211,7 @@ WS_TRUSTED_PROXIES = env_int("WS_TRUSTED_PROXIES", 0)
 WS_PING_INTERVAL_S = env_float("WS_PING_INTERVAL_S", 30.0)
 EVENT_LOG_TTL_S = env_int("EVENT_LOG_TTL_S", 3600)
 TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
+STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 
 # --- Security (production) ----------------------------------------------------------------------
@@ -235,8 +236,14 @@ LOGGING = {
     # Keep daphne's and Django's own loggers alive (DESIGN §4b).
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # Tokens travel in WebSocket query strings: redact them on every handler.
+    "filters": {"redact_tokens": {"()": "streaming.redaction.RedactTokenFilter"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_tokens"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

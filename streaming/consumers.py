@@ -1,0 +1,264 @@
+"""The debate WebSocket consumer: checks, catch-up from the event log, then live events.
+
+Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004); then the
+viewer row, the hub subscription (live events are buffered from here on), ``DEBATE/CONNECTED``,
+the catch-up (every logged event after ``?lastSeq=N``, or from seq 1; a finished debate whose
+log expired is synthesised from the database, see streaming.replay), the buffered live events
+with seq above the last one sent, and live events. An unexpected failure closes 4500 with a
+logged trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from debates.models import Debate
+from streaming import metrics, protocol, services
+from streaming.auth import query_params
+from streaming.eventlog import get_event_log
+from streaming.fanout import get_hub
+from streaming.protocol import Close
+from streaming.ratelimit import allow_connection, client_ip
+from streaming.replay import synthesise_events
+
+logger = logging.getLogger(__name__)
+
+# Handlers that never touch the database skip Channels' per-message aclose_old_connections().
+_NO_DB_HANDLERS = frozenset({"websocket.receive", "viewer.disconnect"})
+
+
+def origin_allowed(scope) -> bool:
+    """True when the handshake's Origin is in WS_ALLOWED_ORIGINS (missing or "null": False)."""
+    origins = [v for k, v in scope.get("headers", []) if k.lower() == b"origin"]
+    if len(origins) != 1:
+        return False
+    origin = origins[0].decode("latin-1").strip().rstrip("/").lower()
+    if not origin or origin == "null":
+        return False
+    allowed = {o.strip().rstrip("/").lower() for o in settings.WS_ALLOWED_ORIGINS}
+    return origin in allowed
+
+
+def _get_debate(raw_id: str) -> Debate | None:
+    try:
+        debate_id = uuid.UUID(str(raw_id))
+    except ValueError:
+        return None
+    return Debate.objects.filter(pk=debate_id).first()
+
+
+def _parse_last_seq(raw: str | None) -> int | None:
+    if raw is None or not raw.isdigit() or len(raw) > 12:
+        return None
+    return int(raw)
+
+
+class DebateConsumer(AsyncJsonWebsocketConsumer):
+    """One viewer of one debate at /ws/debate/<id>/."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.debate_id: str | None = None
+        self.viewer_id: int | None = None
+        self.live = False
+        self.closed = False
+        self.last_sent = 0
+        self.buffer: list[tuple[int, str]] = []
+        self.bad_frames = 0
+        self._joined = False
+        self._counted = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._cleaned = False
+
+    async def __call__(self, scope, receive, send):
+        """Run the consumer; clean up however it ends (daphne may cancel it on SIGTERM)."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
+
+    async def dispatch(self, message):
+        """Called for every message; skips the DB-connection cleanup for DB-free handlers."""
+        if message["type"] in _NO_DB_HANDLERS:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
+
+    # --- connect -----------------------------------------------------------------------------
+
+    async def connect(self):
+        """Called when the handshake arrives: accept, check, then stream."""
+        await self.accept()
+        try:
+            await self._open()
+        except Exception:
+            logger.exception("debate socket setup failed")
+            await self.refuse(Close.INTERNAL)
+
+    async def _open(self) -> None:
+        ip = client_ip(self.scope)
+        if not await allow_connection(ip or "unknown"):
+            return await self.refuse(Close.RATE_LIMITED)
+        if not origin_allowed(self.scope):
+            return await self.refuse(Close.ORIGIN_NOT_ALLOWED)
+        auth = self.scope.get("auth")
+        if auth is None or not auth.ok:
+            return await self.refuse(Close.UNAUTHORIZED)
+        raw_id = self.scope.get("url_route", {}).get("kwargs", {}).get("debate_id", "")
+        debate = await database_sync_to_async(_get_debate)(raw_id)
+        if debate is None:
+            return await self.refuse(Close.NOT_FOUND)
+        self.debate_id = str(debate.id)
+
+        viewer = await database_sync_to_async(services.viewer_open)(
+            debate=debate,
+            user=self.scope.get("user"),
+            channel_name=getattr(self, "channel_name", ""),
+            client_ip=ip,
+        )
+        self.viewer_id = viewer.pk
+        metrics.ACTIVE_CONNECTIONS.inc()
+        self._counted = True
+        await services.viewers_keepalive([viewer.pk])
+        self._schedule_expiry(auth.expires_at)
+
+        last_seq = _parse_last_seq(query_params(self.scope).get("lastSeq"))
+        if last_seq is not None:
+            metrics.RECONNECTIONS.inc()
+        self.last_sent = last_seq or 0
+
+        # The seam: subscribe (live events buffer from now) BEFORE reading the log.
+        await get_hub().join(self.debate_id, self)
+        self._joined = True
+        log = get_event_log()
+        latest = await log.last_seq(self.debate_id)
+        synthesised = None
+        if latest == 0:
+            debate = await database_sync_to_async(Debate.objects.get)(pk=debate.pk)
+            synthesised = await database_sync_to_async(synthesise_events)(debate)
+            latest = synthesised[-1][0] if synthesised else 0
+        viewers = await database_sync_to_async(services.live_viewer_count)(debate_id=self.debate_id)
+        await self._send_text(
+            protocol.encode(protocol.connected(self.debate_id, debate.status, latest, viewers))
+        )
+        if synthesised is not None:
+            events = [e for e in synthesised if e[0] > self.last_sent]
+        else:
+            events = await log.read_after(self.debate_id, self.last_sent)
+        for seq, text in events:
+            if seq > self.last_sent:
+                self.last_sent = seq
+                await self._send_text(text)
+        await self._go_live()
+
+    async def _go_live(self) -> None:
+        while self.buffer:
+            pending, self.buffer = self.buffer, []
+            for seq, text in pending:
+                if seq > self.last_sent and not self.closed:
+                    self.last_sent = seq
+                    await self._send_text(text)
+        self.live = True  # no await since the buffer was seen empty
+
+    def _schedule_expiry(self, expires_at: float | None) -> None:
+        if expires_at is None:
+            return
+        delay = max(expires_at - time.time(), 0.0)
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(
+            delay, lambda: loop.create_task(self.refuse(Close.UNAUTHORIZED, "The token expired."))
+        )
+
+    # --- sending -----------------------------------------------------------------------------
+
+    async def _send_text(self, text: str) -> None:
+        await self.base_send({"type": "websocket.send", "text": text})
+        metrics.MESSAGES_SENT.inc()
+
+    async def deliver(self, seq: int, text: str) -> bool:
+        """Called by the hub with a live event's text; True when it was sent now."""
+        if self.closed:
+            return False
+        if not self.live:
+            self.buffer.append((seq, text))
+            return False
+        if seq <= self.last_sent:
+            return False
+        self.last_sent = seq
+        await self.base_send({"type": "websocket.send", "text": text})
+        return True
+
+    async def send_heartbeat(self, text: str) -> bool:
+        """Called by the hub's tick with DEBATE/PING's text."""
+        if self.closed or not self.live:
+            return False
+        await self.base_send({"type": "websocket.send", "text": text})
+        return True
+
+    async def send_error(self, code: int, message: str | None = None, reason: str | None = None):
+        """Send DEBATE/ERROR without closing."""
+        metrics.ERRORS.labels(code=str(int(code))).inc()
+        await self._send_text(protocol.encode(protocol.error(code, message, reason)))
+
+    async def refuse(self, code: int, message: str | None = None) -> None:
+        """Send DEBATE/ERROR then close with the code (once)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.send_error(code, message)
+            await self.close(code=int(code))
+        except Exception:
+            logger.debug("closing an already closed socket", exc_info=True)
+
+    # --- client frames and control messages --------------------------------------------------
+
+    async def websocket_receive(self, message):
+        """Called with each client frame: accept PING/PONG, answer anything else with ERROR."""
+        if self.closed:
+            return
+        try:
+            content = protocol.decode_client_frame(message.get("text"), message.get("bytes"))
+        except protocol.ClientFrameError as exc:
+            self.bad_frames += 1
+            if self.bad_frames > protocol.MAX_BAD_FRAMES:
+                await self.refuse(Close.POLICY_VIOLATION)
+            else:
+                await self.send_error(Close.BAD_FRAME, exc.message, exc.reason)
+            return
+        if content["type"] == protocol.PING:
+            await self._send_text(protocol.encode(protocol.pong()))
+
+    async def viewer_disconnect(self, message):
+        """Called when an operator disconnects this viewer (admin action)."""
+        await self.refuse(Close.OPERATOR_DISCONNECT)
+
+    async def disconnect(self, code):
+        """Called when the socket closes."""
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if self._cleaned:
+            return
+        self._cleaned = True
+        self.closed = True
+        if self._expiry is not None:
+            self._expiry.cancel()
+        try:
+            if self._joined:
+                await get_hub().leave(self.debate_id, self)
+        except Exception:
+            logger.warning("leaving the hub failed", exc_info=True)
+        if self._counted:
+            metrics.ACTIVE_CONNECTIONS.dec()
+        if self.viewer_id is not None:
+            try:
+                await database_sync_to_async(services.viewer_close)(viewer_id=self.viewer_id)
+            except Exception:
+                logger.warning("closing viewer %s failed", self.viewer_id, exc_info=True)

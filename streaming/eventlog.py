@@ -1,0 +1,115 @@
+"""The per-debate event log: assigns seq 1, 2, 3, ... and keeps every event's text for resume.
+
+With REDIS_URL: one Lua script INCRs the debate's seq key and XADDs the event text under the
+stream ID ``<seq>-0``, so two processes can never share a seq and the stream is ordered by seq;
+both keys get EVENT_LOG_TTL_S (refreshed on every append). Without Redis: a dict in this process.
+"""
+
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from streaming import backends
+
+READ_PAGE = 1000
+
+_APPEND_LUA = """
+local seq = redis.call('INCR', KEYS[1])
+local text = ARGV[1] .. seq .. ARGV[2]
+redis.call('XADD', KEYS[2], seq .. '-0', 't', text)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return {seq, text}
+"""
+
+
+def _ttl() -> int:
+    return int(settings.EVENT_LOG_TTL_S)
+
+
+class RedisEventLog:
+    """The event log in a Redis Stream per debate, shared by every process."""
+
+    async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
+        """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
+        client = backends.redis_client()
+        script = client.register_script(_APPEND_LUA)
+        seq, text = await script(
+            keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
+            args=[head, tail, _ttl()],
+        )
+        return int(seq), text.decode() if isinstance(text, bytes) else text
+
+    async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
+        """Every stored event with seq > after_seq, in order."""
+        client = backends.redis_client()
+        stream = backends.key("log", debate_id)
+        out: list[tuple[int, str]] = []
+        start = f"{after_seq + 1}-0"
+        while True:
+            entries = await client.xrange(stream, min=start, max="+", count=READ_PAGE)
+            for entry_id, fields in entries:
+                seq = int(entry_id.split(b"-")[0])
+                out.append((seq, fields[b"t"].decode()))
+            if len(entries) < READ_PAGE:
+                return out
+            start = f"{out[-1][0] + 1}-0"
+
+    async def last_seq(self, debate_id) -> int:
+        """The newest seq of the debate, 0 when none is logged (or the log expired)."""
+        value = await backends.redis_client().get(backends.key("seq", debate_id))
+        return int(value) if value else 0
+
+
+@dataclass
+class _MemoryLog:
+    events: list[tuple[int, str]] = field(default_factory=list)
+    expires_at: float = 0.0
+
+
+class MemoryEventLog:
+    """The event log in this process (no REDIS_URL): one process serves every viewer."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, _MemoryLog] = {}
+
+    def _get(self, debate_id) -> _MemoryLog | None:
+        log = self._logs.get(backends.key(debate_id))
+        if log is not None and log.expires_at < time.monotonic():
+            del self._logs[backends.key(debate_id)]
+            return None
+        return log
+
+    async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
+        """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
+        log = self._get(debate_id)
+        if log is None:
+            log = self._logs[backends.key(debate_id)] = _MemoryLog()
+        seq = (log.events[-1][0] if log.events else 0) + 1
+        text = f"{head}{seq}{tail}"
+        log.events.append((seq, text))
+        log.expires_at = time.monotonic() + _ttl()
+        return seq, text
+
+    async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
+        """Every stored event with seq > after_seq, in order."""
+        log = self._get(debate_id)
+        if log is None:
+            return []
+        # seq n sits at index n - 1 (seqs start at 1, without gaps).
+        return list(log.events[max(after_seq, 0) :])
+
+    async def last_seq(self, debate_id) -> int:
+        """The newest seq of the debate, 0 when none is logged (or the log expired)."""
+        log = self._get(debate_id)
+        return log.events[-1][0] if log and log.events else 0
+
+
+_redis_log = RedisEventLog()
+_memory_log = MemoryEventLog()
+
+
+def get_event_log() -> RedisEventLog | MemoryEventLog:
+    """The event log for the current settings."""
+    return _redis_log if backends.redis_url() else _memory_log

@@ -1,0 +1,252 @@
+"""The per-process fan-out hub: one channel-layer subscription per debate, local delivery.
+
+Plain Channels sends every event through the channel layer once per viewer and runs
+``aclose_old_connections`` (a thread hop) before each handler (DESIGN §4). Instead, each
+process has one hub per event loop with one channel of its own; the hub joins the group
+``debate.<id>`` while at least one local viewer watches that debate, receives each event once
+(its JSON text already encoded by the publisher), and writes the same text to each local
+consumer's ASGI send. Consumers stay ``AsyncJsonWebsocketConsumer``s: they register with the hub
+on connect and leave it on disconnect.
+
+Exactness: the hub remembers the newest seq it delivered per debate. A received event whose
+seq skips ahead (the pub/sub layer drops messages while it reconnects to Redis) makes the hub
+read the missing events from the event log first; a periodic tick also compares with the log's
+newest seq, so a lost last event is repaired too. Consumers drop anything with seq <= the last
+seq they sent.
+
+The same tick sends ``DEBATE/PING`` to every live local viewer and keeps the viewer liveness
+keys used by the stale-viewer sweep (see streaming.services).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+import weakref
+from datetime import datetime
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from streaming import metrics, protocol, services
+from streaming.eventlog import get_event_log
+
+logger = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 5.0
+PROCESS_STARTED_AT = time.time()
+
+
+def _epoch_of(timestamp: str) -> float | None:
+    try:
+        return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return None
+
+
+class _Debate:
+    """The hub's state for one debate watched from this process."""
+
+    def __init__(self) -> None:
+        self.members: set = set()
+        self.subscribed = False
+        self.last_seq = 0
+        self.lock = asyncio.Lock()  # subscribe/unsubscribe transitions
+        self.deliver_lock = asyncio.Lock()  # one fan-out at a time, in seq order
+
+
+class Hub:
+    """Per-process, per-event-loop fan-out of debate events to local consumers."""
+
+    def __init__(self) -> None:
+        self.layer = get_channel_layer()
+        self.channel: str | None = None
+        self.debates: dict[str, _Debate] = {}
+        self._probes: dict[str, asyncio.Future] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._start_lock = asyncio.Lock()
+        self.started_at = PROCESS_STARTED_AT
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self.channel is not None:
+            return
+        async with self._start_lock:
+            if self.channel is None:
+                channel = await self.layer.new_channel("hub.")
+                self._tasks = [
+                    asyncio.create_task(self._receive_loop(channel), name="hub-receive"),
+                    asyncio.create_task(self._tick_loop(), name="hub-tick"),
+                ]
+                self.channel = channel
+
+    async def close(self) -> None:
+        """Stop the hub's tasks (tests and shutdown)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self.channel = None
+
+    # --- membership --------------------------------------------------------------------------
+
+    async def join(self, debate_id: str, consumer) -> None:
+        """Add a local consumer; returns once this process receives the debate's events."""
+        await self._ensure_started()
+        state = self.debates.setdefault(debate_id, _Debate())
+        async with state.lock:
+            state.members.add(consumer)
+            if not state.subscribed:
+                await self.layer.group_add(protocol.group_name(debate_id), self.channel)
+                await self._probe(debate_id)
+                state.last_seq = await get_event_log().last_seq(debate_id)
+                state.subscribed = True
+
+    async def leave(self, debate_id: str, consumer) -> None:
+        """Remove a local consumer; the last one out unsubscribes the process."""
+        state = self.debates.get(debate_id)
+        if state is None:
+            return
+        async with state.lock:
+            state.members.discard(consumer)
+            if not state.members and state.subscribed:
+                state.subscribed = False
+                if self.channel is not None:
+                    await self.layer.group_discard(protocol.group_name(debate_id), self.channel)
+            if not state.members and not state.subscribed:
+                self.debates.pop(debate_id, None)
+
+    async def _probe(self, debate_id: str) -> None:
+        # SUBSCRIBE is not acknowledged by the layer: wait until our own probe comes back, so
+        # the caller's later log read cannot miss an event published in between.
+        nonce = uuid.uuid4().hex
+        future = asyncio.get_running_loop().create_future()
+        self._probes[nonce] = future
+        try:
+            await self.layer.group_send(
+                protocol.group_name(debate_id), {"type": "hub.probe", "nonce": nonce}
+            )
+            await asyncio.wait_for(future, PROBE_TIMEOUT_S)
+        except TimeoutError:
+            logger.warning("hub subscription probe for %s timed out", debate_id)
+        finally:
+            self._probes.pop(nonce, None)
+
+    # --- delivery ----------------------------------------------------------------------------
+
+    async def _receive_loop(self, channel: str) -> None:
+        while True:
+            try:
+                message = await self.layer.receive(channel)
+                kind = message.get("type")
+                if kind == "debate.event":
+                    await self._on_event(message)
+                elif kind == "hub.probe":
+                    future = self._probes.get(message.get("nonce"))
+                    if future is not None and not future.done():
+                        future.set_result(True)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub receive loop error")
+                await asyncio.sleep(0.5)
+
+    async def _on_event(self, message: dict) -> None:
+        debate_id = message["debate"]
+        state = self.debates.get(debate_id)
+        if state is None or not state.subscribed:
+            return
+        async with state.deliver_lock:
+            seq = message["seq"]
+            if seq <= state.last_seq:
+                return
+            if seq > state.last_seq + 1:
+                await self._repair(debate_id, state, upto=seq - 1)
+            await self._fan_out(debate_id, state, seq, message["text"], message.get("ts"))
+
+    async def _repair(self, debate_id: str, state: _Debate, upto: int | None = None) -> None:
+        missing = await get_event_log().read_after(debate_id, state.last_seq)
+        if missing:
+            logger.info("hub repaired %d missed events of %s", len(missing), debate_id)
+        for seq, text in missing:
+            if upto is not None and seq > upto:
+                break
+            if seq > state.last_seq:
+                await self._fan_out(debate_id, state, seq, text, None)
+
+    async def _fan_out(self, debate_id, state: _Debate, seq: int, text: str, ts) -> None:
+        state.last_seq = seq
+        sent = 0
+        for consumer in list(state.members):
+            try:
+                if await consumer.deliver(seq, text):
+                    sent += 1
+            except Exception:
+                logger.debug("delivery to a viewer of %s failed", debate_id, exc_info=True)
+        if sent:
+            metrics.MESSAGES_SENT.inc(sent)
+            if ts:
+                metrics.EVENT_SEND_LATENCY.observe(max(0.0, time.time() - ts))
+
+    async def _tick_loop(self) -> None:
+        interval = float(settings.WS_PING_INTERVAL_S)
+        try:
+            # Start-up sweep: rows a killed process left open (SIGTERM may skip disconnect).
+            await services.viewer_sweep_stale(local_ids=set(), process_started_at=self.started_at)
+        except Exception:
+            logger.exception("start-up viewer sweep failed")
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("hub tick failed")
+
+    async def tick(self) -> None:
+        """Heartbeat every live local viewer, repair lost tail events, sweep stale viewers."""
+        text = protocol.encode(protocol.ping())
+        sent = 0
+        viewer_ids = []
+        for debate_id, state in list(self.debates.items()):
+            for consumer in list(state.members):
+                viewer_ids.append(consumer.viewer_id)
+                try:
+                    if await consumer.send_heartbeat(text):
+                        sent += 1
+                except Exception:
+                    logger.debug("heartbeat to a viewer of %s failed", debate_id, exc_info=True)
+            if state.subscribed:
+                latest = await get_event_log().last_seq(debate_id)
+                if latest > state.last_seq:
+                    async with state.deliver_lock:
+                        await self._repair(debate_id, state)
+        if sent:
+            metrics.MESSAGES_SENT.inc(sent)
+        local_ids = {v for v in viewer_ids if v is not None}
+        await services.viewers_keepalive(local_ids)
+        await services.viewer_sweep_stale(local_ids=local_ids, process_started_at=self.started_at)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+async def close_hub() -> None:
+    """Stop and forget the running loop's hub (tests)."""
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.close()

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the streaming layer and the /metrics view.
+
+With several daphne processes set PROMETHEUS_MULTIPROC_DIR (wiped by whoever starts the
+processes); the view then aggregates every process's files, gauges with ``livesum``.
+"""
+
+import os
+
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+ACTIVE_CONNECTIONS = Gauge(
+    "ws_active_connections",
+    "Open debate WebSockets that passed every check.",
+    multiprocess_mode="livesum",
+)
+MESSAGES_SENT = Counter("ws_messages_sent", "Frames sent to viewers (events, pings, replies).")
+RECONNECTIONS = Counter("ws_reconnections", "Connections that resumed with lastSeq.")
+ERRORS = Counter("ws_errors", "DEBATE/ERROR frames sent, by code.", ["code"])
+EVENT_SEND_LATENCY = Histogram(
+    "ws_event_send_latency_seconds",
+    "From an event's creation to its delivery to the last local viewer (per event, per process).",
+    buckets=LATENCY_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "debate_time_to_first_token_seconds",
+    "From a debate's STATUS_UPDATE running to its first published token.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus text of this process, or of every process in multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

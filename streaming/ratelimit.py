@@ -1,0 +1,70 @@
+"""New-connection rate limit per client IP (WS_RATE_LIMIT, "10/minute" by default).
+
+Backed by the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
+every process) when REDIS_URL is set, MemoryStorage in this process otherwise.
+"""
+
+import asyncio
+import ipaddress
+import logging
+import weakref
+
+from django.conf import settings
+from limits import parse
+from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from streaming import backends
+
+logger = logging.getLogger(__name__)
+
+_limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _storage_uri(url: str) -> str:
+    return "async+" + url if not url.startswith("async+") else url
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    per_loop = _limiters.setdefault(asyncio.get_running_loop(), {})
+    url = backends.redis_url()
+    cache_key = (url, backends.key("ratelimit"))
+    limiter = per_loop.get(cache_key)
+    if limiter is None:
+        if url:
+            storage = RedisStorage(
+                _storage_uri(url), implementation="redispy", key_prefix=backends.key("ratelimit")
+            )
+        else:
+            storage = MemoryStorage()
+        limiter = per_loop[cache_key] = MovingWindowRateLimiter(storage)
+    return limiter
+
+
+async def allow_connection(client_ip: str) -> bool:
+    """Count one new connection from the IP; False when it is over the limit."""
+    return await _limiter().hit(parse(settings.WS_RATE_LIMIT), "ws-connect", client_ip)
+
+
+def _header(scope, name: bytes) -> str:
+    values = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == name]
+    return ",".join(values)
+
+
+def client_ip(scope) -> str | None:
+    """The client's IP: the socket peer, or the Nth-from-right X-Forwarded-For entry when
+    WS_TRUSTED_PROXIES = N > 0 (fewer entries than N: the socket peer)."""
+    client = scope.get("client")
+    peer = client[0] if client else None
+    trusted = int(settings.WS_TRUSTED_PROXIES)
+    if trusted > 0:
+        entries = [e.strip() for e in _header(scope, b"x-forwarded-for").split(",") if e.strip()]
+        if len(entries) >= trusted:
+            candidate = entries[-trusted]
+            try:
+                return str(ipaddress.ip_address(candidate))
+            except ValueError:
+                logger.warning("ignoring a malformed X-Forwarded-For entry")
+    return peer
