@@ -1,13 +1,20 @@
 """REST views for debates: thin wrappers over services and selectors."""
 
-from drf_spectacular.utils import extend_schema
+import uuid
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from debates import selectors, services
 from debates.filters import DebateFilter
-from debates.serializers import DebateCreateSerializer, DebateSerializer
+from debates.models import Debate
+from debates.serializers import DebateCreateSerializer, DebateSerializer, DebateStateSerializer
 
 
 class DebateListCreateApi(generics.ListAPIView):
@@ -24,7 +31,11 @@ class DebateListCreateApi(generics.ListAPIView):
         """Create a pending debate."""
         serializer = DebateCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        debate = services.debate_create(created_by=request.user, **serializer.validated_data)
+        try:
+            debate = services.debate_create(created_by=request.user, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            raise ValidationError(detail) from None
         debate = selectors.debate_list().get(pk=debate.pk)
         return Response(DebateSerializer(debate).data, status=status.HTTP_201_CREATED)
 
@@ -36,3 +47,47 @@ class DebateDetailApi(generics.RetrieveAPIView):
 
     def get_queryset(self):
         return selectors.debate_list()
+
+
+def _debate_or_404(pk: str) -> Debate:
+    """The debate with this id; 404 for an unknown or malformed id."""
+    try:
+        return Debate.objects.get(pk=uuid.UUID(str(pk)))
+    except (ValueError, Debate.DoesNotExist):
+        raise Http404("No such debate.") from None
+
+
+CONTROL_RESPONSES = {
+    202: DebateStateSerializer,
+    403: OpenApiResponse(description="Only the creator or staff may do this."),
+    404: OpenApiResponse(description="Unknown debate."),
+    409: OpenApiResponse(description="The debate is not in a state that allows this."),
+}
+
+
+class DebateStartApi(APIView):
+    """Start a pending debate: its runner streams it live."""
+
+    @extend_schema(request=None, responses=CONTROL_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Claim the debate and launch its runner (202), or 409 if it is not pending."""
+        try:
+            debate = services.debate_start(debate=_debate_or_404(pk), user=request.user)
+        except services.DebateStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class DebateCancelApi(APIView):
+    """Cancel a pending or running debate."""
+
+    @extend_schema(request=None, responses=CONTROL_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Cancel the debate (202), or 409 if it has already finished."""
+        try:
+            debate = services.debate_cancel(debate=_debate_or_404(pk), user=request.user)
+        except services.DebateStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)

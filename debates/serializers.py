@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
-from debates.validators import ASSET_HELP, normalise_asset
+from debates.validators import ASSET_HELP
 
 
 class ArgumentSerializer(serializers.ModelSerializer):
@@ -69,9 +69,11 @@ class DebateCreateSerializer(serializers.Serializer):
     )
 
     def validate_asset(self, value: str) -> str:
-        """Normalise to an upper-case ticker."""
+        """Normalise to an upper-case ticker the market data provider supports."""
+        from debates.services import validate_supported_asset
+
         try:
-            return normalise_asset(value)
+            return validate_supported_asset(value)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
 

@@ -9,4 +9,6 @@ app_name = "debates"
 urlpatterns = [
     path("debates/", api.DebateListCreateApi.as_view(), name="debate-list"),
     path("debates/<str:pk>/", api.DebateDetailApi.as_view(), name="debate-detail"),
+    path("debates/<str:pk>/start/", api.DebateStartApi.as_view(), name="debate-start"),
+    path("debates/<str:pk>/cancel/", api.DebateCancelApi.as_view(), name="debate-cancel"),
 ]

@@ -1,0 +1,509 @@
+"""Celery-free debate runner: one asyncio task per debate, in the process that claimed it.
+
+Getting onto the event loop. DRF 3.18 has no async views, so start/cancel are sync views; under
+daphne Django runs them in asgiref's SyncToAsync thread, where `async_to_sync` runs a coroutine on
+the server's own event loop. `launch()` uses that (public asgiref behaviour) to find the loop: it
+runs a one-line coroutine through `async_to_sync` and gets back the loop it ran on. If that loop is
+still running it is the server loop, and the debate is scheduled there with
+`asyncio.run_coroutine_threadsafe`, so it shares the loop with the WebSocket consumers and the
+in-memory channel layer. If it is not (a WSGI server, the sync test client, a shell), asgiref made
+a throwaway loop, so the debate goes to one daemon thread running this process's fallback loop
+instead. From async code (run_debate, async tests) `launch()` just creates a task. Every task is
+kept in `_tasks` until it ends so it is never garbage-collected mid-debate.
+
+Cancel signal. The DB status is the source of truth: `debate_cancel` sets it first. The runner
+then hears it (1) at once if it runs in this process (`signal_cancel` calls `request_stop`
+thread-safely), (2) within a token from another process through the channel-layer group
+`debate-control.<id>` that every run listens to, and (3) at worst at its next heartbeat or
+argument save, both of which only write while the row is still `running` with this runner's id.
+The run task is then cancelled where it is, mid-token: the partial argument is dropped (its tokens
+were streamed, but no Argument row and no ARGUMENT_COMPLETE are written), and the last event is
+STATUS_UPDATE cancelled.
+
+Failures. Any exception ends the debate `failed` with a short error (no stack) and a final
+STATUS_UPDATE; finished arguments stay saved. A process that dies leaves a stale heartbeat:
+`debates.services.recover_stale_debates` (run by `manage.py recover_debates` and every
+DEBATE_STALE_AFTER_S by the janitor the first start in a serving process schedules) re-claims the
+debate and resumes it after its last saved argument; the graph state is rebuilt from the saved
+Arguments and the stored market context, and the publisher keeps the event seq going.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from debates.engine.graph import build_graph
+from debates.engine.llm import build_llm, message_text
+from debates.engine.market import MarketDataError, get_provider
+from debates.engine.nodes import IncompleteResponseError
+from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
+from debates.models import Argument, Debate, DebateStatus
+from streaming import protocol
+from streaming.publisher import publish_event
+
+logger = logging.getLogger(__name__)
+
+PROCESS_RUNNER_ID = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+CONTROL_MESSAGE_TYPE = "debate.control"
+MAX_ERROR_CHARS = 300
+
+Observer = Callable[[str, dict], None]
+
+_runs: dict[str, "DebateRun"] = {}
+_tasks: set[asyncio.Task] = set()
+_futures: dict[str, concurrent.futures.Future] = {}
+_lock = threading.Lock()
+_fallback_loop: asyncio.AbstractEventLoop | None = None
+_janitor_loops: set[int] = set()
+
+
+def control_group(debate_id) -> str:
+    """The channel-layer group a running debate listens to for control messages."""
+    return f"debate-control.{debate_id}"
+
+
+class StopRun(Exception):
+    """The run must stop because its row is no longer `running` under this runner."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, stack-free description of why a debate failed."""
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai ships with langchain-openai
+        openai = None
+    if openai is not None:
+        if isinstance(exc, openai.APITimeoutError):
+            return "LLM request timed out."
+        if isinstance(exc, openai.APIStatusError):
+            return f"LLM endpoint returned HTTP {exc.status_code}."
+        if isinstance(exc, openai.APIConnectionError):
+            return "LLM connection failed or was closed mid-stream."
+    if isinstance(exc, httpx.TimeoutException):
+        return "LLM request timed out."
+    if isinstance(exc, httpx.TransportError):
+        return f"LLM connection failed or was closed mid-stream ({type(exc).__name__})."
+    if isinstance(exc, json.JSONDecodeError):
+        return "LLM sent a malformed stream chunk (invalid JSON)."
+    if isinstance(exc, IncompleteResponseError):
+        return f"LLM answer incomplete: {exc}"
+    if isinstance(exc, MarketDataError):
+        return f"Market data unavailable: {exc}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
+
+
+# --- Database helpers (sync; each is its own short transaction, never held across an await) ---
+
+
+def _load(debate_id) -> Debate:
+    return Debate.objects.get(pk=debate_id)
+
+
+def _load_arguments(debate_id) -> list[ArgumentItem]:
+    return [
+        ArgumentItem(turn=a.turn, agent=a.agent, content=a.content)
+        for a in Argument.objects.filter(debate_id=debate_id).order_by("turn")
+    ]
+
+
+def _owned(debate_id, runner_id):
+    return Debate.objects.filter(pk=debate_id, status=DebateStatus.RUNNING, runner_id=runner_id)
+
+
+def _heartbeat(debate_id, runner_id) -> bool:
+    return _owned(debate_id, runner_id).update(heartbeat_at=timezone.now()) == 1
+
+
+def _save_market(debate_id, runner_id, market: dict) -> bool:
+    now = timezone.now()
+    return _owned(debate_id, runner_id).update(market_context=market, heartbeat_at=now) == 1
+
+
+def _save_argument(debate_id, runner_id, item: ArgumentItem, verdict: dict | None) -> bool:
+    fields = {"heartbeat_at": timezone.now()}
+    if verdict is not None:
+        fields.update(
+            verdict_recommendation=verdict["recommendation"],
+            verdict_confidence=verdict["confidence"],
+            verdict_rationale=verdict["rationale"],
+        )
+    with transaction.atomic():
+        # The conditional update locks the row, so a concurrent cancel is either before (no save)
+        # or after (the argument is kept) - never a saved argument on a cancelled debate.
+        if _owned(debate_id, runner_id).update(**fields) != 1:
+            return False
+        Argument.objects.create(
+            debate_id=debate_id, turn=item["turn"], agent=item["agent"], content=item["content"]
+        )
+    return True
+
+
+def _finish(debate_id, runner_id, status: str, error: str = "") -> bool:
+    now = timezone.now()
+    return (
+        _owned(debate_id, runner_id).update(
+            status=status, error=error, finished_at=now, heartbeat_at=now
+        )
+        == 1
+    )
+
+
+def _status(debate_id) -> str:
+    return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
+
+
+# --- One run --------------------------------------------------------------------------------------
+
+
+class DebateRun:
+    """Drives one claimed debate through the graph, saving and publishing as it goes."""
+
+    def __init__(
+        self,
+        debate_id,
+        *,
+        runner_id: str = PROCESS_RUNNER_ID,
+        llm_kind: str | None = None,
+        tokens_per_s: float | None = None,
+        llm=None,
+        market_provider=None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.debate_id = str(debate_id)
+        self.runner_id = runner_id
+        self.llm_kind = llm_kind or settings.DEBATE_LLM
+        self.tokens_per_s = (
+            settings.OFFLINE_LLM_TOKENS_PER_S if tokens_per_s is None else tokens_per_s
+        )
+        self.llm = llm
+        self.market_provider = market_provider
+        self.observer = observer
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.status: str = DebateStatus.RUNNING
+        self.error: str = ""
+        self._stop_reason: str | None = None
+        self._work: asyncio.Task | None = None
+
+    # Called from any thread through signal_cancel, or from the run's own watchers.
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop now ('cancelled' or 'lost'); idempotent."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._work is not None and not self._work.done():
+            self._work.cancel()
+
+    async def _publish(self, action_type: str, payload: dict) -> None:
+        await publish_event(self.debate_id, action_type, payload)
+        if self.observer is not None:
+            self.observer(action_type, payload)
+
+    async def run(self) -> str:
+        """Run to the end; return the final status (the DB row is the source of truth)."""
+        self.loop = asyncio.get_running_loop()
+        debate = await sync_to_async(_load)(self.debate_id)
+        if debate.status != DebateStatus.RUNNING or debate.runner_id != self.runner_id:
+            logger.info("debate %s not ours to run (%s)", self.debate_id, debate.status)
+            return debate.status
+        watchers = [
+            asyncio.create_task(self._listen_for_control()),
+            asyncio.create_task(self._heartbeat_loop()),
+        ]
+        self._work = asyncio.create_task(self._drive(debate))
+        if self._stop_reason:
+            self._work.cancel()
+        try:
+            await self._work
+            final, error = DebateStatus.COMPLETED, ""
+        except asyncio.CancelledError:
+            if self._stop_reason is None or asyncio.current_task().cancelling():
+                raise  # the process is shutting down: leave the heartbeat to go stale
+            final, error = None, ""
+        except StopRun:
+            final, error = None, ""
+        except Exception as exc:
+            logger.exception("debate %s failed", self.debate_id)
+            final, error = DebateStatus.FAILED, describe_error(exc)
+        finally:
+            for task in watchers:
+                task.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
+        if final is not None and await sync_to_async(_finish)(
+            self.debate_id, self.runner_id, final, error
+        ):
+            self.status, self.error = final, error
+            await self._publish(protocol.STATUS_UPDATE, {"status": final})
+            return final
+        # Not ours any more: cancelled by a user, or taken over by another runner.
+        self.status = await sync_to_async(_status)(self.debate_id)
+        if self.status == DebateStatus.CANCELLED:
+            await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.CANCELLED})
+        else:
+            logger.warning("debate %s lost by runner %s", self.debate_id, self.runner_id)
+        return self.status
+
+    async def _drive(self, debate: Debate) -> None:
+        await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.RUNNING})
+        market = debate.market_context
+        if not market:
+            provider = self.market_provider or get_provider(
+                settings.MARKET_DATA_PROVIDER, settings.MARKET_DATA_URL
+            )
+            market = (await provider.snapshot(debate.asset)).to_dict()
+            if not await sync_to_async(_save_market)(self.debate_id, self.runner_id, market):
+                raise StopRun
+        llm = self.llm or build_llm(
+            self.llm_kind,
+            seed=self.debate_id,
+            tokens_per_s=self.tokens_per_s,
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.OPENAI_MODEL,
+            timeout=settings.OPENAI_TIMEOUT_S,
+            max_retries=settings.OPENAI_MAX_RETRIES,
+        )
+        saved = await sync_to_async(_load_arguments)(self.debate_id)
+        state = initial_state(
+            asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
+        )
+        if any(a["agent"] == MODERATOR for a in saved):
+            return  # the verdict was saved before the previous runner died
+        await self._turn_change(state["turn"] + 1, debate.max_turns)
+        buffer: list[str] = []
+        graph = build_graph(llm)
+        config = {"recursion_limit": 2 * debate.max_turns + 10}
+        async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
+            if mode == "messages":
+                chunk, meta = data
+                token = message_text(chunk)
+                if token and meta.get("langgraph_node") == self._agent:
+                    buffer.append(token)
+                    await self._publish(
+                        protocol.TOKEN_RECEIVED,
+                        {"agent": self._agent, "token": token, "turn": self._turn},
+                    )
+                continue
+            for update in data.values():
+                if not update or not update.get("arguments"):
+                    continue
+                item = update["arguments"][-1]
+                await self._complete(item, "".join(buffer), update.get("verdict"))
+                buffer = []
+                if item["agent"] != MODERATOR:
+                    await self._turn_change(item["turn"] + 1, debate.max_turns)
+
+    async def _turn_change(self, turn: int, max_turns: int) -> None:
+        self._turn = turn
+        self._agent = speaker_for_turn(turn) if turn <= max_turns else MODERATOR
+        await self._publish(protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn})
+
+    async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
+        content = item["content"]
+        if streamed != content:
+            # Keep the contract (content == concatenated tokens) even for a model that did not
+            # stream all of its answer: send what is missing as one more token.
+            if content.startswith(streamed):
+                missing = content[len(streamed) :]
+                await self._publish(
+                    protocol.TOKEN_RECEIVED,
+                    {"agent": item["agent"], "token": missing, "turn": item["turn"]},
+                )
+            else:
+                logger.warning("debate %s turn %s: tokens differ", self.debate_id, item["turn"])
+        if not await sync_to_async(_save_argument)(self.debate_id, self.runner_id, item, verdict):
+            raise StopRun
+        await self._publish(
+            protocol.ARGUMENT_COMPLETE,
+            {"agent": item["agent"], "content": content, "turn": item["turn"]},
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                alive = await sync_to_async(_heartbeat)(self.debate_id, self.runner_id)
+            except Exception:
+                logger.exception("heartbeat of debate %s failed", self.debate_id)
+                continue
+            if not alive:
+                status = await sync_to_async(_status)(self.debate_id)
+                self.request_stop("cancelled" if status == DebateStatus.CANCELLED else "lost")
+                return
+
+    async def _listen_for_control(self) -> None:
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        group = control_group(self.debate_id)
+        try:
+            channel = await layer.new_channel()
+            await layer.group_add(group, channel)
+        except Exception:
+            logger.exception("debate %s: no control channel, relying on heartbeats", self.debate_id)
+            return
+        try:
+            while True:
+                message = await layer.receive(channel)
+                if (
+                    message.get("type") == CONTROL_MESSAGE_TYPE
+                    and message.get("command") == "cancel"
+                ):
+                    self.request_stop("cancelled")
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("debate %s: control channel failed", self.debate_id)
+        finally:
+            try:
+                await layer.group_discard(group, channel)
+            except Exception:
+                logger.debug("group_discard failed", exc_info=True)
+
+
+# --- Scheduling -----------------------------------------------------------------------------------
+
+
+async def _current_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The ASGI server's loop when called from a sync view under it, else None."""
+    loop = async_to_sync(_current_loop)()
+    return loop if loop.is_running() else None
+
+
+def _get_fallback_loop() -> asyncio.AbstractEventLoop:
+    """This process's own runner loop, in a daemon thread (for callers without a server loop)."""
+    global _fallback_loop
+    with _lock:
+        if _fallback_loop is None or _fallback_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="debate-runner", daemon=True).start()
+            _fallback_loop = loop
+        return _fallback_loop
+
+
+async def _tracked(run: DebateRun, janitor: bool) -> str:
+    task = asyncio.current_task()
+    _tasks.add(task)
+    if janitor:
+        ensure_janitor()
+    try:
+        return await run.run()
+    finally:
+        _tasks.discard(task)
+        with _lock:
+            if _runs.get(run.debate_id) is run:
+                del _runs[run.debate_id]
+
+
+def launch(debate_id, **run_kwargs) -> asyncio.Task | concurrent.futures.Future:
+    """Run a claimed debate in the background on this process's event loop."""
+    run = DebateRun(debate_id, **run_kwargs)
+    with _lock:
+        _runs[run.debate_id] = run
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    if loop is not None:
+        run.loop = loop
+        task = loop.create_task(_tracked(run, janitor=False))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+        return task
+    loop = _server_loop()
+    janitor = loop is not None
+    loop = loop or _get_fallback_loop()
+    run.loop = loop
+    future = asyncio.run_coroutine_threadsafe(_tracked(run, janitor=janitor), loop)
+    _futures[run.debate_id] = future
+    future.add_done_callback(lambda f, key=run.debate_id: _forget_future(key, f))
+    return future
+
+
+def _forget_future(key: str, future: concurrent.futures.Future) -> None:
+    if _futures.get(key) is future:
+        del _futures[key]
+
+
+def background_future(debate_id) -> concurrent.futures.Future | None:
+    """The future of a debate launched from sync code, while it runs (for tests and tools)."""
+    return _futures.get(str(debate_id))
+
+
+def local_run(debate_id) -> DebateRun | None:
+    """The run of this debate if this process is running it."""
+    return _runs.get(str(debate_id))
+
+
+def signal_cancel(debate_id) -> None:
+    """Tell the debate's runner, wherever it runs, to stop now (thread-safe, sync)."""
+    run = local_run(debate_id)
+    if run is not None and run.loop is not None and not run.loop.is_closed():
+        run.loop.call_soon_threadsafe(run.request_stop, "cancelled")
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": CONTROL_MESSAGE_TYPE, "command": "cancel"}
+    try:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(layer.group_send)(control_group(debate_id), message)
+        else:
+            asyncio.get_running_loop().create_task(
+                layer.group_send(control_group(debate_id), message)
+            )
+    except Exception:
+        # The DB status is already `cancelled`; the runner will see it at its next heartbeat.
+        logger.exception("could not send the cancel signal of debate %s", debate_id)
+
+
+def ensure_janitor() -> None:
+    """Start, once per event loop, a task that takes over stale debates every STALE_AFTER_S."""
+    loop = asyncio.get_running_loop()
+    if id(loop) in _janitor_loops or settings.DEBATE_STALE_AFTER_S <= 0:
+        return
+    _janitor_loops.add(id(loop))
+    task = loop.create_task(_janitor())
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def _janitor() -> None:
+    from debates.services import recover_stale_debates
+
+    interval = float(settings.DEBATE_STALE_AFTER_S)
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            claimed = await sync_to_async(recover_stale_debates)(runner_id=PROCESS_RUNNER_ID)
+        except Exception:
+            logger.exception("stale debate sweep failed")
+            continue
+        for debate_id in claimed:
+            launch(debate_id)
+
+
+def stale_cutoff():
+    """Heartbeats older than this belong to dead runners."""
+    return timezone.now() - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
