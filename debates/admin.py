@@ -1,6 +1,6 @@
 """Django admin for debates, their arguments and their viewers."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Count, Q
 
 from debates.models import Argument, Debate, Viewer
@@ -38,6 +38,7 @@ class DebateAdmin(admin.ModelAdmin):
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
     inlines = [ArgumentInline]
+    actions = ["start_debates", "cancel_debates"]
     readonly_fields = [
         "id",
         "status",
@@ -91,6 +92,35 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.display(description="live viewers", ordering="live_viewer_count")
     def live_viewers(self, obj: Debate) -> int:
         return obj.live_viewer_count
+
+    def _control(self, request, queryset, service, verb: str) -> None:
+        """Apply a start/cancel service to each selected debate and report what happened."""
+        from django.core.exceptions import PermissionDenied
+
+        from debates.services import DebateStateError
+
+        done, skipped = 0, []
+        for debate in queryset:
+            try:
+                service(debate=debate, user=request.user)
+                done += 1
+            except (DebateStateError, PermissionDenied) as exc:
+                skipped.append(f"{str(debate.id)[:8]}: {exc}")
+        self.message_user(request, f"{verb} {done} debate(s).", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, "Skipped " + "; ".join(skipped), messages.WARNING)
+
+    @admin.action(description="Start selected debates")
+    def start_debates(self, request, queryset) -> None:
+        from debates.services import debate_start
+
+        self._control(request, queryset, debate_start, "Started")
+
+    @admin.action(description="Cancel selected debates")
+    def cancel_debates(self, request, queryset) -> None:
+        from debates.services import debate_cancel
+
+        self._control(request, queryset, debate_cancel, "Cancelled")
 
 
 class LiveOnlyFilter(admin.SimpleListFilter):

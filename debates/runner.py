@@ -217,7 +217,11 @@ class DebateRun:
         self.loop = asyncio.get_running_loop()
         debate = await sync_to_async(_load)(self.debate_id)
         if debate.status != DebateStatus.RUNNING or debate.runner_id != self.runner_id:
+            if debate.status == DebateStatus.CANCELLED and debate.runner_id == self.runner_id:
+                # Cancelled between the claim and this start: the final event is still ours.
+                await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.CANCELLED})
             logger.info("debate %s not ours to run (%s)", self.debate_id, debate.status)
+            self.status = debate.status
             return debate.status
         watchers = [
             asyncio.create_task(self._listen_for_control()),

@@ -1,0 +1,115 @@
+"""Create a debate and run it in the foreground, printing its tokens live."""
+
+import asyncio
+import sys
+import time
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from debates import services
+from debates.models import MAX_TURNS, MIN_TURNS, DebateStatus
+from debates.runner import PROCESS_RUNNER_ID, DebateRun
+from streaming import protocol
+
+COLOURS = {"bull": "\033[32m", "bear": "\033[31m", "moderator": "\033[36m"}
+BOLD, RESET = "\033[1m", "\033[0m"
+
+
+class Printer:
+    """Writes the debate's events to a terminal as they are published."""
+
+    def __init__(self, out, colour: bool) -> None:
+        self.out = out
+        self.colour = colour
+        self.started = time.monotonic()
+        self.first_token_s: float | None = None
+        self.tokens = 0
+        self.turns = 0
+
+    def paint(self, text: str, agent: str, bold: bool = False) -> str:
+        """The text in the agent's colour (when colour is on)."""
+        if not self.colour:
+            return text
+        return f"{BOLD if bold else ''}{COLOURS.get(agent, '')}{text}{RESET}"
+
+    def __call__(self, action_type: str, payload: dict) -> None:
+        if action_type == protocol.TURN_CHANGE:
+            agent = payload["currentAgent"]
+            self.out.write(self.paint(f"\n[turn {payload['turn']}] {agent.upper()}", agent, True))
+        elif action_type == protocol.TOKEN_RECEIVED:
+            if self.first_token_s is None:
+                self.first_token_s = time.monotonic() - self.started
+            self.tokens += 1
+            self.out.write(self.paint(payload["token"], payload["agent"]), ending="")
+            self.out.flush()
+        elif action_type == protocol.ARGUMENT_COMPLETE:
+            self.turns += 1
+            self.out.write("")
+
+
+class Command(BaseCommand):
+    """manage.py run_debate ASSET [--turns N] [--llm offline|openai] [--rate TOKENS_PER_S]."""
+
+    help = (
+        "Create a debate about ASSET and run it here, printing each agent's tokens live. Events "
+        "are published as usual, so browsers watching a server that shares this database and "
+        "REDIS_URL see the debate live too."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("asset", help="Ticker or pair, e.g. BTC, AAPL, BTC/USD.")
+        parser.add_argument(
+            "--turns", type=int, default=4, help=f"Bull/bear turns ({MIN_TURNS}-{MAX_TURNS})."
+        )
+        parser.add_argument("--llm", choices=["offline", "openai"], help="Overrides DEBATE_LLM.")
+        parser.add_argument(
+            "--rate", type=float, help="Offline tokens per second (0: as fast as possible)."
+        )
+        parser.add_argument("--user", help="Username recorded as the debate's creator.")
+
+    def handle(self, *args, asset, turns, llm, rate, user, **options) -> None:
+        colour = options.get("force_color") or (
+            not options.get("no_color") and self.stdout.isatty()
+        )
+        creator = None
+        if user:
+            creator = get_user_model().objects.filter(username=user).first()
+            if creator is None:
+                raise CommandError(f"No user {user!r}.")
+        try:
+            debate = services.debate_create(asset=asset, max_turns=turns, created_by=creator)
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        runner_id = f"cli:{PROCESS_RUNNER_ID}"
+        services.debate_start(debate=debate, user=None, runner_id=runner_id, launch=False)
+        printer = Printer(self.stdout, colour)
+        self.stdout.write(f"Debate {debate.id} about {debate.asset}, {turns} turns")
+        run = DebateRun(
+            debate.id, runner_id=runner_id, llm_kind=llm, tokens_per_s=rate, observer=printer
+        )
+        try:
+            status = asyncio.run(run.run())
+        except KeyboardInterrupt:
+            debate.refresh_from_db()
+            if debate.status == DebateStatus.RUNNING:
+                services.debate_cancel(debate=debate, user=None)
+            raise CommandError(f"Debate {debate.id} cancelled (interrupted).") from None
+        total = time.monotonic() - printer.started
+        debate.refresh_from_db()
+        ttft = f"{printer.first_token_s:.2f} s" if printer.first_token_s is not None else "-"
+        self.stdout.write(
+            f"\nDebate {debate.id} {status}: {printer.turns} turns, {printer.tokens} tokens, "
+            f"first token after {ttft}, total {total:.2f} s"
+        )
+        if status != DebateStatus.COMPLETED:
+            raise CommandError(f"Debate {debate.id} {status}: {debate.error or 'no error given'}")
+        verdict = debate.verdict
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Verdict: {verdict['recommendation'].upper()} "
+                f"(confidence {verdict['confidence']:.2f}) - {verdict['rationale']}"
+            )
+        )
+        sys.stdout.flush()
