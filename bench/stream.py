@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import secrets
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -63,6 +65,8 @@ class Config:
     database_url: str = ""
     qa_token: str = ""
     asset: str = "AAPL"
+    source: str = "api"  # "publisher": synthetic events from bench.publish, no engine
+    tokens_per_turn: int = 200
     server_env: dict = field(default_factory=dict)
     keep: bool = False
 
@@ -120,6 +124,8 @@ class Run:
         self.started = time.time()
         self.deadline = self.started + cfg.timeout
         self._cleaned = False
+        self.publisher = None
+        self._env: dict | None = None
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -128,7 +134,9 @@ class Run:
         return max(1.0, self.deadline - time.time() - reserve)
 
     def env(self) -> dict:
-        """The environment of the server processes and manage.py calls."""
+        """The environment of the server processes and manage.py calls (fixed for the run)."""
+        if self._env is not None:
+            return self._env
         cfg = self.cfg
         env = dict(os.environ)
         env.update(
@@ -158,6 +166,7 @@ class Run:
         elif not cfg.urls:
             env["DATABASE_URL"] = f"sqlite:///{self.run_dir / 'bench.sqlite3'}"
         env.update(cfg.server_env)
+        self._env = env
         return env
 
     def ask(self, index: int, command: dict, timeout: float) -> dict:
@@ -204,6 +213,10 @@ class Run:
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=2)
+        if self.publisher is not None and self.publisher.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.publisher.pid, signal.SIGKILL)
+            self.publisher.wait(timeout=5)
         if self.servers:
             self.servers.stop()
         if not self.cfg.keep:
@@ -346,6 +359,23 @@ class Run:
 
     def start_debate(self, debate_id: str, access: str) -> float:
         """POST /start/ on the first server; return the time the request was sent."""
+        if self.cfg.source == "publisher":
+            sent = time.time()
+            self.publisher = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.publish",
+                    debate_id,
+                    f"--rate={self.cfg.rate}",
+                    f"--turns={self.cfg.turns}",
+                    f"--tokens={self.cfg.tokens_per_turn}",
+                ],
+                env=self.env(),
+                cwd=BASE_DIR,
+                start_new_session=True,
+            )
+            return sent
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             sent = time.time()
             resp = http.post(
@@ -374,6 +404,7 @@ class Run:
         cfg = self.cfg
         report: dict = {"config": asdict(cfg) | {"server_env": sorted(cfg.server_env)}}
         report["config"].pop("qa_token", None)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.out(f"run dir {self.run_dir}")
         pids = self.start_servers()
         report["servers"] = {
@@ -393,15 +424,13 @@ class Run:
         if cfg.connect_count > 0 and cfg.connect_rate > 0:
             self.out(f"set-up phase: {cfg.connect_count} connections at {cfg.connect_rate:g}/s")
             report["setup"] = self.setup_phase(debate_id)
+            self.out(f"set-up: {report['setup']}")
             time.sleep(1.0)
         rss_before = sampler.rss()
 
         self.out(f"connecting {cfg.viewers} viewers")
         report["connect"] = self.connect_viewers(debate_id)
-        self.out(
-            f"connected {report['connect']['connected']}/{cfg.viewers} "
-            f"in {report['connect']['elapsed_s']} s"
-        )
+        self.out(f"connected: {report['connect']}")
         if cfg.warmup > 0:
             time.sleep(min(cfg.warmup, self.remaining(reserve=30)))
         rss_connected = sampler.rss()
@@ -418,8 +447,9 @@ class Run:
         sampler.stop()
         connections = max(1, report["connect"]["connected"])
         status = self.debate_status(debate_id, access)
-        report["debate"] = {"id": debate_id, "status": status}
-        report.update(self.analyse(results, start_sent))
+        analysis = self.analyse(results, start_sent)
+        report["debate"] = {"id": debate_id, "status": status, **analysis.pop("debate")}
+        report.update(analysis)
         report["debate"]["watched_s"] = round(t1 - t0, 2)
         cpu_pct = 100 * (cpu1 - cpu0) / max(1e-6, t1 - t0)
         report["server_resources"] = {
@@ -443,7 +473,7 @@ class Run:
         delivery = report["delivery"]
         report["ok"] = bool(
             delivery["complete"] == cfg.viewers
-            and report["debate"]["status"] == "completed"
+            and (cfg.source == "publisher" or report["debate"]["status"] == "completed")
             and report["debate"].get("final_status") == "completed"
         )
         return report

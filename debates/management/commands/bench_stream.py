@@ -75,6 +75,19 @@ class Command(BaseCommand):
         )
         parser.add_argument("--asset", default="AAPL")
         parser.add_argument(
+            "--source",
+            choices=["api", "publisher"],
+            default="api",
+            help="api: a real debate via POST /start/ (default); publisher: synthetic events "
+            "published through streaming.publisher from a separate process (fan-out alone)",
+        )
+        parser.add_argument(
+            "--tokens-per-turn",
+            type=int,
+            default=200,
+            help="tokens per turn with --source publisher",
+        )
+        parser.add_argument(
             "--env",
             action="append",
             default=[],
@@ -118,6 +131,8 @@ class Command(BaseCommand):
             database_url=opts["database_url"],
             qa_token=opts["qa_token"],
             asset=opts["asset"],
+            source=opts["source"],
+            tokens_per_turn=opts["tokens_per_turn"],
             server_env=server_env,
             keep=opts["keep"],
         )
