@@ -21,3 +21,6 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("", include("debates.page_urls")),
 ]
+
+handler404 = "tradeapp.errors.not_found"
+handler500 = "tradeapp.errors.server_error"

@@ -231,3 +231,10 @@ def test_openapi_schema_and_docs_are_served(auth_client, api_client):
     # The UI comes from the sidecar package, served locally: no CDN.
     assert "cdn.jsdelivr" not in html
     assert "unpkg" not in html
+
+
+def test_unknown_api_path_is_a_json_404(auth_client, settings):
+    settings.DEBUG = False
+    resp = auth_client.get("/api/no-such-thing/")
+    assert resp.status_code == 404
+    assert resp.json() == {"detail": "Not found."}
