@@ -22,7 +22,8 @@ const state = {
   viewerCount: null,
   verdict: null,
   reconnects: 0,
-  arguments: new Map(), // "turn:agent" -> {turn, agent, text, complete}
+  arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
+  closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
 };
 
@@ -31,6 +32,12 @@ const columns = { bull: $("bull-arguments"), bear: $("bear-arguments"), moderato
 
 function key(turn, agent) {
   return `${turn}:${agent}`;
+}
+
+function newArgument(turn, agent) {
+  // `streamed` is only ever appended to: tests compare it with the saved content to prove that
+  // no token was repeated or lost across reconnects (ARGUMENT_COMPLETE would hide that in `text`).
+  return { turn, agent, text: "", streamed: "", complete: false };
 }
 
 function argumentNode(turn, agent) {
@@ -54,15 +61,15 @@ function argumentNode(turn, agent) {
   list.insertBefore(item, after || null);
   node = { item, text };
   argumentNodes.set(k, node);
-  if (!state.arguments.has(k)) state.arguments.set(k, { turn, agent, text: "", complete: false });
+  if (!state.arguments.has(k)) state.arguments.set(k, newArgument(turn, agent));
   if (agent === "moderator") $("verdict").hidden = false;
   return node;
 }
 
 function onToken({ turn, agent, token }) {
-  const arg = state.arguments.get(key(turn, agent)) || { turn, agent, text: "", complete: false };
-  state.arguments.set(key(turn, agent), arg);
   const node = argumentNode(turn, agent);
+  const arg = state.arguments.get(key(turn, agent));
+  arg.streamed += token;
   if (arg.complete) return;
   arg.text += token;
   node.text.appendData(token);
@@ -105,7 +112,12 @@ function onStatus(status) {
 
 function renderTurn() {
   const total = state.maxTurns ? ` of ${state.maxTurns}` : "";
-  $("debate-turn").textContent = state.currentTurn ? `${state.currentTurn}${total}` : "–";
+  const spoken = [...state.arguments.values()].filter((a) => a.agent !== "moderator").length;
+  let label = "–";
+  if (state.currentAgent === "moderator") label = "Verdict";
+  else if (TERMINAL_STATUSES.has(state.status)) label = `${spoken}${total}`;
+  else if (state.currentTurn) label = `${state.currentTurn}${total}`;
+  $("debate-turn").textContent = label;
   root.dataset.currentTurn = state.currentTurn ?? "";
   root.dataset.currentAgent = state.currentAgent ?? "";
   for (const side of document.querySelectorAll(".side")) {
@@ -126,6 +138,12 @@ function renderConnection(connection, detail = {}) {
   const labels = { failed: detail.code === 4004 ? "not found" : "disconnected", closed: "closed" };
   node.textContent = labels[connection] || connection;
   node.className = `conn conn--${connection}`;
+}
+
+function renderViewers(count) {
+  state.viewerCount = count;
+  $("viewer-count").textContent = String(count);
+  root.dataset.viewerCount = String(count);
 }
 
 function renderVerdict(verdict) {
@@ -158,12 +176,9 @@ async function loadDetails() {
   }
   state.asset = data.asset;
   state.maxTurns = data.maxTurns;
-  state.viewerCount = data.viewerCount ?? 0;
   $("debate-asset").textContent = data.asset;
   document.title = `${data.asset} debate · tradeapp`;
-  const viewers = $("viewer-count");
-  viewers.textContent = String(state.viewerCount);
-  root.dataset.viewerCount = String(state.viewerCount);
+  renderViewers(data.viewerCount ?? 0);
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
@@ -189,6 +204,7 @@ function start() {
   socket
     .on("state", (detail) => {
       if (detail.state === State.RECONNECTING && detail.previous === State.LIVE) state.reconnects += 1;
+      if (detail.state === State.RECONNECTING && detail.code !== undefined) state.closeCodes.push(detail.code);
       root.dataset.reconnects = String(state.reconnects);
       renderConnection(detail.state, detail);
       if (detail.state === State.FAILED) {
@@ -199,7 +215,10 @@ function start() {
         showError(null);
       }
     })
-    .on("connected", (payload) => onStatus(payload.status))
+    .on("connected", (payload) => {
+      onStatus(payload.status);
+      if (typeof payload.viewers === "number") renderViewers(payload.viewers);
+    })
     .on("token", onToken)
     .on("argument", onArgument)
     .on("turn", onTurn)
@@ -222,7 +241,7 @@ function start() {
     transcript: () =>
       [...state.arguments.values()]
         .sort((a, b) => a.turn - b.turn)
-        .map(({ turn, agent, text, complete }) => ({ turn, agent, content: text, complete })),
+        .map(({ turn, agent, text, streamed, complete }) => ({ turn, agent, content: text, streamed, complete })),
   };
   socket.start();
 }

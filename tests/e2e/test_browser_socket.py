@@ -223,11 +223,14 @@ def test_access_token_near_expiry_is_refreshed_before_connecting(page):
 
 
 def test_silence_past_the_heartbeat_window_reconnects(page):
-    start(page, pingIntervalMs=40)
+    start(page)
     socket_count(page, 1)
     ws(page, 0, "open()")
     send(page, 0, connected())
     send(page, 0, token_event(1, 1, "bear", "x"))
+    # Shorten the heartbeat now, so the watchdog cannot fire before the events above.
+    page.evaluate("ds.pingIntervalMs = 40")
+    send(page, 0, {"type": "DEBATE/PING", "payload": {}, "timestamp": "2026-01-01T00:00:00Z"})
     # No PING arrives: after 2.5 x 40 ms the client gives the link up and resumes.
     page.wait_for_function("FakeWebSocket.instances.length >= 2")
     assert page.evaluate("window.stale") >= 1
