@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 ORIGIN = "http://localhost"
 VIEWERS_PER_SOURCE_IP = 10_000  # well under the ~28k ephemeral ports per source address
 TERMINAL = {"completed", "failed", "cancelled"}
+TOKEN_TYPE = "DEBATE/TOKEN_RECEIVED"
 
 
 @dataclass
@@ -67,6 +68,7 @@ class Config:
     asset: str = "AAPL"
     source: str = "api"  # "publisher": synthetic events from bench.publish, no engine
     tokens_per_turn: int = 200
+    warm_debate: bool = True
     server_env: dict = field(default_factory=dict)
     keep: bool = False
 
@@ -159,6 +161,8 @@ class Run:
                 "CHANNEL_LAYER_PREFIX": f"bench{uuid.uuid4().hex[:10]}",
                 "EVENT_LOG_TTL_S": "900",
                 "LOG_LEVEL": "WARNING",
+                # Persistent DB connections, as in production: 0 reopens SQLite on every query.
+                "DB_CONN_MAX_AGE": "600",
             }
         )
         if cfg.database_url:
@@ -249,8 +253,9 @@ class Run:
         self.base_url = f"http://{host}:{port}"
         return pids
 
-    def create_debate(self) -> tuple[str, str]:
+    def create_debate(self, turns: int | None = None) -> tuple[str, str]:
         """Log in over REST and create a pending debate; return (debate id, access token)."""
+        turns = turns or self.cfg.turns
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             resp = http.post(
                 "/api/auth/token/", json={"username": "bench", "password": self.password}
@@ -260,7 +265,7 @@ class Run:
             access = resp.json()["access"]
             resp = http.post(
                 "/api/debates/",
-                json={"asset": self.cfg.asset, "maxTurns": self.cfg.turns},
+                json={"asset": self.cfg.asset, "maxTurns": turns},
                 headers={"Authorization": f"Bearer {access}"},
             )
             if resp.status_code != 201:
@@ -385,6 +390,29 @@ class Run:
             raise BenchError(f"start debate: {resp.status_code} {resp.text[:300]}")
         return sent
 
+    def warm_up(self) -> dict:
+        """Run one unwatched 1-turn debate on every server, so imports and first-use costs
+        (LangGraph, the model, DB and Redis connections) are not in the measured debate."""
+        started = time.time()
+        base_url = self.base_url
+        statuses = []
+        try:
+            for host, port in self.targets:
+                self.base_url = f"http://{host}:{port}"
+                debate_id, access = self.create_debate(turns=1)
+                self.start_debate(debate_id, access)
+                deadline = time.time() + min(90, self.remaining(reserve=30))
+                status = "running"
+                while time.time() < deadline:
+                    status = self.debate_status(debate_id, access)
+                    if status in TERMINAL:
+                        break
+                    time.sleep(0.2)
+                statuses.append(status)
+        finally:
+            self.base_url = base_url
+        return {"statuses": statuses, "seconds": round(time.time() - started, 2)}
+
     def debate_status(self, debate_id: str, access: str) -> str:
         """The debate's status over REST."""
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
@@ -416,6 +444,9 @@ class Run:
         sampler = ProcessSampler(pids)
         sampler.start()
         rss_idle = sampler.rss()
+        if cfg.source == "api" and cfg.warm_debate:
+            report["warm_up"] = self.warm_up()
+            self.out(f"warm-up debates: {report['warm_up']}")
         debate_id, access = self.create_debate()
         clients = self.start_clients()
         report["clients"] = {"processes": len(self.clients), "uvloop": clients["uvloop"]}
@@ -518,7 +549,7 @@ class Run:
             merge_counts(event_hist, r["event_hist"])
         token_frames = sum(r["token_frames"] for r in results)
         sample = next((r["sample"] for r in results if r.get("sample")), []) or []
-        debate = self.debate_shape(sample)
+        debate = self.debate_shape(sample, start_sent)
         debate["final_seq"] = final_seq
         debate["final_status"] = ",".join(sorted(final_statuses)) or None
         expected = self.cfg.viewers
@@ -553,7 +584,7 @@ class Run:
             "debate": debate,
         }
 
-    def debate_shape(self, sample: list) -> dict:
+    def debate_shape(self, sample: list, start_sent: float) -> dict:
         """Events, token frames, pace and the observed coalescing interval, from one viewer."""
         from bench.wsclient import parse_ts
 
@@ -570,6 +601,14 @@ class Run:
             "token_frames": len(token_frames),
             "token_chars": sum(s[4] for s in token_frames),
             "duration_s": round(times[-1] - times[0], 2),
+            # Where time to first token goes: the server creating events vs delivering them.
+            "start_to_first_event_ms": ms(times[0] - start_sent),
+            "start_to_first_token_event_ms": ms(
+                next((t for s, t in zip(sample, times, strict=True) if s[1] == TOKEN_TYPE), 0)
+                - start_sent
+            )
+            if token_frames
+            else None,
             "flush_ms_configured": self.cfg.flush_ms,
             "token_frame_interval_ms_p50": ms(percentile(gaps, 0.5)),
             "token_frame_interval_ms_p99": ms(percentile(gaps, 0.99)),
@@ -644,7 +683,11 @@ def format_table(report: dict) -> str:
     t = report["token_latency_ms"]
     add("token latency p50 / p99 / max ms", f"{t['p50']} / {t['p99']} / {t['max']}")
     f = report["first_token_ms"]
-    add("time to first token p50 / p99 ms", f"{f['p50']} / {f['p99']}")
+    add(
+        "time to first token p50 / p99 ms",
+        f"{f['p50']} / {f['p99']} (first token event created "
+        f"{deb.get('start_to_first_token_event_ms')} ms after the start request)",
+    )
     r = report["server_resources"]
     add(
         "server CPU % (total, per 1k conns)",

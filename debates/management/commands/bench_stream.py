@@ -94,6 +94,13 @@ class Command(BaseCommand):
             metavar="KEY=VALUE",
             help="extra environment of the started servers; repeatable",
         )
+        parser.add_argument(
+            "--no-warm-debate",
+            dest="warm_debate",
+            action="store_false",
+            help="skip the unwatched 1-turn debate run on each server before measuring "
+            "(keep first-use costs such as importing LangGraph in time to first token)",
+        )
         parser.add_argument("--json", dest="json_path", default="", help="write the report here")
         parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
 
@@ -133,6 +140,7 @@ class Command(BaseCommand):
             asset=opts["asset"],
             source=opts["source"],
             tokens_per_turn=opts["tokens_per_turn"],
+            warm_debate=opts["warm_debate"],
             server_env=server_env,
             keep=opts["keep"],
         )
