@@ -35,6 +35,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -43,7 +44,7 @@ import httpx
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, close_old_connections, transaction
 from django.utils import timezone
 
 from debates.engine.graph import build_graph
@@ -60,6 +61,8 @@ logger = logging.getLogger(__name__)
 PROCESS_RUNNER_ID = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 CONTROL_MESSAGE_TYPE = "debate.control"
 MAX_ERROR_CHARS = 300
+MAX_KEPT_FUTURES = 1000
+DB_RETRIES = 5
 
 Observer = Callable[[str, dict], None]
 
@@ -108,6 +111,22 @@ def describe_error(exc: BaseException) -> str:
 
 
 # --- Database helpers (sync; each is its own short transaction, never held across an await) ---
+
+
+def _db(fn):
+    """Run a sync DB helper in a worker thread, retrying SQLite's transient lock errors."""
+
+    def call(*args):
+        for attempt in range(DB_RETRIES):
+            try:
+                return fn(*args)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == DB_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # in the worker thread, never on the loop
+        return None
+
+    return sync_to_async(call)
 
 
 def _load(debate_id) -> Debate:
@@ -214,8 +233,15 @@ class DebateRun:
 
     async def run(self) -> str:
         """Run to the end; return the final status (the DB row is the source of truth)."""
+        try:
+            return await self._run()
+        finally:
+            # The run's DB calls share one worker thread: release its connection like a request.
+            await sync_to_async(close_old_connections)()
+
+    async def _run(self) -> str:
         self.loop = asyncio.get_running_loop()
-        debate = await sync_to_async(_load)(self.debate_id)
+        debate = await _db(_load)(self.debate_id)
         if debate.status != DebateStatus.RUNNING or debate.runner_id != self.runner_id:
             if debate.status == DebateStatus.CANCELLED and debate.runner_id == self.runner_id:
                 # Cancelled between the claim and this start: the final event is still ours.
@@ -246,14 +272,12 @@ class DebateRun:
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
-        if final is not None and await sync_to_async(_finish)(
-            self.debate_id, self.runner_id, final, error
-        ):
+        if final is not None and await _db(_finish)(self.debate_id, self.runner_id, final, error):
             self.status, self.error = final, error
             await self._publish(protocol.STATUS_UPDATE, {"status": final})
             return final
         # Not ours any more: cancelled by a user, or taken over by another runner.
-        self.status = await sync_to_async(_status)(self.debate_id)
+        self.status = await _db(_status)(self.debate_id)
         if self.status == DebateStatus.CANCELLED:
             await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.CANCELLED})
         else:
@@ -268,7 +292,7 @@ class DebateRun:
                 settings.MARKET_DATA_PROVIDER, settings.MARKET_DATA_URL
             )
             market = (await provider.snapshot(debate.asset)).to_dict()
-            if not await sync_to_async(_save_market)(self.debate_id, self.runner_id, market):
+            if not await _db(_save_market)(self.debate_id, self.runner_id, market):
                 raise StopRun
         llm = self.llm or build_llm(
             self.llm_kind,
@@ -280,7 +304,7 @@ class DebateRun:
             timeout=settings.OPENAI_TIMEOUT_S,
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
-        saved = await sync_to_async(_load_arguments)(self.debate_id)
+        saved = await _db(_load_arguments)(self.debate_id)
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
         )
@@ -328,7 +352,7 @@ class DebateRun:
                 )
             else:
                 logger.warning("debate %s turn %s: tokens differ", self.debate_id, item["turn"])
-        if not await sync_to_async(_save_argument)(self.debate_id, self.runner_id, item, verdict):
+        if not await _db(_save_argument)(self.debate_id, self.runner_id, item, verdict):
             raise StopRun
         await self._publish(
             protocol.ARGUMENT_COMPLETE,
@@ -340,12 +364,12 @@ class DebateRun:
         while True:
             await asyncio.sleep(interval)
             try:
-                alive = await sync_to_async(_heartbeat)(self.debate_id, self.runner_id)
+                alive = await _db(_heartbeat)(self.debate_id, self.runner_id)
             except Exception:
                 logger.exception("heartbeat of debate %s failed", self.debate_id)
                 continue
             if not alive:
-                status = await sync_to_async(_status)(self.debate_id)
+                status = await _db(_status)(self.debate_id)
                 self.request_stop("cancelled" if status == DebateStatus.CANCELLED else "lost")
                 return
 
@@ -438,18 +462,16 @@ def launch(debate_id, **run_kwargs) -> asyncio.Task | concurrent.futures.Future:
     loop = loop or _get_fallback_loop()
     run.loop = loop
     future = asyncio.run_coroutine_threadsafe(_tracked(run, janitor=janitor), loop)
-    _futures[run.debate_id] = future
-    future.add_done_callback(lambda f, key=run.debate_id: _forget_future(key, f))
+    with _lock:
+        if len(_futures) >= MAX_KEPT_FUTURES:
+            for key in [k for k, f in _futures.items() if f.done()]:
+                del _futures[key]
+        _futures[run.debate_id] = future
     return future
 
 
-def _forget_future(key: str, future: concurrent.futures.Future) -> None:
-    if _futures.get(key) is future:
-        del _futures[key]
-
-
 def background_future(debate_id) -> concurrent.futures.Future | None:
-    """The future of a debate launched from sync code, while it runs (for tests and tools)."""
+    """The future of a debate launched from sync code (kept after it ends, for tests and tools)."""
     return _futures.get(str(debate_id))
 
 

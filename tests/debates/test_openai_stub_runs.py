@@ -8,10 +8,17 @@ from debates import services
 from debates.models import Argument
 from debates.runner import DebateRun
 from streaming import protocol
-from tests.stubs.events import BIG_LAYER, EventCollector
+from tests.stubs.events import (
+    BIG_LAYER,
+    EventCollector,
+    close_async_db_connections,  # noqa: F401 - a fixture
+)
 from tests.stubs.openai_stub import OpenAIStub, tokens_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_async_db_connections"),
+]
 
 
 @pytest.fixture

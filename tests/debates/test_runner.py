@@ -13,11 +13,17 @@ from debates.engine.market import MarketDataError
 from debates.models import Argument, Debate
 from debates.runner import DebateRun
 from streaming import protocol
-from tests.stubs.events import BIG_LAYER, EventCollector, FlakyModel, NonStreamingModel
+from tests.stubs.events import (
+    BIG_LAYER,
+    EventCollector,
+    FlakyModel,
+    NonStreamingModel,
+    close_async_db_connections,  # noqa: F401 - a fixture
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.usefixtures("fast_settings"),
+    pytest.mark.usefixtures("fast_settings", "close_async_db_connections"),
 ]
 
 

@@ -3,7 +3,10 @@
 import asyncio
 import json
 
+import pytest
+from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
+from django.db import connections
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
@@ -99,3 +102,13 @@ class NonStreamingModel(BaseChatModel):
         text = OfflineAnalystModel(seed="n").answer(messages)
         msg = AIMessage(content=text, response_metadata={"finish_reason": "stop"})
         return ChatResult(generations=[ChatGeneration(message=msg)])
+
+
+@pytest.fixture
+def close_async_db_connections():
+    """Close the connection async ORM calls opened in asgiref's shared worker thread.
+
+    Otherwise PostgreSQL refuses to drop the test database at the end of the session.
+    """
+    yield
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
