@@ -30,6 +30,7 @@ Arguments and the stored market context, and the publisher keeps the event seq g
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import logging
 import os
@@ -461,7 +462,11 @@ def launch(debate_id, **run_kwargs) -> asyncio.Task | concurrent.futures.Future:
     janitor = loop is not None
     loop = loop or _get_fallback_loop()
     run.loop = loop
-    future = asyncio.run_coroutine_threadsafe(_tracked(run, janitor=janitor), loop)
+    # Start the task in an empty context: the request's context holds asgiref's executor for the
+    # view's thread, which quits when the request ends, and sync_to_async would then fail.
+    future = contextvars.Context().run(
+        asyncio.run_coroutine_threadsafe, _tracked(run, janitor=janitor), loop
+    )
     with _lock:
         if len(_futures) >= MAX_KEPT_FUTURES:
             for key in [k for k, f in _futures.items() if f.done()]:
