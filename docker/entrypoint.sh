@@ -13,8 +13,8 @@ case "${1:-daphne}" in
       tradeapp.asgi:application
     ;;
   migrate)
-    python manage.py migrate --noinput
-    exec python manage.py recover_debates
+    # Stale debates are taken over by the daphne processes themselves once they serve traffic.
+    exec python manage.py migrate --noinput
     ;;
   *)
     exec "$@"
