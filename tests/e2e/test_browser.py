@@ -1,0 +1,325 @@
+"""The web pages in real Chromium against a live daphne: sign in, start, watch, resume, XSS."""
+
+import json
+import re
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.e2e.browser import launch_chromium, live_server, sign_in
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+
+LONG = 180_000  # ms: generous waits for a whole debate on a busy two-core machine
+VIEW = "document.getElementById('debate-view')"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with live_server(
+        tmp_path_factory.mktemp("browser"),
+        OFFLINE_LLM_TOKENS_PER_S="40",
+        WS_RATE_LIMIT="1000/minute",
+    ) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def page(context, server):
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    yield page
+    assert page.errors == [], page.errors
+
+
+def start_debate_from_form(page, server, asset="BTC", turns="2") -> str:
+    """Fill the new-debate form and return the id of the debate the page goes to."""
+    page.get_by_label("Asset").fill(asset)
+    page.get_by_label("Turns").fill(turns)
+    page.get_by_role("button", name="Start debate").click()
+    page.wait_for_url(re.compile(r"/debates/[0-9a-f-]{36}/$"))
+    return page.url.rstrip("/").rsplit("/", 1)[1]
+
+
+# Throws (so the wait fails at once, with the reason) when the debate failed or the page gave up.
+GUARD = f"""
+    const view = {VIEW};
+    if (view.dataset.status === 'failed' || view.dataset.connection === 'failed')
+      throw new Error(`debate ${{view.dataset.status}}, connection ${{view.dataset.connection}}: `
+        + document.getElementById('watch-error').textContent);
+"""
+
+
+def wait_page(page, condition: str, server=None, allow_failed: bool = False) -> None:
+    """Wait for a JS condition on the page; on failure, show the server's log."""
+    guard = "" if allow_failed else GUARD
+    try:
+        page.wait_for_function(
+            f"() => {{ {guard} return Boolean({condition}); }}", timeout=LONG, polling=50
+        )
+    except Exception as exc:
+        tail = server.log_tail() if server is not None else ""
+        message = f"waiting for {condition!r} failed: {exc}\n--- daphne ---\n{tail}"
+        raise AssertionError(message) from exc
+
+
+def wait_streaming(page, agent: str, server=None) -> None:
+    """Wait until an argument of `agent` shows text while it is still being written."""
+    wait_page(
+        page,
+        f"""[...document.querySelectorAll('.argument[data-agent="{agent}"]')].some(
+            (el) => el.dataset.complete === 'false' && el.textContent.length > 0)""",
+        server,
+    )
+
+
+def wait_status(page, status: str, server=None) -> None:
+    wait_page(page, f"{VIEW}.dataset.status === '{status}'", server)
+
+
+def saved_arguments(server, debate_id: str) -> list[dict]:
+    access = server.token()["access"]
+    status, data = server.api("GET", f"/api/debates/{debate_id}/", token=access)
+    assert status == 200, data
+    return data
+
+
+def page_transcript(page) -> list[dict]:
+    return page.evaluate("window.debateView.transcript()")
+
+
+def assert_page_matches_saved(page, server, debate_id: str) -> dict:
+    """Every argument on the page equals the saved one, and its tokens add up to it exactly."""
+    saved = saved_arguments(server, debate_id)
+    shown = page_transcript(page)
+    expected = [(a["turn"], a["agent"], a["content"]) for a in saved["arguments"]]
+    assert [(a["turn"], a["agent"], a["content"]) for a in shown] == expected
+    for argument in shown:
+        assert argument["complete"] is True
+        assert argument["streamed"] == argument["content"], f"turn {argument['turn']} tokens"
+    # What the person sees: the DOM text of each argument element.
+    for turn, agent, content in expected:
+        node = page.locator(f'.argument[data-turn="{turn}"][data-agent="{agent}"] .argument__text')
+        assert node.text_content() == content
+    return saved
+
+
+def test_sign_in_start_and_watch_a_debate_to_its_verdict(page, context, server):
+    sign_in(page, server)
+    debate_id = start_debate_from_form(page, server)
+
+    expect(page.locator("#connection-state")).to_have_text("live")
+    wait_streaming(page, "bull", server)
+    expect(page.locator(".side--bull")).to_have_class(re.compile("is-speaking"))
+
+    # Another signed-in tab sees the live viewer on the list.
+    lister = context.new_page()
+    sign_in(lister, server)
+    row = lister.locator(f'.debate-item[data-debate-id="{debate_id}"]')
+    expect(row.locator(".viewer-pill")).not_to_have_text("0 watching")
+    expect(row.locator(".status-badge")).to_have_text("running")
+    lister.close()
+
+    wait_streaming(page, "bear", server)
+    expect(page.locator(".side--bear")).to_have_class(re.compile("is-speaking"))
+    wait_status(page, "completed", server)
+
+    expect(page.locator("#debate-status")).to_have_text("completed")
+    expect(page.locator("#verdict-summary")).to_be_visible(timeout=LONG)
+    expect(page.locator("#verdict-recommendation")).to_have_text(re.compile("^(buy|hold|sell)$"))
+    expect(page.locator("#verdict-confidence")).to_have_text(re.compile(r"^\d+%$"))
+    expect(page.locator("#connection-state")).to_have_text("ended")
+    saved = assert_page_matches_saved(page, server, debate_id)
+    assert saved["status"] == "completed"
+    assert [a["agent"] for a in saved["arguments"]] == ["bull", "bear", "moderator"]
+    expect(page.locator("#verdict-rationale")).to_have_text(saved["verdict"]["rationale"])
+    expect(page.locator("#moderator-arguments .argument")).to_have_count(1)
+
+
+def disconnect_viewers_in_admin(admin, server, debate_id: str) -> None:
+    """An operator disconnects the debate's live viewers with the admin action."""
+    admin.goto(f"{server.base_url}/admin/debates/viewer/?live=yes&q={debate_id}")
+    if "/admin/login/" in admin.url:
+        admin.get_by_label("Username").fill("u")
+        admin.get_by_label("Password").fill("p-browser-test")
+        admin.get_by_role("button", name="Log in").click()
+        admin.wait_for_url(re.compile(r"/admin/debates/viewer/"))
+    admin.locator("#action-toggle").check()
+    admin.locator("select[name=action]").select_option("disconnect_viewers")
+    admin.get_by_role("button", name="Go").click()
+    expect(admin.locator(".messagelist")).to_contain_text("disconnect")
+
+
+def test_server_closes_the_socket_mid_debate_and_the_page_resumes_exactly(page, context, server):
+    sign_in(page, server)
+    debate_id = start_debate_from_form(page, server, asset="ETH", turns="2")
+    wait_streaming(page, "bull", server)
+
+    admin = context.new_page()
+    disconnect_viewers_in_admin(admin, server, debate_id)
+    admin.close()
+
+    # The page heals by itself: reconnects with lastSeq and goes live again.
+    wait_page(page, f"Number({VIEW}.dataset.reconnects) >= 1", server)
+    wait_page(page, f"{VIEW}.dataset.connection === 'live'", server)
+    assert 4008 in page.evaluate("window.debateView.state.closeCodes")
+    assert page.evaluate("window.debateView.socket.connections") >= 2
+
+    wait_status(page, "completed", server)
+    expect(page.locator("#verdict-summary")).to_be_visible(timeout=LONG)
+    assert_page_matches_saved(page, server, debate_id)
+
+
+XSS_SCRIPT = "<script>window.__xss = 'script'</script> rates <b>bold</b>"
+XSS_IMG = "<img src=x onerror=\"window.__xss='img'\"> & <svg onload=\"window.__xss='svg'\">"
+XSS_RATIONALE = "<img src=y onerror=\"window.__xss='rationale'\">"
+
+
+def create_finished_debate(server, arguments: list[tuple[int, str, str]]) -> str:
+    """A completed debate written straight into the server's database; returns its id."""
+    code = f"""
+import json
+from django.utils import timezone
+from debates.models import Argument, Debate
+rows = json.loads({json.dumps(json.dumps(arguments))})
+now = timezone.now()
+debate = Debate.objects.create(asset="XSS", max_turns=2, status="completed",
+    started_at=now, finished_at=now, verdict_recommendation="hold", verdict_confidence=0.5,
+    verdict_rationale={XSS_RATIONALE!r})
+for turn, agent, content in rows:
+    Argument.objects.create(debate=debate, turn=turn, agent=agent, content=content)
+print(debate.id)
+"""
+    return server.shell(code).strip().splitlines()[-1]
+
+
+def test_argument_html_is_shown_as_text_and_never_runs(page, server):
+    rows = [(1, "bull", XSS_SCRIPT), (2, "bear", XSS_IMG), (3, "moderator", "Hold. <i>x</i>")]
+    debate_id = create_finished_debate(server, rows)
+    sign_in(page, server, next_path=f"/debates/{debate_id}/")
+
+    wait_status(page, "completed", server)
+    expect(page.locator("#connection-state")).to_have_text("ended")
+    bull = page.locator('.argument[data-turn="1"][data-agent="bull"] .argument__text')
+    bear = page.locator('.argument[data-turn="2"][data-agent="bear"] .argument__text')
+    expect(bull).to_have_text(XSS_SCRIPT)
+    expect(bear).to_have_text(XSS_IMG)
+    assert "<script>" in bull.text_content()
+    expect(page.locator("#verdict-rationale")).to_have_text(XSS_RATIONALE)
+    assert (
+        page.locator(
+            "#debate-view script, #debate-view img, #debate-view svg, #debate-view b"
+        ).count()
+        == 0
+    )
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert_page_matches_saved(page, server, debate_id)
+
+
+def test_phone_screen_stacks_the_columns_and_keyboard_focus_is_visible(browser, server):
+    debate_id = create_finished_debate(
+        server, [(1, "bull", "Up only."), (2, "bear", "Down only."), (3, "moderator", "Hold.")]
+    )
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        sign_in(page, server, next_path=f"/debates/{debate_id}/")
+        wait_status(page, "completed", server)
+        bull = page.locator(".side--bull").bounding_box()
+        bear = page.locator(".side--bear").bounding_box()
+        assert bear["y"] >= bull["y"] + bull["height"], (bull, bear)
+        assert bull["width"] <= 390
+        assert bear["width"] <= 390
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        assert scroll_width <= 390, "no horizontal scrolling on a phone"
+
+        # Landmarks, headings and the live region a screen reader relies on.
+        expect(page.get_by_role("main")).to_have_count(1)
+        expect(page.get_by_role("banner")).to_have_count(1)
+        expect(page.get_by_role("heading", level=1)).to_have_count(1)
+        expect(page.get_by_role("heading", name="Bull")).to_be_visible()
+        expect(page.get_by_role("heading", name="Bear")).to_be_visible()
+        assert page.locator("#current-argument").get_attribute("aria-live") == "polite"
+
+        # The first Tab lands on the skip link, which is visible with a focus outline.
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => { const el = document.activeElement; const s = getComputedStyle(el);
+                return {cls: el.className, outline: s.outlineStyle, width: s.outlineWidth}; }"""
+        )
+        assert focused["cls"] == "skip-link"
+        assert focused["outline"] != "none"
+        assert focused["width"] != "0px"
+    finally:
+        context.close()
+
+
+def test_field_errors_from_the_api_show_next_to_the_fields(page, server):
+    sign_in(page, server)
+    page.get_by_label("Asset").fill("not a ticker!")
+    page.get_by_label("Turns").fill("99")
+    page.get_by_role("button", name="Start debate").click()
+    expect(page.locator("#asset-error")).to_be_visible()
+    expect(page.locator("#asset-error")).not_to_be_empty()
+    expect(page.locator("#maxTurns-error")).to_be_visible()
+    expect(page.locator("#maxTurns-error")).to_contain_text("20")
+    expect(page.get_by_label("Asset")).to_have_attribute("aria-invalid", "true")
+    assert page.url.endswith("/debates/")
+
+
+def test_pages_need_sign_in_and_sign_out_forgets_the_tokens(page, server):
+    page.goto(f"{server.base_url}/debates/")
+    page.wait_for_url(re.compile(r"/signin/\?next="))
+    page.get_by_label("Username").fill("u")
+    page.get_by_label("Password").fill("wrong")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#signin-error")).to_be_visible()
+
+    sign_in(page, server)
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('tradeapp.auth'))")
+    assert stored["access"]
+    assert stored["refresh"]
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/signin/$"))
+    assert page.evaluate("sessionStorage.getItem('tradeapp.auth')") is None
+
+
+def test_unknown_debate_shows_not_found(page, server):
+    sign_in(page, server, next_path="/debates/00000000-0000-4000-8000-000000000000/")
+    wait_page(page, f"{VIEW}.dataset.connection === 'failed'", server, allow_failed=True)
+    expect(page.locator("#connection-state")).to_have_text("not found")
+    expect(page.locator("#watch-error")).to_contain_text("does not exist")
+
+
+def test_screenshot_script_captures_the_watch_page(browser, server, tmp_path):
+    from scripts.screenshot import capture, png_size
+
+    debate_id = create_finished_debate(
+        server,
+        [
+            (1, "bull", "Momentum is strong."),
+            (2, "bear", "Valuations are stretched."),
+            (3, "moderator", "Hold."),
+        ],
+    )
+    out = capture(browser, server, debate_id, tmp_path / "shot.png")
+    width, height = png_size(out)
+    assert width == 1280
+    assert height >= 900
