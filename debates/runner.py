@@ -525,14 +525,15 @@ async def _janitor() -> None:
 
     interval = float(settings.DEBATE_STALE_AFTER_S)
     while True:
-        await asyncio.sleep(interval)
+        # Sweep first: a process that starts takes over what a dead one left at once.
         try:
             claimed = await sync_to_async(recover_stale_debates)(runner_id=PROCESS_RUNNER_ID)
         except Exception:
             logger.exception("stale debate sweep failed")
-            continue
-        for debate_id in claimed:
-            launch(debate_id)
+        else:
+            for debate_id in claimed:
+                launch(debate_id)
+        await asyncio.sleep(interval)
 
 
 def stale_cutoff():

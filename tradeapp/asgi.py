@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from debates.middleware import StaleDebateJanitorMiddleware  # noqa: E402
 from streaming.auth import JwtQueryAuthMiddleware  # noqa: E402
 from streaming.redaction import patch_daphne_access_log  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
@@ -19,9 +20,11 @@ from streaming.routing import websocket_urlpatterns  # noqa: E402
 patch_daphne_access_log()
 
 # Origin is checked by the consumer (accept, DEBATE/ERROR, close 4003) so browsers see a code.
-application = ProtocolTypeRouter(
-    {
-        "http": django_asgi_app,
-        "websocket": JwtQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
-    }
+application = StaleDebateJanitorMiddleware(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": JwtQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        }
+    )
 )

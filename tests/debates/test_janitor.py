@@ -1,0 +1,71 @@
+"""A serving process takes over stale debates as soon as it serves its first request."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator
+from django.test import override_settings
+from django.utils import timezone
+
+from debates import runner
+from debates.middleware import StaleDebateJanitorMiddleware
+from debates.models import Argument, Debate, DebateStatus
+from tests.stubs.events import BIG_LAYER, close_async_db_connections  # noqa: F401 - a fixture
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("close_async_db_connections"),
+]
+
+
+def _stale_debate() -> Debate:
+    debate = Debate.objects.create(
+        asset="ETH",
+        max_turns=2,
+        status=DebateStatus.RUNNING,
+        runner_id="dead-process",
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now() - timedelta(hours=1),
+    )
+    Argument.objects.create(debate=debate, turn=1, agent="bull", content="Saved before the crash.")
+    return debate
+
+
+async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
+    calls = []
+
+    async def app(scope, receive, send):
+        calls.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    wrapped = StaleDebateJanitorMiddleware(app)
+    with override_settings(
+        OFFLINE_LLM_TOKENS_PER_S=0,
+        TOKEN_FLUSH_INTERVAL_MS=0,
+        DEBATE_STALE_AFTER_S=30,
+        CHANNEL_LAYERS=BIG_LAYER,
+    ):
+        debate = await sync_to_async(_stale_debate)()
+        loop_tasks_before = set(runner._tasks)
+        for path in ("/healthz", "/readyz"):
+            response = await HttpCommunicator(wrapped, "GET", path).get_response()
+            assert response["status"] == 200
+        assert calls == ["/healthz", "/readyz"]
+        janitors = [t for t in runner._tasks - loop_tasks_before if not t.done()]
+        try:
+            for _ in range(600):
+                await debate.arefresh_from_db()
+                if debate.status != DebateStatus.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert debate.status == DebateStatus.COMPLETED
+            assert debate.runner_id == runner.PROCESS_RUNNER_ID
+            turns = [(a.turn, a.agent) async for a in Argument.objects.filter(debate=debate)]
+            assert turns == [(1, "bull"), (2, "bear"), (3, "moderator")]
+        finally:
+            for task in list(runner._tasks):
+                task.cancel()
+            await asyncio.gather(*janitors, return_exceptions=True)
