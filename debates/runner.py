@@ -38,6 +38,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -72,7 +73,7 @@ _tasks: set[asyncio.Task] = set()
 _futures: dict[str, concurrent.futures.Future] = {}
 _lock = threading.Lock()
 _fallback_loop: asyncio.AbstractEventLoop | None = None
-_janitor_loops: set[int] = set()
+_janitor_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
 def control_group(debate_id) -> str:
@@ -512,9 +513,9 @@ def signal_cancel(debate_id) -> None:
 def ensure_janitor() -> None:
     """Start, once per event loop, a task that takes over stale debates every STALE_AFTER_S."""
     loop = asyncio.get_running_loop()
-    if id(loop) in _janitor_loops or settings.DEBATE_STALE_AFTER_S <= 0:
+    if loop in _janitor_loops or settings.DEBATE_STALE_AFTER_S <= 0:
         return
-    _janitor_loops.add(id(loop))
+    _janitor_loops.add(loop)
     task = loop.create_task(_janitor())
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)

@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 from channels.testing import WebsocketCommunicator
+from django.utils import timezone
 
 from debates.models import Debate, DebateStatus
 from streaming.fanout import close_hub
@@ -25,6 +26,8 @@ def ws_settings(settings, redis_prefix):
     settings.WS_PING_INTERVAL_S = 3600
     settings.TOKEN_FLUSH_INTERVAL_MS = 0
     settings.STREAMING_KEY_PREFIX = redis_prefix
+    # No stale-debate janitor: these tests publish their own events for their debates.
+    settings.DEBATE_STALE_AFTER_S = 0
     return settings
 
 
@@ -45,7 +48,9 @@ def use_redis(settings, redis_url):
 @pytest.fixture
 def debate(db):
     """A running debate."""
-    return Debate.objects.create(asset="AAPL", status=DebateStatus.RUNNING)
+    return Debate.objects.create(
+        asset="AAPL", status=DebateStatus.RUNNING, runner_id="test", heartbeat_at=timezone.now()
+    )
 
 
 def communicator(
