@@ -233,7 +233,7 @@ class Run:
         cfg = self.cfg
         env = self.env()
         (self.run_dir / "prometheus").mkdir()
-        if not cfg.database_url:
+        if not cfg.urls:
             manage(["migrate", "--noinput"], env)
         self.password = secrets.token_urlsafe(12)
         manage(["ensure_demo_user", "--username", "bench", "--password", self.password], env)

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--database-url",
             default="",
-            help="database of the servers (default: a temporary SQLite file, migrated)",
+            help="database of the servers, migrated for the run (default: a temporary SQLite file)",
         )
         parser.add_argument(
             "--qa-token",
