@@ -1,6 +1,7 @@
 """DRF serializers for the debates API (snake_case here, camelCase on the wire)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
@@ -24,6 +25,38 @@ class VerdictSerializer(serializers.Serializer):
     rationale = serializers.CharField()
 
 
+class MarketSerializer(serializers.Serializer):
+    """The market snapshot a debate is grounded in: a stable, read-only subset of market_context.
+
+    Prices are in the asset's quote currency; `*_pct` fields are percentages (2.5 means +2.5 %);
+    `recent_closes` are the closes of the last hourly candles, oldest first. A key missing from an
+    older stored snapshot comes out as null.
+    """
+
+    asset = serializers.CharField(allow_null=True)
+    name = serializers.CharField(allow_null=True)
+    source = serializers.CharField(allow_null=True)
+    is_sample = serializers.BooleanField(allow_null=True)
+    as_of = serializers.CharField(allow_null=True, help_text="Open time of the last candle (UTC).")
+    last_price = serializers.FloatField(allow_null=True)
+    change_24h_pct = serializers.FloatField(allow_null=True)
+    change_7d_pct = serializers.FloatField(allow_null=True)
+    volatility_24h_pct = serializers.FloatField(allow_null=True)
+    rsi_14 = serializers.FloatField(allow_null=True)
+    sma_20 = serializers.FloatField(allow_null=True)
+    sma_50 = serializers.FloatField(allow_null=True)
+    price_vs_sma_20_pct = serializers.FloatField(allow_null=True)
+    price_vs_sma_50_pct = serializers.FloatField(allow_null=True)
+    volume_change_24h_pct = serializers.FloatField(allow_null=True)
+    recent_closes = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ListField(child=serializers.FloatField()))
+    def get_recent_closes(self, obj: dict) -> list[float]:
+        """Closes of the stored recent candles, oldest first."""
+        candles = obj.get("recent_candles") or []
+        return [c["c"] for c in candles if isinstance(c, dict) and c.get("c") is not None]
+
+
 class DebateSerializer(serializers.ModelSerializer):
     """A debate with its transcript and verdict."""
 
@@ -31,6 +64,7 @@ class DebateSerializer(serializers.ModelSerializer):
     verdict = VerdictSerializer(read_only=True, allow_null=True)
     viewer_count = serializers.IntegerField(read_only=True, default=0)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    market = serializers.SerializerMethodField()
 
     class Meta:
         model = Debate
@@ -47,8 +81,16 @@ class DebateSerializer(serializers.ModelSerializer):
             "viewer_count",
             "arguments",
             "verdict",
+            "market",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(MarketSerializer(allow_null=True))
+    def get_market(self, obj: Debate) -> dict | None:
+        """The market snapshot, or null until the run has fetched it."""
+        if not isinstance(obj.market_context, dict):
+            return None
+        return MarketSerializer(obj.market_context).data
 
 
 class StrictCharField(serializers.CharField):

@@ -22,6 +22,7 @@ DEBATE_KEYS = {
     "viewerCount",
     "arguments",
     "verdict",
+    "market",
 }
 
 
