@@ -253,16 +253,21 @@ class Run:
         self.base_url = f"http://{host}:{port}"
         return pids
 
-    def create_debate(self, turns: int | None = None) -> tuple[str, str]:
-        """Log in over REST and create a pending debate; return (debate id, access token)."""
-        turns = turns or self.cfg.turns
+    def login(self) -> str:
+        """A fresh JWT access token (a long connect phase outlives one: 15 min by default)."""
         with httpx.Client(base_url=self.base_url, timeout=30) as http:
             resp = http.post(
                 "/api/auth/token/", json={"username": "bench", "password": self.password}
             )
-            if resp.status_code != 200:
-                raise BenchError(f"token: {resp.status_code} {resp.text[:300]}")
-            access = resp.json()["access"]
+        if resp.status_code != 200:
+            raise BenchError(f"token: {resp.status_code} {resp.text[:300]}")
+        return resp.json()["access"]
+
+    def create_debate(self, turns: int | None = None) -> tuple[str, str]:
+        """Log in over REST and create a pending debate; return (debate id, access token)."""
+        turns = turns or self.cfg.turns
+        access = self.login()
+        with httpx.Client(base_url=self.base_url, timeout=30) as http:
             resp = http.post(
                 "/api/debates/",
                 json={"asset": self.cfg.asset, "maxTurns": turns},
@@ -467,6 +472,7 @@ class Run:
         rss_connected = sampler.rss()
 
         cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
+        access = self.login()
         start_sent = self.start_debate(debate_id, access)
         self.out(f"debate {debate_id} started; watching")
         watch_deadline = time.time() + self.remaining(reserve=15)
@@ -477,7 +483,7 @@ class Run:
         cpu1, ccpu1, t1 = sampler.cpu(), client_sampler.cpu(), time.time()
         sampler.stop()
         connections = max(1, report["connect"]["connected"])
-        status = self.debate_status(debate_id, access)
+        status = self.debate_status(debate_id, self.login())
         analysis = self.analyse(results, start_sent)
         report["debate"] = {"id": debate_id, "status": status, **analysis.pop("debate")}
         report.update(analysis)
