@@ -30,3 +30,22 @@ export function viewersLabel(count) {
   const n = Number(count) || 0;
   return `${n} watching`;
 }
+
+/** A number with grouping and at most `digits` decimals ("–" when missing). */
+export function formatNumber(value, digits = 2) {
+  return typeof value === "number" && Number.isFinite(value)
+    ? value.toLocaleString("en-US", { maximumFractionDigits: digits })
+    : "–";
+}
+
+/** A price exactly as the API gives it, with thousands grouping. */
+export function formatPrice(value) {
+  return formatNumber(value, 8);
+}
+
+/** A percentage with its sign: +2.35%, −1.2%, 0%. */
+export function formatSignedPercent(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+  const text = formatNumber(Math.abs(value), 2);
+  return `${value > 0 ? "+" : value < 0 ? "−" : ""}${text}%`;
+}

@@ -1,9 +1,11 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
-import { agentLabel, el, formatPercent } from "./format.js";
+import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
 
 const POLL_MS = 5000;
+const SVG_NS = "http://www.w3.org/2000/svg";
+const CANCELLABLE = new Set(["pending", "running"]);
 const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
@@ -21,6 +23,7 @@ const state = {
   currentAgent: null,
   viewerCount: null,
   verdict: null,
+  market: null,
   reconnects: 0,
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
@@ -88,6 +91,14 @@ function onArgument({ turn, agent, content }) {
 }
 
 function onTurn({ turn, currentAgent }) {
+  const k = key(turn, currentAgent);
+  const partial = state.arguments.get(k);
+  if (partial && !partial.complete && (partial.text || partial.streamed)) {
+    // A runner that took over a debate streams an unfinished turn again from its start.
+    partial.text = "";
+    partial.streamed = "";
+    argumentNodes.get(k).text.data = "";
+  }
   state.currentTurn = turn;
   state.currentAgent = currentAgent;
   argumentNode(turn, currentAgent).item.classList.add("is-streaming");
@@ -97,6 +108,7 @@ function onTurn({ turn, currentAgent }) {
 
 function onStatus(status) {
   if (!status || status === state.status) return;
+  const previous = state.status;
   state.status = status;
   const badge = $("debate-status");
   badge.textContent = status;
@@ -106,7 +118,10 @@ function onStatus(status) {
     state.currentAgent = null;
     for (const { item } of argumentNodes.values()) item.classList.remove("is-streaming");
     loadDetails();
+  } else if (status === "running" && previous && !state.market) {
+    loadDetails(); // the runner stores the market snapshot as the run starts
   }
+  renderCancel();
   renderTurn();
 }
 
@@ -158,6 +173,111 @@ function renderVerdict(verdict) {
   $("verdict-rationale").textContent = verdict.rationale || "";
 }
 
+function setDelta(id, value, suffix = "") {
+  const node = $(id);
+  node.textContent = value === null || value === undefined ? "–" : `${formatSignedPercent(value)}${suffix}`;
+  node.className = value > 0 ? "delta delta--up" : value < 0 ? "delta delta--down" : "delta";
+}
+
+function rsiLabel(rsi) {
+  if (typeof rsi !== "number") return "–";
+  const zone = rsi >= 70 ? " overbought" : rsi <= 30 ? " oversold" : "";
+  return `${formatNumber(rsi, 1)}${zone}`;
+}
+
+/** A tiny line chart of the recent closes, built with DOM APIs (no HTML strings). */
+function renderSparkline(closes) {
+  const box = $("market-sparkline");
+  const values = (closes || []).filter((v) => typeof v === "number");
+  if (values.length < 2) {
+    box.replaceChildren();
+    return;
+  }
+  const width = 120;
+  const height = 36;
+  const low = Math.min(...values);
+  const span = Math.max(...values) - low || 1;
+  const points = values.map((v, i) => {
+    const x = (i / (values.length - 1)) * (width - 4) + 2;
+    const y = height - 2 - ((v - low) / span) * (height - 4);
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
+  });
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  svg.setAttribute("width", String(width));
+  svg.setAttribute("height", String(height));
+  svg.setAttribute("role", "img");
+  const first = values[0];
+  const last = values[values.length - 1];
+  const title = document.createElementNS(SVG_NS, "title");
+  title.textContent = `Last ${values.length} hourly closes, from ${formatPrice(first)} to ${formatPrice(last)}`;
+  svg.setAttribute("aria-label", title.textContent);
+  const line = document.createElementNS(SVG_NS, "polyline");
+  line.setAttribute("points", points.join(" "));
+  line.setAttribute("class", last >= first ? "spark spark--up" : "spark spark--down");
+  svg.append(title, line);
+  box.replaceChildren(svg);
+}
+
+function renderMarket(market) {
+  if (!market) return;
+  state.market = market;
+  $("market").hidden = false;
+  $("market-name").textContent = market.name && market.name !== market.asset ? `· ${market.name}` : "";
+  $("market-sample").hidden = market.isSample !== true;
+  const asOf = formatTime(market.asOf);
+  $("market-source").textContent = [market.source && `Source: ${market.source}`, asOf && `as of ${asOf}`]
+    .filter(Boolean)
+    .join(", ");
+  const price = $("market-price");
+  price.textContent = formatPrice(market.lastPrice);
+  price.dataset.value = market.lastPrice === null || market.lastPrice === undefined ? "" : String(market.lastPrice);
+  setDelta("market-change-24h", market.change24hPct);
+  setDelta("market-change-7d", market.change7dPct);
+  $("market-rsi").textContent = rsiLabel(market.rsi14);
+  setDelta("market-sma20", market.priceVsSma20Pct);
+  setDelta("market-sma50", market.priceVsSma50Pct);
+  $("market-volatility").textContent =
+    typeof market.volatility24hPct === "number" ? `${formatNumber(market.volatility24hPct, 2)}%` : "–";
+  setDelta("market-volume", market.volumeChange24hPct);
+  renderSparkline(market.recentCloses);
+}
+
+function renderCancel() {
+  $("debate-actions").hidden = !(isSignedIn() && CANCELLABLE.has(state.status));
+}
+
+function showCancelMessage(message) {
+  const box = $("cancel-message");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function cancelDebate() {
+  const button = $("cancel-debate");
+  button.disabled = true;
+  showCancelMessage(null);
+  try {
+    const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/cancel/`, {
+      method: "POST",
+    });
+    if (ok) {
+      onStatus(data?.status || "cancelled");
+    } else if (status === 403) {
+      showCancelMessage(data?.detail || "Only the debate's creator or staff can cancel it.");
+    } else if (status === 409) {
+      showCancelMessage(data?.detail || "This debate has already finished.");
+      loadDetails().catch(() => {});
+    } else {
+      showCancelMessage(data?.detail || `Could not cancel the debate (HTTP ${status}).`);
+    }
+  } catch {
+    showCancelMessage("Could not reach the server to cancel the debate.");
+  } finally {
+    button.disabled = false;
+  }
+}
+
 function showError(message) {
   state.error = message;
   const box = $("watch-error");
@@ -181,6 +301,8 @@ async function loadDetails() {
   renderViewers(data.viewerCount ?? 0);
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
+  if (data.market) renderMarket(data.market);
+  renderCancel();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
 }
@@ -234,6 +356,10 @@ function start() {
       root.dataset.seq = String(socket.lastSeq);
     });
   window.addEventListener("pagehide", () => socket.stop());
+  // Back/forward cache: a restored page resumes from its last seq instead of staying frozen.
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && !TERMINAL_STATUSES.has(state.status)) socket.start();
+  });
   window.debateView = {
     state,
     socket,
@@ -247,6 +373,7 @@ function start() {
 }
 
 if (requireAuth()) {
+  $("cancel-debate").addEventListener("click", cancelDebate);
   renderConnection(State.CONNECTING);
   loadDetails().finally(schedulePoll);
   start();

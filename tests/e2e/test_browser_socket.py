@@ -1,5 +1,6 @@
 """static/js/debate-socket.js in real Chromium, against a scripted WebSocket (no server needed)."""
 
+import json
 import time
 
 import pytest
@@ -269,3 +270,165 @@ def test_replay_of_a_finished_debate_waits_for_the_announced_last_seq(page):
     send(page, 0, status_event(2, "completed"))
     page.wait_for_function("ds.state === 'ended'")
     assert page.evaluate("window.text['1:bull']") == "all"
+
+
+# --- static/js/watch.js on the real watch template, against the same scripted WebSocket ----------
+
+WATCH_AUTH_JS = """
+sessionStorage.setItem("tradeapp.auth", JSON.stringify({access: %s, refresh: "r", username: "u"}));
+window.WebSocket = FakeWebSocket;
+"""
+
+
+def watch_html() -> str:
+    from django.template.loader import render_to_string
+
+    return render_to_string(
+        "debates/watch.html", {"page": "watch", "debate_id": "d1", "ping_interval_ms": 60000}
+    )
+
+
+def debate_detail(status="running", **extra):
+    return {
+        "id": "d1",
+        "asset": "BTC",
+        "status": status,
+        "maxTurns": 2,
+        "createdBy": "u",
+        "viewerCount": 1,
+        "arguments": [],
+        "verdict": None,
+        "market": None,
+        "error": "",
+        **extra,
+    }
+
+
+@pytest.fixture
+def watch(browser):
+    """The watch page of debate d1 with canned REST answers and a scripted socket."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.add_init_script(FAKE_WEBSOCKET_JS)
+    page.add_init_script(WATCH_AUTH_JS % json.dumps(valid_token()))
+    api = {"/api/debates/d1/": debate_detail()}
+
+    def open_page(status="running"):
+        route_app(page, {"/debates/d1/": watch_html()}, api)
+        page.goto(f"{FAKE_ORIGIN}/debates/d1/")
+        socket_count(page, 1)
+        ws(page, 0, "open()")
+        send(page, 0, connected(status=status))
+        page.wait_for_function("window.debateView && window.debateView.socket.state === 'live'")
+        return page
+
+    yield api, open_page
+    assert page.errors == [], page.errors
+    context.close()
+
+
+def turn_change(seq, turn, agent):
+    return {
+        "type": "DEBATE/TURN_CHANGE",
+        "payload": {"debateId": "d1", "currentAgent": agent, "turn": turn, "seq": seq},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+def argument_complete(seq, turn, agent, content):
+    return {
+        "type": "DEBATE/ARGUMENT_COMPLETE",
+        "payload": {"debateId": "d1", "agent": agent, "content": content, "turn": turn, "seq": seq},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+def shown(page, turn, agent):
+    selector = f'.argument[data-turn="{turn}"][data-agent="{agent}"] .argument__text'
+    return page.locator(selector).text_content()
+
+
+def test_turn_change_of_an_unfinished_turn_restarts_its_text(watch):
+    _api, open_page = watch
+    page = open_page()
+    send(page, 0, turn_change(1, 1, "bull"))
+    send(page, 0, token_event(2, 1, "bull", "Old "))
+    send(page, 0, token_event(3, 1, "bull", "partial"))
+    assert shown(page, 1, "bull") == "Old partial"
+    # The runner died; another one took over and streams turn 1 again from its start.
+    send(page, 0, turn_change(4, 1, "bull"))
+    assert shown(page, 1, "bull") == ""
+    send(page, 0, token_event(5, 1, "bull", "New "))
+    send(page, 0, token_event(6, 1, "bull", "text."))
+    assert shown(page, 1, "bull") == "New text."
+    send(page, 0, argument_complete(7, 1, "bull", "New text."))
+    # A TURN_CHANGE for a turn that is already complete leaves its text alone.
+    send(page, 0, turn_change(8, 1, "bull"))
+    send(page, 0, turn_change(9, 2, "bear"))
+    send(page, 0, token_event(10, 2, "bear", "Bear"))
+    assert shown(page, 1, "bull") == "New text."
+    assert shown(page, 2, "bear") == "Bear"
+    transcript = page.evaluate("window.debateView.transcript()")
+    assert transcript[0] == {
+        "turn": 1,
+        "agent": "bull",
+        "content": "New text.",
+        "streamed": "New text.",
+        "complete": True,
+    }
+    assert page.locator(".argument").count() == 2
+
+
+def test_cancel_of_a_finished_debate_shows_the_conflict(watch):
+    api, open_page = watch
+    api["/api/debates/d1/cancel/"] = (409, {"detail": "Debate is already completed."})
+    page = open_page()
+    button = page.get_by_role("button", name="Cancel debate")
+    button.click()
+    message = page.locator("#cancel-message")
+    message.wait_for(state="visible")
+    assert message.text_content() == "Debate is already completed."
+    assert message.get_attribute("role") == "alert"
+    assert page.locator("#debate-status").text_content() == "running"
+
+
+def test_market_panel_appears_when_the_run_starts(watch):
+    api, open_page = watch
+    api["/api/debates/d1/"] = debate_detail(status="pending")
+    page = open_page(status="pending")
+    assert page.locator("#market").is_hidden()
+    assert page.locator("#cancel-debate").is_visible()
+    market = {
+        "asset": "BTC",
+        "name": "Bitcoin",
+        "source": "sample",
+        "isSample": True,
+        "asOf": "2026-01-01T00:00:00Z",
+        "lastPrice": 64123.45,
+        "change24hPct": 1.25,
+        "change7dPct": -3.5,
+        "volatility24hPct": 0.61,
+        "rsi14": 72.4,
+        "sma20": 63000.0,
+        "sma50": 62000.0,
+        "priceVsSma20Pct": 1.78,
+        "priceVsSma50Pct": 3.43,
+        "volumeChange24hPct": -12.3,
+        "recentCloses": [63000.0, 63500.5, 63200.0, 64123.45],
+    }
+    api["/api/debates/d1/"] = debate_detail(status="running", market=market)
+    send(page, 0, status_event(1, "running"))
+    page.locator("#market").wait_for(state="visible")
+    assert page.locator("#market-sample").text_content() == "Sample market data"
+    assert page.locator("#market-price").text_content() == "64,123.45"
+    assert page.locator("#market-change-24h").text_content() == "+1.25%"
+    assert page.locator("#market-change-7d").text_content() == "\u22123.5%"
+    assert page.locator("#market-rsi").text_content() == "72.4 overbought"
+    assert page.locator("#market-sma50").text_content() == "+3.43%"
+    assert page.locator("#market-volatility").text_content() == "0.61%"
+    assert page.locator("#market-volume").text_content() == "\u221212.3%"
+    label = page.locator("#market-sparkline svg").get_attribute("aria-label")
+    assert label == "Last 4 hourly closes, from 63,000 to 64,123.45"
+    assert page.locator("#market-sparkline polyline").count() == 1
