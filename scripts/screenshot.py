@@ -2,7 +2,7 @@
 
 Starts its own daphne on a throwaway SQLite database (tests/e2e/browser.py), signs in, starts a
 debate through the REST API, opens its watch page and saves a desktop-sized screenshot once the
-debate has finished (or, with --live, while the second turn is streaming).
+debate has finished (or, with --live, while the second turn is streaming), market panel included.
 
     .venv/bin/python scripts/screenshot.py [--asset BTC] [--turns 4] [--live] [--out PATH]
 """
@@ -50,6 +50,8 @@ def capture(browser, server, debate_id: str, out: Path, *, live: bool = False) -
                 " && !document.getElementById('verdict-summary').hidden",
                 timeout=WAIT_MS,
             )
+        # The market panel fills in from the REST API once the run has stored its snapshot.
+        page.wait_for_function("!document.getElementById('market').hidden", timeout=WAIT_MS)
         page.evaluate("document.activeElement && document.activeElement.blur()")
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out), full_page=not live)

@@ -11,16 +11,19 @@ const nextButton = document.getElementById("next-page");
 let page = 1;
 let timer = null;
 
-function renderDebate(debate) {
-  const item = el("li", "debate-item");
+/** Fill a row, reusing its link so that a periodic refresh never steals keyboard focus. */
+function renderDebate(debate, item = el("li", "debate-item")) {
   item.dataset.debateId = debate.id;
   item.dataset.status = debate.status;
-  const link = el("a", "debate-item__link");
-  link.href = `/debates/${encodeURIComponent(debate.id)}/`;
-  link.append(el("span", "asset-tag", debate.asset));
+  let link = item.querySelector(".debate-item__link");
+  if (!link) {
+    link = el("a", "debate-item__link");
+    link.href = `/debates/${encodeURIComponent(debate.id)}/`;
+    item.append(link);
+  }
   const turns = `${(debate.arguments || []).filter((a) => a.agent !== "moderator").length}/${debate.maxTurns} turns`;
-  link.append(el("span", "debate-item__turns muted", turns));
-  item.append(link);
+  link.replaceChildren(el("span", "asset-tag", debate.asset), el("span", "debate-item__turns muted", turns));
+  item.querySelector(".debate-item__meta")?.remove();
   const meta = el("div", "debate-item__meta");
   meta.append(el("span", `status-badge status-badge--${debate.status}`, debate.status));
   const viewers = el("span", "viewer-pill", viewersLabel(debate.viewerCount));
@@ -46,8 +49,19 @@ async function load() {
     message.textContent = `Could not load debates (HTTP ${status}).`;
     return;
   }
-  list.replaceChildren(...data.results.map(renderDebate));
-  message.textContent = data.count ? `${data.count} debate${data.count === 1 ? "" : "s"}` : "No debates yet: start one.";
+  const existing = new Map([...list.children].map((item) => [item.dataset.debateId, item]));
+  const items = data.results.map((debate) => renderDebate(debate, existing.get(debate.id)));
+  for (const [id, item] of existing) {
+    if (!data.results.some((debate) => debate.id === id)) item.remove();
+  }
+  // Move only rows that are out of place: re-inserting every row would drop the focus.
+  items.forEach((item, index) => {
+    if (list.children[index] !== item) list.insertBefore(item, list.children[index] || null);
+  });
+  const text = data.count ? `${data.count} debate${data.count === 1 ? "" : "s"}` : "No debates yet: start one.";
+  // The message is a live region: only touch it when it changes, so it is not re-announced.
+  if (message.textContent !== text) message.textContent = text;
+  list.dataset.refreshes = String(Number(list.dataset.refreshes || 0) + 1);
   prevButton.hidden = !data.previous;
   nextButton.hidden = !data.next;
 }
@@ -102,6 +116,10 @@ form.addEventListener("submit", async (event) => {
   } finally {
     button.disabled = false;
   }
+});
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) load().catch(() => {});
 });
 
 prevButton.addEventListener("click", () => {

@@ -218,11 +218,17 @@ def launch_chromium(playwright):
     )
 
 
-def sign_in(page, server: LiveServer, next_path: str = "/debates/") -> None:
+def sign_in(
+    page,
+    server: LiveServer,
+    next_path: str = "/debates/",
+    username: str = USERNAME,
+    password: str = PASSWORD,
+) -> None:
     """Sign in through the form, as a person would."""
     page.goto(f"{server.base_url}/signin/?next={next_path}")
-    page.get_by_label("Username").fill(USERNAME)
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{server.base_url}{next_path}")
 

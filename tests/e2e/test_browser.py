@@ -121,25 +121,45 @@ def assert_page_matches_saved(page, server, debate_id: str) -> dict:
     return saved
 
 
-def test_sign_in_start_and_watch_a_debate_to_its_verdict(page, context, server):
+# Records, for the whole life of the page, what a person would have seen at some instant: partial
+# text in an unfinished argument of each side, and which side was highlighted as speaking. Waiting
+# for such an instant instead would race a fast debate (a turn can finish between two polls).
+SEEN_JS = """
+window.__seen = { partial: {}, speaking: {}, current: {} };
+new MutationObserver(() => {
+  for (const el of document.querySelectorAll('.argument[data-complete="false"]')) {
+    const n = el.querySelector('.argument__text')?.textContent.length || 0;
+    const agent = el.dataset.agent;
+    window.__seen.partial[agent] = Math.max(window.__seen.partial[agent] || 0, n);
+  }
+  for (const el of document.querySelectorAll('.side.is-speaking')) {
+    window.__seen.speaking[el.dataset.side] = true;
+  }
+  for (const el of document.querySelectorAll('.argument.is-current[aria-current="step"]')) {
+    window.__seen.current[el.dataset.agent] = true;
+  }
+}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+"""
+
+
+def format_price(value: float) -> str:
+    """The watch page's price format: grouping, the API's digits."""
+    return f"{value:,.8f}".rstrip("0").rstrip(".")
+
+
+def test_sign_in_start_and_watch_a_debate_to_its_verdict(page, server):
+    page.add_init_script(SEEN_JS)
     sign_in(page, server)
     debate_id = start_debate_from_form(page, server)
 
-    expect(page.locator("#connection-state")).to_have_text("live")
-    wait_streaming(page, "bull", server)
-    expect(page.locator(".side--bull")).to_have_class(re.compile("is-speaking"))
-
-    # Another signed-in tab sees the live viewer on the list.
-    lister = context.new_page()
-    sign_in(lister, server)
-    row = lister.locator(f'.debate-item[data-debate-id="{debate_id}"]')
-    expect(row.locator(".viewer-pill")).not_to_have_text("0 watching")
-    expect(row.locator(".status-badge")).to_have_text("running")
-    lister.close()
-
-    wait_streaming(page, "bear", server)
-    expect(page.locator(".side--bear")).to_have_class(re.compile("is-speaking"))
     wait_status(page, "completed", server)
+    seen = page.evaluate("window.__seen")
+    # Tokens appeared in both columns while their arguments were still being written.
+    assert seen["partial"].get("bull", 0) > 0, seen
+    assert seen["partial"].get("bear", 0) > 0, seen
+    assert seen["speaking"] == {"bull": True, "bear": True}, seen
+    assert seen["current"].get("bull") is True, seen
+    assert seen["current"].get("bear") is True, seen
 
     expect(page.locator("#debate-status")).to_have_text("completed")
     expect(page.locator("#verdict-summary")).to_be_visible(timeout=LONG)
@@ -152,15 +172,31 @@ def test_sign_in_start_and_watch_a_debate_to_its_verdict(page, context, server):
     expect(page.locator("#verdict-rationale")).to_have_text(saved["verdict"]["rationale"])
     expect(page.locator("#moderator-arguments .argument")).to_have_count(1)
 
+    # The market context the debate was grounded in, as the API returns it.
+    market = saved["market"]
+    assert market["isSample"] is True
+    expect(page.locator("#market")).to_be_visible()
+    expect(page.locator("#market-sample")).to_be_visible()
+    expect(page.locator("#market-sample")).to_have_text("Sample market data")
+    expect(page.locator("#market-price")).to_have_text(format_price(market["lastPrice"]))
+    assert float(page.locator("#market-price").get_attribute("data-value")) == market["lastPrice"]
+    expect(page.locator("#market-sparkline svg polyline")).to_have_count(1)
+    # A finished debate can no longer be cancelled.
+    expect(page.locator("#cancel-debate")).to_be_hidden()
+
+
+def admin_log_in(admin, server) -> None:
+    """An operator logs in to the Django admin."""
+    admin.goto(f"{server.base_url}/admin/login/?next=/admin/")
+    admin.get_by_label("Username").fill("u")
+    admin.get_by_label("Password").fill("p-browser-test")
+    admin.get_by_role("button", name="Log in").click()
+    admin.wait_for_url(re.compile(r"/admin/$"))
+
 
 def disconnect_viewers_in_admin(admin, server, debate_id: str) -> None:
     """An operator disconnects the debate's live viewers with the admin action."""
     admin.goto(f"{server.base_url}/admin/debates/viewer/?live=yes&q={debate_id}")
-    if "/admin/login/" in admin.url:
-        admin.get_by_label("Username").fill("u")
-        admin.get_by_label("Password").fill("p-browser-test")
-        admin.get_by_role("button", name="Log in").click()
-        admin.wait_for_url(re.compile(r"/admin/debates/viewer/"))
     admin.locator("#action-toggle").check()
     admin.locator("select[name=action]").select_option("disconnect_viewers")
     admin.get_by_role("button", name="Go").click()
@@ -168,11 +204,14 @@ def disconnect_viewers_in_admin(admin, server, debate_id: str) -> None:
 
 
 def test_server_closes_the_socket_mid_debate_and_the_page_resumes_exactly(page, context, server):
+    # The operator is logged in beforehand, and the debate has six turns, so that the disconnect
+    # lands well inside the debate however slow the machine is.
+    admin = context.new_page()
+    admin_log_in(admin, server)
     sign_in(page, server)
-    debate_id = start_debate_from_form(page, server, asset="ETH", turns="2")
+    debate_id = start_debate_from_form(page, server, asset="ETH", turns="6")
     wait_streaming(page, "bull", server)
 
-    admin = context.new_page()
     disconnect_viewers_in_admin(admin, server, debate_id)
     admin.close()
 
@@ -192,17 +231,26 @@ XSS_IMG = "<img src=x onerror=\"window.__xss='img'\"> & <svg onload=\"window.__x
 XSS_RATIONALE = "<img src=y onerror=\"window.__xss='rationale'\">"
 
 
-def create_finished_debate(server, arguments: list[tuple[int, str, str]]) -> str:
-    """A completed debate written straight into the server's database; returns its id."""
+def create_finished_debate(
+    server, arguments: list[tuple[int, str, str]], market: dict | str | None = None
+) -> str:
+    """A completed debate written straight into the server's database; returns its id.
+
+    `market` is a stored market_context dict, or an asset name for its sample snapshot.
+    """
     code = f"""
-import json
+import asyncio, json
 from django.utils import timezone
+from debates.engine.market import SampleMarketData
 from debates.models import Argument, Debate
 rows = json.loads({json.dumps(json.dumps(arguments))})
+market = json.loads({json.dumps(json.dumps(market))})
+if isinstance(market, str):
+    market = asyncio.run(SampleMarketData().snapshot(market)).to_dict()
 now = timezone.now()
 debate = Debate.objects.create(asset="XSS", max_turns=2, status="completed",
     started_at=now, finished_at=now, verdict_recommendation="hold", verdict_confidence=0.5,
-    verdict_rationale={XSS_RATIONALE!r})
+    verdict_rationale={XSS_RATIONALE!r}, market_context=market)
 for turn, agent, content in rows:
     Argument.objects.create(debate=debate, turn=turn, agent=agent, content=content)
 print(debate.id)
@@ -212,7 +260,8 @@ print(debate.id)
 
 def test_argument_html_is_shown_as_text_and_never_runs(page, server):
     rows = [(1, "bull", XSS_SCRIPT), (2, "bear", XSS_IMG), (3, "moderator", "Hold. <i>x</i>")]
-    debate_id = create_finished_debate(server, rows)
+    market = {"asset": "XSS", "name": XSS_SCRIPT, "source": XSS_IMG, "last_price": 1.5}
+    debate_id = create_finished_debate(server, rows, market=market)
     sign_in(page, server, next_path=f"/debates/{debate_id}/")
 
     wait_status(page, "completed", server)
@@ -223,6 +272,9 @@ def test_argument_html_is_shown_as_text_and_never_runs(page, server):
     expect(bear).to_have_text(XSS_IMG)
     assert "<script>" in bull.text_content()
     expect(page.locator("#verdict-rationale")).to_have_text(XSS_RATIONALE)
+    expect(page.locator("#market-name")).to_contain_text(XSS_SCRIPT)
+    expect(page.locator("#market-source")).to_contain_text(XSS_IMG)
+    expect(page.locator("#market-sample")).to_be_hidden()
     assert (
         page.locator(
             "#debate-view script, #debate-view img, #debate-view svg, #debate-view b"
@@ -235,7 +287,9 @@ def test_argument_html_is_shown_as_text_and_never_runs(page, server):
 
 def test_phone_screen_stacks_the_columns_and_keyboard_focus_is_visible(browser, server):
     debate_id = create_finished_debate(
-        server, [(1, "bull", "Up only."), (2, "bear", "Down only."), (3, "moderator", "Hold.")]
+        server,
+        [(1, "bull", "Up only."), (2, "bear", "Down only."), (3, "moderator", "Hold.")],
+        market="BTC",
     )
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     try:
@@ -247,6 +301,10 @@ def test_phone_screen_stacks_the_columns_and_keyboard_focus_is_visible(browser, 
         assert bear["y"] >= bull["y"] + bull["height"], (bull, bear)
         assert bull["width"] <= 390
         assert bear["width"] <= 390
+        expect(page.locator("#market-sample")).to_be_visible()
+        market = page.locator("#market").bounding_box()
+        assert market["x"] >= 0, market
+        assert market["x"] + market["width"] <= 390, market
         scroll_width = page.evaluate("document.documentElement.scrollWidth")
         assert scroll_width <= 390, "no horizontal scrolling on a phone"
 
@@ -256,6 +314,9 @@ def test_phone_screen_stacks_the_columns_and_keyboard_focus_is_visible(browser, 
         expect(page.get_by_role("heading", level=1)).to_have_count(1)
         expect(page.get_by_role("heading", name="Bull")).to_be_visible()
         expect(page.get_by_role("heading", name="Bear")).to_be_visible()
+        expect(page.get_by_role("heading", name=re.compile("^Market context"))).to_be_visible()
+        assert page.evaluate("document.documentElement.lang") == "en"
+        expect(page.get_by_role("img", name=re.compile("hourly closes"))).to_have_count(1)
         assert page.locator("#current-argument").get_attribute("aria-live") == "polite"
 
         # The first Tab lands on the skip link, which is visible with a focus outline.
@@ -318,8 +379,97 @@ def test_screenshot_script_captures_the_watch_page(browser, server, tmp_path):
             (2, "bear", "Valuations are stretched."),
             (3, "moderator", "Hold."),
         ],
+        market="BTC",
     )
     out = capture(browser, server, debate_id, tmp_path / "shot.png")
     width, height = png_size(out)
     assert width == 1280
     assert height >= 900
+
+
+def ensure_user(server, username: str, password: str) -> None:
+    """A plain (non-staff) user on the server's database."""
+    server.shell(
+        "from django.contrib.auth import get_user_model\n"
+        f"u, _ = get_user_model().objects.get_or_create(username={username!r})\n"
+        f"u.is_staff = False\nu.set_password({password!r})\nu.save()\n"
+    )
+
+
+def create_pending_debate(server, asset: str, username: str, password: str) -> str:
+    """A pending (not started) debate created through the API by `username`."""
+    access = server.token(username, password)["access"]
+    status, debate = server.api(
+        "POST", "/api/debates/", {"asset": asset, "maxTurns": 2}, token=access
+    )
+    assert status == 201, debate
+    return debate["id"]
+
+
+def test_only_the_creator_or_staff_can_cancel_from_the_watch_page(browser, server):
+    ensure_user(server, "alice", "alice-pass-1")
+    ensure_user(server, "bob", "bob-pass-1")
+    debate_id = create_pending_debate(server, "SOL", "alice", "alice-pass-1")
+    watch = f"/debates/{debate_id}/"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(60_000)
+    try:
+        # Someone else's debate: the server refuses, and the page says so.
+        bob = context.new_page()
+        sign_in(bob, server, next_path=watch, username="bob", password="bob-pass-1")
+        wait_page(bob, f"{VIEW}.dataset.connection === 'live'", server)
+        expect(bob.locator("#debate-status")).to_have_text("pending")
+        bob.get_by_role("button", name="Cancel debate").click()
+        expect(bob.locator("#cancel-message")).to_be_visible()
+        expect(bob.locator("#cancel-message")).to_contain_text("creator or staff")
+        expect(bob.locator("#debate-status")).to_have_text("pending")
+
+        # The creator cancels it (by keyboard): every open page hears the final status and stops.
+        alice = context.new_page()
+        sign_in(alice, server, next_path=watch, username="alice", password="alice-pass-1")
+        wait_page(alice, f"{VIEW}.dataset.connection === 'live'", server)
+        alice.get_by_role("button", name="Cancel debate").focus()
+        alice.keyboard.press("Enter")
+        wait_status(alice, "cancelled", server)
+        expect(alice.locator("#cancel-debate")).to_be_hidden()
+        expect(alice.locator("#cancel-message")).to_be_hidden()
+        expect(alice.locator("#connection-state")).to_have_text("ended")
+        wait_status(bob, "cancelled", server)
+        expect(bob.locator("#connection-state")).to_have_text("ended")
+        expect(bob.locator("#cancel-debate")).to_be_hidden()
+        access = server.token("alice", "alice-pass-1")["access"]
+        status, saved = server.api("GET", f"/api/debates/{debate_id}/", token=access)
+        assert (status, saved["status"]) == (200, "cancelled")
+    finally:
+        context.close()
+
+
+def test_list_refreshes_status_and_viewers_by_itself_without_losing_focus(page, context, server):
+    debate_id = create_pending_debate(server, "ADA", "u", "p-browser-test")
+    watcher = context.new_page()
+    sign_in(watcher, server, next_path=f"/debates/{debate_id}/")
+    wait_page(watcher, f"{VIEW}.dataset.connection === 'live'", server)
+
+    sign_in(page, server)
+    row = page.locator(f'.debate-item[data-debate-id="{debate_id}"]')
+    expect(row.locator(".status-badge")).to_have_text("pending")
+    expect(row.locator(".viewer-pill")).to_have_text("1 watching")
+    page.evaluate("window.__sameDocument = true")
+    row.locator(".debate-item__link").focus()
+
+    # Started elsewhere: the list shows it without a reload or a click on Refresh.
+    access = server.token()["access"]
+    status, body = server.api("POST", f"/api/debates/{debate_id}/start/", token=access)
+    assert status == 202, body
+    expect(row.locator(".status-badge")).not_to_have_text("pending", timeout=LONG)
+    wait_status(watcher, "completed", server)
+    expect(watcher.locator("#connection-state")).to_have_text("ended")
+    expect(row.locator(".status-badge")).to_have_text("completed", timeout=LONG)
+    expect(row.locator(".viewer-pill")).to_have_text("0 watching", timeout=LONG)
+    expect(row.locator(".debate-item__turns")).to_have_text("2/2 turns")
+    assert page.evaluate("window.__sameDocument") is True
+    assert int(page.locator("#debate-list").get_attribute("data-refreshes")) >= 2
+    # The periodic refresh updated the row in place: keyboard focus stayed on its link.
+    focused = page.evaluate("document.activeElement.closest('.debate-item')?.dataset.debateId")
+    assert focused == debate_id
+    watcher.close()
