@@ -3,9 +3,11 @@
 Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004); then the
 viewer row, the hub subscription (live events are buffered from here on), ``DEBATE/CONNECTED``,
 the catch-up (every logged event after ``?lastSeq=N``, or from seq 1; a finished debate whose
-log expired is synthesised from the database, see streaming.replay), the buffered live events
-with seq above the last one sent, and live events. An unexpected failure closes 4500 with a
-logged trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+log expired is replayed from its archive with the live seqs, see streaming.archive, or else
+synthesised from its arguments with ``CONNECTED.reset`` set for a resuming client, see
+streaming.replay), the buffered live events with seq above the last one sent, and live
+events. An unexpected failure closes 4500 with a logged trace. An invalid ``lastSeq`` counts
+as absent (replay from seq 1).
 """
 
 import asyncio
@@ -20,6 +22,7 @@ from django.conf import settings
 
 from debates.models import Debate
 from streaming import metrics, protocol, services
+from streaming.archive import archive_events
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
@@ -136,26 +139,56 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         # The seam: subscribe (live events buffer from now) BEFORE reading the log.
         await get_hub().join(self.debate_id, self)
         self._joined = True
-        log = get_event_log()
-        latest = await log.last_seq(self.debate_id)
-        synthesised = None
-        if latest == 0:
-            debate = await database_sync_to_async(Debate.objects.get)(pk=debate.pk)
-            synthesised = await database_sync_to_async(synthesise_events)(debate)
-            latest = synthesised[-1][0] if synthesised else 0
+        debate, latest, events, reset = await self._catch_up(debate)
         viewers = await database_sync_to_async(services.live_viewer_count)(debate_id=self.debate_id)
         await self._send_text(
-            protocol.encode(protocol.connected(self.debate_id, debate.status, latest, viewers))
+            protocol.encode(
+                protocol.connected(self.debate_id, debate.status, latest, viewers, reset=reset)
+            )
         )
-        if synthesised is not None:
-            events = [e for e in synthesised if e[0] > self.last_sent]
-        else:
-            events = await log.read_after(self.debate_id, self.last_sent)
         for seq, text in events:
             if seq > self.last_sent:
                 self.last_sent = seq
                 await self._send_text(text)
         await self._go_live()
+
+    async def _catch_up(self, debate: Debate) -> tuple[Debate, int, list[tuple[int, str]], bool]:
+        """The debate, its newest seq, the events after self.last_sent, and whether the client
+        must reset (its lastSeq belongs to another numbering: replay from seq 1)."""
+        log = get_event_log()
+        latest = await log.last_seq(self.debate_id)
+        if latest:
+            events = await log.read_after(self.debate_id, self.last_sent)
+            complete = self.last_sent >= latest or (events and events[0][0] == self.last_sent + 1)
+            if complete:
+                return await self._reset_if_ahead(debate, latest, events)
+            # The log expired between the two reads: fall through to the database.
+        debate = await database_sync_to_async(Debate.objects.get)(pk=debate.pk)
+        archived = await database_sync_to_async(archive_events)(debate_id=debate.pk)
+        if archived:
+            latest = archived[-1][0]
+            return await self._reset_if_ahead(
+                debate, latest, [e for e in archived if e[0] > self.last_sent]
+            )
+        synthesised = await database_sync_to_async(synthesise_events)(debate)
+        if not synthesised:
+            return debate, 0, [], False  # running without a log (e.g. Redis flushed): live only
+        # A synthesised replay has its own numbering: a resuming client starts over from seq 1.
+        reset = self.last_sent > 0
+        self.last_sent = 0
+        return debate, synthesised[-1][0], synthesised, reset
+
+    async def _reset_if_ahead(self, debate, latest, events):
+        if self.last_sent <= latest:
+            return debate, latest, events, False
+        # lastSeq beyond the newest seq: the client's numbering is not this log's (the log was
+        # lost and restarted): replay all of it from seq 1 and tell the client to start over.
+        self.last_sent = 0
+        events = await get_event_log().read_after(self.debate_id, 0)
+        if not events:
+            archived = await database_sync_to_async(archive_events)(debate_id=debate.pk)
+            events = archived or []
+        return debate, latest, events, True
 
     async def _go_live(self) -> None:
         while self.buffer:

@@ -136,11 +136,22 @@ def event_text_parts(action_type: str, payload: dict, timestamp: str) -> tuple[s
     return head, tail
 
 
-def connected(debate_id, status: str, last_seq: int, viewers: int) -> dict:
-    """DEBATE/CONNECTED: the debate's status, newest seq and live viewer count."""
+def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool = False) -> dict:
+    """DEBATE/CONNECTED: the debate's status, newest seq, live viewer count and reset flag.
+
+    ``reset`` true: the client's lastSeq does not belong to the numbering being replayed (a
+    debate re-synthesised from the database, or a log that was lost), so the events that follow
+    start again at seq 1 and the client must discard what it holds of this debate first.
+    """
     return action(
         CONNECTED,
-        {"debateId": str(debate_id), "status": status, "lastSeq": last_seq, "viewers": viewers},
+        {
+            "debateId": str(debate_id),
+            "status": status,
+            "lastSeq": last_seq,
+            "viewers": viewers,
+            "reset": bool(reset),
+        },
     )
 
 

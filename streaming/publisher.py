@@ -12,6 +12,9 @@ the interval, and always before any other event or a token of another turn, so o
 ARGUMENT_COMPLETE.content still equals what the tokens spelled. The merged event's timestamp is
 taken when it is created (at the flush). Per debate, emits are serialised by a lock so seq order
 equals publish order.
+
+After a debate's final STATUS_UPDATE its whole event log is archived in the database
+(streaming.archive), so a replay after the log's TTL has the live seqs and texts.
 """
 
 import asyncio
@@ -24,9 +27,12 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streaming import metrics, protocol
+from streaming.archive import archive_debate_log
 from streaming.eventlog import get_event_log
 
 logger = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
 @dataclass
@@ -134,13 +140,13 @@ async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
         if action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
             stream.started_at, stream.first_token_seen = time.monotonic(), False
         result = await _emit(key, action_type, payload)
-        if action_type == protocol.STATUS_UPDATE and payload["status"] in (
-            "completed",
-            "failed",
-            "cancelled",
-        ):
+        final = action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+        if final:
             _streams.get(asyncio.get_running_loop(), {}).pop(key, None)
-        return result
+    if final:
+        # One DB write per debate: replay after the log's TTL keeps the live seqs.
+        await archive_debate_log(key)
+    return result
 
 
 async def flush(debate_id) -> None:

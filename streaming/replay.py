@@ -1,12 +1,13 @@
-"""Replay of a finished debate from the database, once its event log has expired.
+"""Synthesis of a finished debate from its saved arguments, when no event log is left.
 
 Synthesis (deterministic, so every process and every reconnect numbers it the same way):
 seq 1 is ``STATUS_UPDATE {status: "running"}``; then for each saved Argument in turn order
 ``TURN_CHANGE {currentAgent, turn}``, ``TOKEN_RECEIVED`` whose ``token`` is the full content,
 and ``ARGUMENT_COMPLETE {content}``; last ``STATUS_UPDATE`` with the final status. Timestamps
 are the debate's started_at, each argument's created_at and the debate's finished_at. These seqs
-restart the numbering: a client resuming with a lastSeq from the original (expired) stream gets
-the synthetic events after that number.
+are the synthesis's own: used only when a finished debate has neither a live log nor an archive
+(streaming.archive), and a client resuming with lastSeq > 0 then gets CONNECTED.reset = true and
+every synthetic event from seq 1 (its lastSeq may belong to the original, expired numbering).
 """
 
 from debates.models import Debate

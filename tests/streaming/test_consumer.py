@@ -50,6 +50,7 @@ async def test_connected_then_live_events(debate):
         "status": "running",
         "lastSeq": 0,
         "viewers": 1,
+        "reset": False,
     }
     await _publish_turn(debate.id, 1, "bull", ["Up ", "we go."])
     messages = await receive_until(comm, lambda m: m["type"] == protocol.ARGUMENT_COMPLETE)
@@ -109,11 +110,17 @@ async def test_no_gap_or_duplicate_at_the_seam(debate, monkeypatch):
     log = eventlog.get_event_log()
     original = log.read_after
 
+    published = []
+
     async def slow_read_after(debate_id, after_seq):
         result = await original(debate_id, after_seq)
-        # Between the log read and going live, two more events are published.
-        await publish_event(debate.id, protocol.TURN_CHANGE, {"currentAgent": "bear", "turn": 2})
-        await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
+        if not published:
+            published.append(True)
+            # Between the log read and going live, two more events are published.
+            await publish_event(
+                debate.id, protocol.TURN_CHANGE, {"currentAgent": "bear", "turn": 2}
+            )
+            await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
         return result
 
     monkeypatch.setattr(log, "read_after", slow_read_after)
@@ -210,9 +217,106 @@ async def test_finished_debate_after_ttl_is_replayed_from_the_database(db):
     ]
     assert messages[-1]["payload"]["status"] == "completed"
     await comm.disconnect()
+    # Without an archive the numbering is the synthesis's own: a resuming client starts over.
     comm, first = await connect(debate.id, last_seq=6)
-    rest = [await comm.receive_json_from(timeout=5) for _ in range(2)]
-    assert [m["payload"]["seq"] for m in rest] == [7, 8]
+    assert first["payload"]["reset"] is True
+    assert first["payload"]["lastSeq"] == 8
+    again = [await comm.receive_json_from(timeout=5) for _ in range(8)]
+    assert again == messages
+    assert await comm.receive_nothing(timeout=0.1)
+    await comm.disconnect()
+
+
+async def _expire_log(debate_id) -> None:
+    """Drop the debate's live event log, as its TTL would."""
+    from streaming import backends, eventlog
+
+    if backends.redis_url():
+        client = backends.redis_client()
+        await client.delete(backends.key("seq", debate_id), backends.key("log", debate_id))
+    else:
+        eventlog._memory_log._logs.pop(backends.key(str(debate_id)), None)
+
+
+async def _run_debate(debate, turns) -> None:
+    """Publish a whole debate (saving its arguments) and finish it."""
+    await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "running"})
+    for turn, agent, words in turns:
+        await publish_event(debate.id, protocol.TURN_CHANGE, {"currentAgent": agent, "turn": turn})
+        for word in words:
+            await publish_event(
+                debate.id, protocol.TOKEN_RECEIVED, {"agent": agent, "token": word, "turn": turn}
+            )
+        await database_sync_to_async(Argument.objects.create)(
+            debate=debate, turn=turn, agent=agent, content="".join(words)
+        )
+        await publish_event(
+            debate.id,
+            protocol.ARGUMENT_COMPLETE,
+            {"agent": agent, "content": "".join(words), "turn": turn},
+        )
+    await database_sync_to_async(Debate.objects.filter(pk=debate.pk).update)(
+        status=DebateStatus.COMPLETED, finished_at=timezone.now()
+    )
+    await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_resume_after_the_ttl_keeps_the_live_seqs(debate, backend, request):
+    """The archived log replays the live texts and seqs: lastSeq=N stays exact after the TTL."""
+    if backend == "redis":
+        request.getfixturevalue("use_redis")
+    live_comm, _ = await connect(debate.id)
+    await _run_debate(debate, [(1, "bull", ["Up ", "and ", "up."]), (2, "bear", ["No", "."])])
+    live = await receive_until(
+        live_comm, lambda m: m["payload"].get("status") == "completed", limit=50
+    )
+    await live_comm.disconnect()
+    assert [m["payload"]["seq"] for m in live] == list(range(1, 12))
+    await _expire_log(debate.id)
+
+    for last_seq in [None, 0, 3, 7, 10, 11]:
+        comm, first = await connect(debate.id, last_seq=last_seq)
+        assert first["payload"]["status"] == "completed"
+        assert first["payload"]["lastSeq"] == 11
+        assert first["payload"]["reset"] is False
+        expected = live[(last_seq or 0) :]
+        replay = [await comm.receive_json_from(timeout=5) for _ in expected]
+        assert replay == expected  # same texts, same seqs, same timestamps
+        assert await comm.receive_nothing(timeout=0.1)
+        await comm.disconnect()
+
+
+async def test_last_seq_beyond_the_log_replays_all_with_reset(debate):
+    """A lastSeq from another numbering (a lost log) gets everything from seq 1, flagged."""
+    await _publish_turn(debate.id, 1, "bull", ["a", "b"])  # seqs 1..4
+    comm, first = await connect(debate.id, last_seq=40)
+    assert first["payload"]["reset"] is True
+    assert first["payload"]["lastSeq"] == 4
+    messages = [await comm.receive_json_from(timeout=5) for _ in range(4)]
+    assert [m["payload"]["seq"] for m in messages] == [1, 2, 3, 4]
+    await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
+    assert (await comm.receive_json_from(timeout=5))["payload"]["seq"] == 5
+    await comm.disconnect()
+
+
+async def test_log_expiring_during_connect_falls_back_to_the_archive(debate, monkeypatch):
+    from streaming import eventlog
+
+    await _run_debate(debate, [(1, "bull", ["x", "y"])])  # seqs 1..6, archived
+    log = eventlog.get_event_log()
+    original = log.read_after
+
+    async def expired_read_after(debate_id, after_seq):
+        await _expire_log(debate_id)
+        return await original(debate_id, after_seq)
+
+    monkeypatch.setattr(log, "read_after", expired_read_after)
+    comm, first = await connect(debate.id, last_seq=2)
+    assert first["payload"]["lastSeq"] == 6
+    assert first["payload"]["reset"] is False
+    rest = [await comm.receive_json_from(timeout=5) for _ in range(4)]
+    assert [m["payload"]["seq"] for m in rest] == [3, 4, 5, 6]
     await comm.disconnect()
 
 

@@ -21,13 +21,17 @@ def _check_action(message: dict, action_type: str, payload_keys: set[str]) -> No
 
 def test_connected_shape():
     message = protocol.connected(DEBATE, "running", 7, 3)
-    _check_action(message, "DEBATE/CONNECTED", {"debateId", "status", "lastSeq", "viewers"})
+    _check_action(
+        message, "DEBATE/CONNECTED", {"debateId", "status", "lastSeq", "viewers", "reset"}
+    )
     assert message["payload"] == {
         "debateId": DEBATE,
         "status": "running",
         "lastSeq": 7,
         "viewers": 3,
+        "reset": False,
     }
+    assert protocol.connected(DEBATE, "completed", 9, 1, reset=True)["payload"]["reset"] is True
 
 
 def test_token_received_shape():
