@@ -2,8 +2,10 @@
 
 The offline model reads the same prompt any model reads (the market data block, the quoted
 opponent argument, the transcript) and writes a data-grounded argument: it cites the snapshot's
-indicators with their numbers and, after the first turn, quotes the opponent's last point verbatim
-before rebutting it. Its output depends only on the prompt and its `seed` (the debate id), so a
+indicators with their numbers and, after the first turn, quotes the opponent's last data point
+verbatim and answers it on the same indicator (its own reading of the same number) before adding
+points of its own. It says when the numbers are sample data (the bull's opening, the moderator's
+rationale). Its output depends only on the prompt and its `seed` (the debate id), so a
 debate is reproducible. It streams word-ish tokens (a word plus its trailing space) through
 LangChain's normal streaming path, sleeping 1/tokens_per_s between tokens with asyncio.sleep.
 """
@@ -15,7 +17,7 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -69,22 +71,52 @@ def read_brief(messages: list[BaseMessage]) -> dict:
     if not role or not turn or market_raw is None:
         raise ValueError("The offline analyst did not understand the prompt (no ROLE/TURN/market).")
     asset = re.search(r"debate about (\S+) \(", text)
+    source = re.search(r"^Market data for \S+ \(source: (.*)\):$", text, re.MULTILINE)
     return {
         "role": role.group(1),
         "turn": int(turn.group(1)),
         "max_turns": int(turn.group(2)),
         "asset": asset.group(1) if asset else "the asset",
         "market": json.loads(market_raw),
+        "is_sample": bool(source and source.group(1).endswith(prompts.SAMPLE_NOTE)),
         "opponent": _between(text, prompts.QUOTE_BEGIN, prompts.QUOTE_END),
         "transcript": _between(text, prompts.TRANSCRIPT_BEGIN, prompts.TRANSCRIPT_END),
     }
 
 
+# Words that only link a sentence to the one before it; a quote reads badly starting with one.
+LEADING_CONNECTIVE = re.compile(
+    r"^(?:(?:also|and|but|so|plus|yet|still|then|moreover|furthermore|besides|however|"
+    r"meanwhile|finally|beyond that|on top of that|in addition)\b\s*[,;:]?\s+)+",
+    re.IGNORECASE,
+)
+
+
+def strip_connective(sentence: str) -> str:
+    """The sentence without leading connectives ("Also, RSI ..." -> "RSI ..."), still verbatim."""
+    stripped = LEADING_CONNECTIVE.sub("", sentence)
+    return stripped if stripped.strip() else sentence
+
+
+def _has_digit(text: str) -> bool:
+    return any(ch.isdigit() for ch in text)
+
+
 def last_point(argument: str) -> str:
-    """The opponent's last data point (its last sentence with a number, else its last), verbatim."""
+    """The opponent's last data point (its last sentence with a number, else its last), verbatim.
+
+    Of a sentence of clauses joined by "; " the last clause with a number is taken, and leading
+    connectives are dropped, so the quote is a verbatim substring of the argument that reads as
+    one claim of its own.
+    """
     sentences = [s.strip() for s in SENTENCE_SPLIT.split(argument.strip()) if s.strip()]
-    with_data = [s for s in sentences if any(ch.isdigit() for ch in s)]
+    with_data = [s for s in sentences if _has_digit(s)]
     point = (with_data or sentences or [argument.strip()])[-1]
+    # Of "a; b." quote the last clause with a number: one point, answered on its own.
+    clauses = [c.strip() for c in point.split("; ") if _has_digit(c)]
+    if len(clauses) > 1:
+        point = clauses[-1]
+    point = strip_connective(point)
     if len(point) > MAX_QUOTE_CHARS:
         point = point[:MAX_QUOTE_CHARS].rstrip() + "…"
     return point
@@ -92,39 +124,87 @@ def last_point(argument: str) -> str:
 
 # --- Writing the argument -------------------------------------------------------------------------
 
+CHANGE, SMA_50, SMA_20, RSI, VOLUME, VOLATILITY = (
+    "change",
+    "sma_50",
+    "sma_20",
+    "rsi",
+    "volume",
+    "volatility",
+)
+# Which indicator a sentence cites, checked in this order ("24-hour volume" is about volume, not
+# the 24 h change; a sentence citing several is answered on the first found here).
+INDICATOR_PATTERNS = (
+    (RSI, re.compile(r"\bRSI\b", re.IGNORECASE)),
+    (VOLATILITY, re.compile(r"\bvolatil", re.IGNORECASE)),
+    (VOLUME, re.compile(r"\bvolume", re.IGNORECASE)),
+    (SMA_50, re.compile(r"\bSMA[- ]?50\b|\b50-(?:hour|day|period) (?:simple )?moving", re.I)),
+    (SMA_20, re.compile(r"\bSMA[- ]?20\b|\b20-(?:hour|day|period) (?:simple )?moving", re.I)),
+    (
+        CHANGE,
+        re.compile(r"\b(?:7|seven)[- ]?d(?:ay)?s?\b|\b24[- ]?h(?:our)?s?\b|\bweek", re.I),
+    ),
+)
+
+
+class Signal(NamedTuple):
+    """One indicator read both ways: score > 0 favours the bull."""
+
+    key: str
+    score: int
+    bull: str
+    bear: str
+
+    def reading(self, role: str) -> str:
+        """This side's sentence about the indicator."""
+        return self.bull if role == "bull" else self.bear
+
+
+def cited_indicator(sentence: str) -> str | None:
+    """The indicator a sentence cites (one of the Signal keys), or None."""
+    for key, pattern in INDICATOR_PATTERNS:
+        if pattern.search(sentence):
+            return key
+    return None
+
 
 def _fmt_pct(value: float) -> str:
     return f"{value:+.2f}%"
 
 
 def _fmt_price(value: float) -> str:
-    return f"{value:,.2f}" if value >= 1 else f"{value:.4f}"
+    # Four decimals below 10, so an FX rate (1.0834) keeps the digits that move.
+    return f"{value:,.2f}" if value >= 10 else f"{value:.4f}"
 
 
-def market_signals(m: dict) -> list[tuple[int, str, str]]:
-    """(score, bull sentence, bear sentence) per indicator; score > 0 favours the bull."""
+def market_signals(m: dict) -> list[Signal]:
+    """Every indicator of the snapshot, read by the bull and by the bear, with its numbers."""
     signals = []
     c7, c24 = m["change_7d_pct"], m["change_24h_pct"]
+    changes = f"the 7-day change is {_fmt_pct(c7)} and the last 24 hours show {_fmt_pct(c24)}, "
     signals.append(
-        (
+        Signal(
+            CHANGE,
             1 if c7 > 0 else -1,
-            f"the 7-day change is {_fmt_pct(c7)} and the last 24 hours show {_fmt_pct(c24)}, "
+            changes
             + ("a trend buyers are driving" if c7 > 0 else "a pullback that offers a discount"),
-            f"the 7-day change is {_fmt_pct(c7)} and the last 24 hours show {_fmt_pct(c24)}, "
+            changes
             + ("a rally that looks stretched" if c7 > 0 else "a downtrend sellers still control"),
         )
     )
     p50, s50 = m["price_vs_sma_50_pct"], m["sma_50"]
+    vs50 = f"price sits {_fmt_pct(p50)} against the SMA-50 of {_fmt_price(s50)}, "
     signals.append(
-        (
+        Signal(
+            SMA_50,
             1 if p50 > 0 else -1,
-            f"price sits {_fmt_pct(p50)} against the SMA-50 of {_fmt_price(s50)}, "
+            vs50
             + (
                 "confirming the medium-term uptrend"
                 if p50 > 0
                 else "so the upside to the mean is open"
             ),
-            f"price sits {_fmt_pct(p50)} against the SMA-50 of {_fmt_price(s50)}, "
+            vs50
             + (
                 "leaving room for a fall back to the mean"
                 if p50 > 0
@@ -133,13 +213,21 @@ def market_signals(m: dict) -> list[tuple[int, str, str]]:
         )
     )
     p20, s20 = m["price_vs_sma_20_pct"], m["sma_20"]
+    vs20 = (
+        f"the last price of {_fmt_price(m['last_price'])} is {_fmt_pct(p20)} from the SMA-20 "
+        f"of {_fmt_price(s20)}, "
+    )
     signals.append(
-        (
+        Signal(
+            SMA_20,
             1 if p20 > 0 else -1,
-            f"the last price of {_fmt_price(m['last_price'])} is {_fmt_pct(p20)} from the SMA-20 "
-            f"of {_fmt_price(s20)}",
-            f"the last price of {_fmt_price(m['last_price'])} is {_fmt_pct(p20)} from the SMA-20 "
-            f"of {_fmt_price(s20)}",
+            vs20 + ("holding above its short-term average" if p20 > 0 else "a dip buyers can use"),
+            vs20
+            + (
+                "stretched above its short-term average"
+                if p20 > 0
+                else "slipping below its short-term average"
+            ),
         )
     )
     r = m["rsi_14"]
@@ -152,20 +240,26 @@ def market_signals(m: dict) -> list[tuple[int, str, str]]:
         bull_rsi = "there is room to run before overbought territory"
         bear_rsi = "momentum is fading" if r < 50 else "the move is already well advanced"
     signals.append(
-        (rsi_score, f"RSI-14 reads {r:.1f}, so {bull_rsi}", f"RSI-14 reads {r:.1f}, so {bear_rsi}")
+        Signal(
+            RSI,
+            rsi_score,
+            f"RSI-14 reads {r:.1f}, so {bull_rsi}",
+            f"RSI-14 reads {r:.1f}, so {bear_rsi}",
+        )
     )
     v, vol = m["volume_change_24h_pct"], m["volatility_24h_pct"]
+    volume = f"24-hour volume changed {v:+.1f}% against the day before"
     signals.append(
-        (
+        Signal(
+            VOLUME,
             1 if v > 0 else -1,
-            f"24-hour volume changed {v:+.1f}% against the day before"
-            + (", real participation" if v > 0 else ", so selling pressure is drying up"),
-            f"24-hour volume changed {v:+.1f}% against the day before"
-            + (", heavy distribution" if v > 0 else ", so buyers are not showing up"),
+            volume + (", real participation" if v > 0 else ", so selling pressure is drying up"),
+            volume + (", heavy distribution" if v > 0 else ", so buyers are not showing up"),
         )
     )
     signals.append(
-        (
+        Signal(
+            VOLATILITY,
             0,
             f"hourly volatility of {vol:.3f}% keeps the risk measurable",
             f"hourly volatility of {vol:.3f}% means a sharp move against you is one bad day away",
@@ -174,17 +268,36 @@ def market_signals(m: dict) -> list[tuple[int, str, str]]:
     return signals
 
 
+SAMPLE_TAG = " (sample market data)"
 OPENERS = {
-    "bull": ["I am bullish on {asset}: ", "The case for buying {asset} is in the numbers: "],
-    "bear": ["I am bearish on {asset}: ", "The data argues against {asset} right now: "],
+    "bull": [
+        "I am bullish on {asset}{sample}: ",
+        "The case for buying {asset}{sample} is in the numbers: ",
+    ],
+    "bear": [
+        "I am bearish on {asset}{sample}: ",
+        "The data argues against {asset}{sample} right now: ",
+    ],
 }
+# A rebuttal that answers the quoted indicator with this side's reading of the same number.
+COUNTERS = {
+    "bull": [
+        'My opponent says "{quote}" Read the same number again: {counter}. ',
+        'The bear claims "{quote}" That misreads the data: {counter}. ',
+    ],
+    "bear": [
+        'My opponent says "{quote}" Read the same number again: {counter}. ',
+        'The bull claims "{quote}" That ignores the risk: {counter}. ',
+    ],
+}
+# A rebuttal of a point that cites no indicator we know: answer it with our own numbers.
 REBUTTALS = {
     "bull": [
-        'My opponent says "{quote}" But ',
+        'My opponent says "{quote}" The numbers say otherwise: ',
         'The bear claims "{quote}" That misreads the data, because ',
     ],
     "bear": [
-        'My opponent says "{quote}" But ',
+        'My opponent says "{quote}" The numbers say otherwise: ',
         'The bull claims "{quote}" That ignores the risk, because ',
     ],
 }
@@ -194,38 +307,54 @@ CLOSERS = {
 }
 
 
+def _own_points(signals: list[Signal], role: str, rng: random.Random, count: int) -> list[str]:
+    """This side's readings: the indicators that favour it most first, then one at random."""
+    ordered = sorted(signals, key=lambda s: -s.score if role == "bull" else s.score)
+    picked = ordered[: count - 1] + rng.sample(ordered[count - 1 :], 1)
+    return [s.reading(role) for s in picked]
+
+
 def write_argument(brief: dict, rng: random.Random) -> str:
-    """A bull or bear argument grounded in the brief's market data."""
+    """A bull or bear argument grounded in the brief's market data.
+
+    The opening cites three indicators (and says once, in the bull's opening, when the data is
+    sample data). A rebuttal quotes the opponent's last data point verbatim; when that point cites
+    an indicator, it answers with this side's reading of the same indicator and its number, then
+    adds two points of its own on other indicators.
+    """
     role = brief["role"]
-    idx = 1 if role == "bull" else 2
     signals = market_signals(brief["market"])
-    # Lead with the indicators that favour this side, then concede nothing.
-    ordered = sorted(signals, key=lambda s: -s[0] if role == "bull" else s[0])
-    picked = ordered[:2] + rng.sample(ordered[2:], 1)
-    parts = [s[idx] for s in picked]
-    if brief["opponent"]:
-        quote = last_point(brief["opponent"])
+    closer = rng.choice(CLOSERS[role])
+    if not brief["opponent"]:
+        sample = SAMPLE_TAG if brief.get("is_sample") and brief["turn"] == 1 else ""
+        head = rng.choice(OPENERS[role]).format(asset=brief["asset"], sample=sample)
+        parts = _own_points(signals, role, rng, 3)
+        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+    quote = last_point(brief["opponent"])
+    key = cited_indicator(quote)
+    answered = next((s for s in signals if s.key == key), None)
+    if answered is None:
         head = rng.choice(REBUTTALS[role]).format(quote=quote)
-        body = f"{parts[0]}; {parts[1]}. Also, {parts[2]}."
-    else:
-        head = rng.choice(OPENERS[role]).format(asset=brief["asset"])
-        body = f"{parts[0]}; {parts[1]}. Also, {parts[2]}."
-    return f"{head}{body} {rng.choice(CLOSERS[role])}"
+        parts = _own_points(signals, role, rng, 3)
+        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+    head = rng.choice(COUNTERS[role]).format(quote=quote, counter=answered.reading(role))
+    parts = _own_points([s for s in signals if s is not answered], role, rng, 2)
+    return f"{head}Also, {parts[0]}; {parts[1]}. {closer}"
 
 
 def write_verdict(brief: dict, rng: random.Random) -> str:
     """The moderator's verdict in the format MODERATOR_SYSTEM asks for."""
     signals = market_signals(brief["market"])
-    score = sum(s[0] for s in signals)
+    score = sum(s.score for s in signals)
     recommendation = "BUY" if score >= 2 else "SELL" if score <= -2 else "HOLD"
     confidence = min(0.9, 0.5 + 0.08 * abs(score) + rng.uniform(0, 0.04))
-    strongest = max(signals, key=lambda s: abs(s[0]))
-    side = 1 if score >= 0 else 2
+    strongest = max(signals, key=lambda s: abs(s.score))
+    sample = SAMPLE_TAG if brief.get("is_sample") else ""
     return (
         f"RECOMMENDATION: {recommendation}\n"
         f"CONFIDENCE: {confidence:.2f}\n"
-        f"RATIONALE: Across {len(signals)} indicators the net signal is {score:+d}; "
-        f"decisively, {strongest[side]}. "
+        f"RATIONALE: Across {len(signals)} indicators{sample} the net signal is {score:+d}; "
+        f"decisively, {strongest.reading('bull' if score >= 0 else 'bear')}. "
         + (
             "The bull's case carries the debate."
             if score >= 2
