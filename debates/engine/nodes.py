@@ -57,7 +57,7 @@ def speaker_messages(state: DebateState, agent: Speaker, turn: int) -> list[Base
         human = prompts.render(
             prompts.REBUTTAL_PROMPT,
             opponent=OPPONENT[agent],
-            opponent_argument=previous["content"],
+            opponent_argument=prompts.quoted(previous["content"]),
             **values,
         )
     return [SystemMessage(content=system), HumanMessage(content=human)]
@@ -72,7 +72,12 @@ def moderator_messages(state: DebateState) -> list[BaseMessage]:
         **prompts.market_values(state["market"]),
     }
     transcript = "\n\n".join(
-        prompts.render(prompts.TRANSCRIPT_ITEM, **item)
+        prompts.render(
+            prompts.TRANSCRIPT_ITEM,
+            turn=item["turn"],
+            agent=item["agent"],
+            content=prompts.quoted(item["content"]),
+        )
         for item in state.get("arguments", [])
         if item["agent"] != MODERATOR
     )

@@ -82,6 +82,20 @@ PROMPT_MARKET_FIELDS = (
 )
 
 
+MARKERS = (MARKET_BEGIN, MARKET_END, QUOTE_BEGIN, QUOTE_END, TRANSCRIPT_BEGIN, TRANSCRIPT_END)
+
+
+def quoted(text: str) -> str:
+    """Model output to quote inside a marker block: verbatim, except our own markers are defused.
+
+    An argument that contains "</opponent_argument>" must not close the block it is quoted in.
+    """
+    for marker in MARKERS:
+        if marker in text:
+            text = text.replace(marker, marker.replace("<", "&lt;"))
+    return text
+
+
 def render(template: str, **values) -> str:
     """Format a template; values are inserted as plain text (never re-formatted)."""
     return template.format(**values)
