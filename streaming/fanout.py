@@ -186,7 +186,8 @@ class Hub:
                 if await consumer.deliver(seq, text):
                     sent += 1
             except Exception:
-                logger.debug("delivery to a viewer of %s failed", debate_id, exc_info=True)
+                # e.g. a frame over daphne's outgoing message limit (1 MiB): never silent.
+                logger.warning("delivery to a viewer of %s failed", debate_id, exc_info=True)
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
             if ts:

@@ -33,6 +33,10 @@ EVENT_SEND_LATENCY = Histogram(
     "From an event's creation to its delivery to the last local viewer (per event, per process).",
     buckets=LATENCY_BUCKETS,
 )
+SLOW_VIEWERS_DROPPED = Counter(
+    "ws_slow_viewers_dropped",
+    "Sockets aborted because their unsent data passed WS_SEND_BUFFER_LIMIT_BYTES.",
+)
 TIME_TO_FIRST_TOKEN = Histogram(
     "debate_time_to_first_token_seconds",
     "From a debate's STATUS_UPDATE running to its first published token.",

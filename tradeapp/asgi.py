@@ -13,11 +13,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from debates.middleware import StaleDebateJanitorMiddleware  # noqa: E402
 from streaming.auth import JwtQueryAuthMiddleware  # noqa: E402
+from streaming.backpressure import patch_daphne_send_buffer  # noqa: E402
 from streaming.redaction import patch_daphne_access_log  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
 # daphne's access log prints the request path with its query string (?token=...).
 patch_daphne_access_log()
+# A viewer that stops reading must not grow daphne's write buffer without bound.
+patch_daphne_send_buffer()
 
 # Origin is checked by the consumer (accept, DEBATE/ERROR, close 4003) so browsers see a code.
 application = StaleDebateJanitorMiddleware(

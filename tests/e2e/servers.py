@@ -8,6 +8,7 @@ stderr go to their own files (the log-redaction test greps them).
 """
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -64,6 +65,7 @@ class Daphne:
     stdout_path: Path
     stderr_path: Path
     proc: subprocess.Popen | None = None
+    ping: tuple[float, float] = (20, 30)  # daphne's --ping-interval / --ping-timeout
 
     @property
     def base_url(self) -> str:
@@ -118,9 +120,9 @@ class Daphne:
                     "-p",
                     str(self.port),
                     "--ping-interval",
-                    "20",
+                    str(self.ping[0]),
                     "--ping-timeout",
-                    "30",
+                    str(self.ping[1]),
                     "tradeapp.asgi:application",
                 ],
                 cwd=ROOT,
@@ -194,7 +196,14 @@ def _manage(env: dict, *args: str) -> str:
 
 
 @contextlib.contextmanager
-def daphne_cluster(tmp_dir: Path, count: int = 1, *, use_redis: bool = True, **extra_env: str):
+def daphne_cluster(
+    tmp_dir: Path,
+    count: int = 1,
+    *,
+    use_redis: bool = True,
+    ping: tuple[float, float] = (20, 30),
+    **extra_env: str,
+):
     """`count` daphne processes on one fresh database (and Redis); torn down on exit."""
     db_url, drop_db = _database_url(tmp_dir)
     prefix = f"wse2e-{uuid.uuid4().hex[:10]}"
@@ -230,6 +239,7 @@ def daphne_cluster(tmp_dir: Path, count: int = 1, *, use_redis: bool = True, **e
                 env=env,
                 stdout_path=tmp_dir / f"daphne-{port}.out",
                 stderr_path=tmp_dir / f"daphne-{port}.err",
+                ping=ping,
             )
             servers.append(server)
             server.start()
@@ -249,6 +259,86 @@ def daphne_cluster(tmp_dir: Path, count: int = 1, *, use_redis: bool = True, **e
                 client.close()
 
 
+# --- a raw WebSocket client that can stop reading or stop answering pings ------------------
+
+
+class RawSocket:
+    """A WebSocket over a plain TCP socket: it answers nothing (no pong) unless told."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = b""
+
+    @classmethod
+    def open(cls, server: Daphne, path: str, rcvbuf: int | None = None) -> "RawSocket":
+        """Connect and complete the handshake (Origin allowed)."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", server.port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        request = (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nOrigin: {ORIGIN}\r\n\r\n"
+        )
+        sock.sendall(request.encode())
+        raw = cls(sock)
+        head = raw._read_until(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return raw
+
+    def _read_until(self, marker: bytes) -> bytes:
+        while marker not in self.pending:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.pending += chunk
+        head, self.pending = self.pending.split(marker, 1)
+        return head
+
+    def _read_exact(self, n: int) -> bytes:
+        while len(self.pending) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.pending += chunk
+        data, self.pending = self.pending[:n], self.pending[n:]
+        return data
+
+    def recv_frame(self) -> tuple[int, bytes]:
+        """One server frame: (opcode, payload); pings are returned, never answered."""
+        first, second = self._read_exact(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._read_exact(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self._read_exact(8), "big")
+        return first & 0x0F, self._read_exact(length)
+
+    def recv_json(self) -> dict:
+        """The next text frame as JSON (skipping control frames)."""
+        while True:
+            opcode, payload = self.recv_frame()
+            if opcode == 0x1:
+                return json.loads(payload)
+
+    def wait_closed(self, deadline_s: float = 120) -> None:
+        """Read (never answering pings) until the server ends the connection."""
+        self.sock.settimeout(deadline_s)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+
+    def close(self) -> None:
+        """Drop the TCP connection."""
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
 # --- a synthetic producer, for when the test must not depend on the engine ------------------
 
 WORDS = [
@@ -265,7 +355,9 @@ WORDS = [
 ]
 
 
-async def _produce(debate_id: str, turns: int, tokens_per_turn: int, rate: float) -> None:
+async def _produce(
+    debate_id: str, turns: int, tokens_per_turn: int, rate: float, token_chars: int = 0
+) -> None:
     from asgiref.sync import sync_to_async
     from django.utils import timezone
 
@@ -281,11 +373,14 @@ async def _produce(debate_id: str, turns: int, tokens_per_turn: int, rate: float
         agent = "bull" if turn % 2 else "bear"
         await publish_event(debate_id, protocol.TURN_CHANGE, {"currentAgent": agent, "turn": turn})
         tokens = [f"{WORDS[(turn * 7 + i) % len(WORDS)]}{i} " for i in range(tokens_per_turn)]
+        if token_chars:
+            tokens = [(token * token_chars)[:token_chars] for token in tokens]
         for token in tokens:
             await publish_event(
                 debate_id, protocol.TOKEN_RECEIVED, {"agent": agent, "token": token, "turn": turn}
             )
-            await asyncio.sleep(1 / rate)
+            if rate > 0:
+                await asyncio.sleep(1 / rate)
         content = "".join(tokens)
         await sync_to_async(Argument.objects.create, thread_sensitive=False)(
             debate_id=debate_id, turn=turn, agent=agent, content=content
@@ -302,9 +397,15 @@ async def _produce(debate_id: str, turns: int, tokens_per_turn: int, rate: float
 
 
 def synthetic_debate(
-    env: dict, debate_id: str, turns: int = 3, tokens_per_turn: int = 60, rate: float = 150.0
+    env: dict,
+    debate_id: str,
+    turns: int = 3,
+    tokens_per_turn: int = 60,
+    rate: float = 150.0,
+    token_chars: int = 0,
 ) -> subprocess.Popen:
-    """Start a producer process that runs a scripted debate through publish_event."""
+    """Start a producer process that runs a scripted debate through publish_event
+    (rate 0: as fast as possible; token_chars > 0: each token padded to that many chars)."""
     return subprocess.Popen(
         [
             PYTHON,
@@ -315,6 +416,7 @@ def synthetic_debate(
             str(turns),
             str(tokens_per_turn),
             str(rate),
+            str(token_chars),
         ],
         cwd=ROOT,
         env=env,
@@ -327,10 +429,11 @@ if __name__ == "__main__" and sys.argv[1:2] == ["produce"]:
     import django
 
     django.setup()
-    _id, _turns, _tokens, _rate = (
+    _id, _turns, _tokens, _rate, _chars = (
         sys.argv[2],
         int(sys.argv[3]),
         int(sys.argv[4]),
         float(sys.argv[5]),
+        int(sys.argv[6]) if len(sys.argv) > 6 else 0,
     )
-    asyncio.run(_produce(_id, _turns, _tokens, _rate))
+    asyncio.run(_produce(_id, _turns, _tokens, _rate, _chars))

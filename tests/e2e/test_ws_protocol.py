@@ -96,7 +96,8 @@ async def test_bad_frames_over_a_real_socket(cluster, debate_id):
     ):
         await ws.recv()
         await other.recv()
-        for frame in [b"\x00binary", "{oops", "[1]", '{"type":"DEBATE/X"}', "[" * 3000]:
+        deep = ["[" * 2000 + "]" * 2000, "[" * 100_000 + "]" * 100_000, '{"a":' * 100_000]
+        for frame in [b"\x00binary", "{oops", "[1]", '{"type":"DEBATE/X"}', "[" * 3000, *deep]:
             await ws.send(frame)
             error = json.loads(await ws.recv())
             assert error["type"] == "DEBATE/ERROR"

@@ -110,6 +110,10 @@ def test_event_text_parts_spell_the_event_around_its_seq(payload):
         ("{not json", None, "invalid_json"),
         ("", None, "invalid_json"),
         ("[" * 1100 + "]" * 1100, None, "invalid_json"),  # deeper than orjson's limit
+        ("[" * 2048 + "]" * 2048, None, "invalid_json"),  # as deep as the size limit allows
+        ('{"a":' * 1100 + "1" + "}" * 1100, None, "too_large"),
+        ("[" * 100_000 + "]" * 100_000, None, "too_large"),  # refused before any parsing
+        ('{"a":' * 100_000 + "1" + "}" * 100_000, None, "too_large"),
         ("[1, 2]", None, "not_an_object"),
         ('"DEBATE/PING"', None, "not_an_object"),
         ('{"type": "DEBATE/START"}', None, "unknown_type"),

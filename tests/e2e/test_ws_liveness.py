@@ -1,0 +1,105 @@
+"""Dead and slow viewers against a real daphne: a client that never answers pings is dropped
+by daphne's ping timeout, one that stops reading is dropped by the write-buffer bound; either
+way its Viewer row closes and other viewers are unaffected."""
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+
+from tests.e2e.servers import ORIGIN, QA_TOKEN, RawSocket, daphne_cluster, synthetic_debate
+
+pytestmark = pytest.mark.e2e
+
+DEADLINE_S = 120
+
+
+async def _viewers_seen_by_a_new_viewer(server, debate_id) -> int:
+    async with connect(server.ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as ws:
+        return json.loads(await ws.recv())["payload"]["viewers"]
+
+
+async def _until_alone(server, debate_id) -> None:
+    """Poll until a new viewer is the debate's only open Viewer row (fails at the deadline)."""
+    deadline = time.monotonic() + DEADLINE_S
+    while await _viewers_seen_by_a_new_viewer(server, debate_id) != 1:
+        assert time.monotonic() < deadline, "the dropped viewer's row never closed"
+        await asyncio.sleep(0.5)
+
+
+def _metric(server, name: str) -> float:
+    status, body = server.api("GET", "/metrics")
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def test_a_client_that_never_answers_pings_is_dropped(tmp_path):
+    with daphne_cluster(tmp_path, 1, ping=(1, 2)) as (server,):
+        access = server.token()["access"]
+        status, debate = server.api("POST", "/api/debates/", {"asset": "AAPL"}, access)
+        assert status == 201
+        path = f"/ws/debate/{debate['id']}/?token={QA_TOKEN}"
+        silent = await asyncio.to_thread(RawSocket.open, server, path)
+        try:
+            first = await asyncio.to_thread(silent.recv_json)
+            assert first["type"] == "DEBATE/CONNECTED"
+            assert first["payload"]["viewers"] == 1
+            # Reads everything, answers nothing: daphne pings, times out and drops it.
+            await asyncio.to_thread(silent.wait_closed, DEADLINE_S)
+        finally:
+            silent.close()
+        await _until_alone(server, debate["id"])
+        assert _metric(server, "ws_active_connections") == 0
+
+
+async def test_a_viewer_that_stops_reading_is_dropped_and_others_get_everything(tmp_path):
+    env = {
+        "WS_SEND_BUFFER_LIMIT_BYTES": str(256 * 1024),
+        "WS_SEND_BUFFER_GRACE_S": "1",
+        "TOKEN_FLUSH_INTERVAL_MS": "0",
+    }
+    with daphne_cluster(tmp_path, 1, **env) as (server,):
+        access = server.token()["access"]
+        status, debate = server.api("POST", "/api/debates/", {"asset": "AAPL"}, access)
+        assert status == 201
+        debate_id = debate["id"]
+        path = f"/ws/debate/{debate_id}/?token={QA_TOKEN}"
+        stalled = await asyncio.to_thread(RawSocket.open, server, path, 4096)
+        try:
+            assert (await asyncio.to_thread(stalled.recv_json))["type"] == "DEBATE/CONNECTED"
+            async with connect(server.ws_url(debate_id), origin=ORIGIN, max_size=None) as ws:
+                assert json.loads(await ws.recv())["type"] == "DEBATE/CONNECTED"
+                # ~20 MB of events (each under daphne's 1 MiB frame limit): far beyond the
+                # kernel's socket buffers and the bound.
+                producer = synthetic_debate(
+                    server.env, debate_id, turns=12, tokens_per_turn=50, rate=0, token_chars=16384
+                )
+                events = []
+                while True:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), DEADLINE_S))
+                    if message["type"] == "DEBATE/PING":
+                        continue
+                    events.append(message)
+                    if message["payload"].get("status") == "completed":
+                        break
+                assert await asyncio.to_thread(producer.wait, 60) == 0, producer.stdout.read()
+            assert [e["payload"]["seq"] for e in events] == list(range(1, len(events) + 1))
+            for turn in range(1, 13):
+                spelled = "".join(
+                    e["payload"]["token"]
+                    for e in events
+                    if e["type"] == "DEBATE/TOKEN_RECEIVED" and e["payload"]["turn"] == turn
+                )
+                complete = [e for e in events if e["type"] == "DEBATE/ARGUMENT_COMPLETE"][turn - 1]
+                assert spelled == complete["payload"]["content"]
+            # The stalled socket was aborted by the bound (not by a ping timeout: 20 s / 30 s).
+            await asyncio.to_thread(stalled.wait_closed, DEADLINE_S)
+        finally:
+            stalled.close()
+        assert _metric(server, "ws_slow_viewers_dropped_total") >= 1
+        await _until_alone(server, debate_id)
