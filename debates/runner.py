@@ -21,11 +21,18 @@ were streamed, but no Argument row and no ARGUMENT_COMPLETE are written), and th
 STATUS_UPDATE cancelled.
 
 Failures. Any exception ends the debate `failed` with a short error (no stack) and a final
-STATUS_UPDATE; finished arguments stay saved. A process that dies leaves a stale heartbeat:
-`debates.services.recover_stale_debates` (run by `manage.py recover_debates` and every
-DEBATE_STALE_AFTER_S by the janitor the first start in a serving process schedules) re-claims the
-debate and resumes it after its last saved argument; the graph state is rebuilt from the saved
-Arguments and the stored market context, and the publisher keeps the event seq going.
+STATUS_UPDATE; finished arguments stay saved. So does a run that stalls: the heartbeat proves the
+process is alive, not that the debate moves, so the heartbeat loop also fails a run that has had
+no token and no finished node for `idle_timeout_s()`; and a model that writes past
+MAX_ARGUMENT_CHARS in one turn fails it too. A CancelledError nobody asked for fails the debate;
+only the process's own shutdown (the run task itself cancelled) leaves it `running` for takeover.
+A launch that fails at once fails the debate (services.debate_start).
+
+Takeover. A process that dies leaves a stale heartbeat: `debates.services.recover_stale_debates`
+(run by `manage.py recover_debates`, and every DEBATE_STALE_AFTER_S by the janitor a serving
+process starts on its first request) re-claims the debate and resumes it after its last saved
+argument; the graph state is rebuilt from the saved Arguments and the stored market context, and
+the publisher keeps the event seq going.
 """
 
 import asyncio
@@ -65,6 +72,8 @@ CONTROL_MESSAGE_TYPE = "debate.control"
 MAX_ERROR_CHARS = 300
 MAX_KEPT_FUTURES = 1000
 DB_RETRIES = 5
+# An argument longer than this is a runaway model, not an argument: the debate fails.
+MAX_ARGUMENT_CHARS = 20_000
 
 Observer = Callable[[str, dict], None]
 
@@ -83,6 +92,24 @@ def control_group(debate_id) -> str:
 
 class StopRun(Exception):
     """The run must stop because its row is no longer `running` under this runner."""
+
+
+class RunawayOutputError(RuntimeError):
+    """The model kept writing past MAX_ARGUMENT_CHARS."""
+
+
+def idle_timeout_s() -> float:
+    """Seconds without a token or a finished node after which a run counts as stalled.
+
+    DEBATE_IDLE_TIMEOUT_S when set; otherwise long enough for every retry of a timed-out OpenAI
+    request plus a slow offline rate, with a minute to spare.
+    """
+    configured = getattr(settings, "DEBATE_IDLE_TIMEOUT_S", None)
+    if configured:
+        return float(configured)
+    openai_worst = float(settings.OPENAI_TIMEOUT_S) * (int(settings.OPENAI_MAX_RETRIES) + 1)
+    rate = float(settings.OFFLINE_LLM_TOKENS_PER_S)
+    return 60.0 + openai_worst + (1.0 / rate if rate > 0 else 0.0)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -108,6 +135,8 @@ def describe_error(exc: BaseException) -> str:
         return f"LLM answer incomplete: {exc}"
     if isinstance(exc, MarketDataError):
         return f"Market data unavailable: {exc}"
+    if isinstance(exc, RunawayOutputError):
+        return f"LLM answer too long: {exc}"
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
 
@@ -219,10 +248,11 @@ class DebateRun:
         self.error: str = ""
         self._stop_reason: str | None = None
         self._work: asyncio.Task | None = None
+        self._progress_at = 0.0  # loop time of the last token or finished node
 
     # Called from any thread through signal_cancel, or from the run's own watchers.
     def request_stop(self, reason: str) -> None:
-        """Ask the run to stop now ('cancelled' or 'lost'); idempotent."""
+        """Ask the run to stop now ('cancelled', 'lost' or 'stalled'); idempotent."""
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._work is not None and not self._work.done():
@@ -232,6 +262,13 @@ class DebateRun:
         await publish_event(self.debate_id, action_type, payload)
         if self.observer is not None:
             self.observer(action_type, payload)
+
+    async def _publish_final(self, status: str) -> None:
+        """Publish the last STATUS_UPDATE; the DB already holds the status, so never raise."""
+        try:
+            await self._publish(protocol.STATUS_UPDATE, {"status": status})
+        except Exception:
+            logger.exception("debate %s: could not publish its final status", self.debate_id)
 
     async def run(self) -> str:
         """Run to the end; return the final status (the DB row is the source of truth)."""
@@ -247,7 +284,7 @@ class DebateRun:
         if debate.status != DebateStatus.RUNNING or debate.runner_id != self.runner_id:
             if debate.status == DebateStatus.CANCELLED and debate.runner_id == self.runner_id:
                 # Cancelled between the claim and this start: the final event is still ours.
-                await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.CANCELLED})
+                await self._publish_final(DebateStatus.CANCELLED)
             logger.info("debate %s not ours to run (%s)", self.debate_id, debate.status)
             self.status = debate.status
             return debate.status
@@ -255,6 +292,7 @@ class DebateRun:
             asyncio.create_task(self._listen_for_control()),
             asyncio.create_task(self._heartbeat_loop()),
         ]
+        self._progress_at = self.loop.time()
         self._work = asyncio.create_task(self._drive(debate))
         if self._stop_reason:
             self._work.cancel()
@@ -262,9 +300,16 @@ class DebateRun:
             await self._work
             final, error = DebateStatus.COMPLETED, ""
         except asyncio.CancelledError:
-            if self._stop_reason is None or asyncio.current_task().cancelling():
+            if asyncio.current_task().cancelling():
                 raise  # the process is shutting down: leave the heartbeat to go stale
-            final, error = None, ""
+            if self._stop_reason == "stalled":
+                final = DebateStatus.FAILED
+                error = f"No progress for {idle_timeout_s():g} s: the LLM or a service stalled."
+            elif self._stop_reason is None:
+                # Cancelled from inside (a library, not us): never leave the debate running.
+                final, error = DebateStatus.FAILED, "The run was cancelled unexpectedly."
+            else:
+                final, error = None, ""
         except StopRun:
             final, error = None, ""
         except Exception as exc:
@@ -276,12 +321,12 @@ class DebateRun:
             await asyncio.gather(*watchers, return_exceptions=True)
         if final is not None and await _db(_finish)(self.debate_id, self.runner_id, final, error):
             self.status, self.error = final, error
-            await self._publish(protocol.STATUS_UPDATE, {"status": final})
+            await self._publish_final(final)
             return final
         # Not ours any more: cancelled by a user, or taken over by another runner.
         self.status = await _db(_status)(self.debate_id)
         if self.status == DebateStatus.CANCELLED:
-            await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.CANCELLED})
+            await self._publish_final(DebateStatus.CANCELLED)
         else:
             logger.warning("debate %s lost by runner %s", self.debate_id, self.runner_id)
         return self.status
@@ -316,12 +361,19 @@ class DebateRun:
         buffer: list[str] = []
         graph = build_graph(llm)
         config = {"recursion_limit": 2 * debate.max_turns + 10}
+        size = 0
         async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
+            self._progress_at = self.loop.time()
             if mode == "messages":
                 chunk, meta = data
                 token = message_text(chunk)
                 if token and meta.get("langgraph_node") == self._agent:
                     buffer.append(token)
+                    size += len(token)
+                    if size > MAX_ARGUMENT_CHARS:
+                        raise RunawayOutputError(
+                            f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+                        )
                     await self._publish(
                         protocol.TOKEN_RECEIVED,
                         {"agent": self._agent, "token": token, "turn": self._turn},
@@ -332,7 +384,7 @@ class DebateRun:
                     continue
                 item = update["arguments"][-1]
                 await self._complete(item, "".join(buffer), update.get("verdict"))
-                buffer = []
+                buffer, size = [], 0
                 if item["agent"] != MODERATOR:
                     await self._turn_change(item["turn"] + 1, debate.max_turns)
 
@@ -342,18 +394,23 @@ class DebateRun:
         await self._publish(protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn})
 
     async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
-        content = item["content"]
+        content, turn, agent = item["content"], item["turn"], item["agent"]
+        if len(content) > MAX_ARGUMENT_CHARS:
+            raise RunawayOutputError(f"turn {turn} passed {MAX_ARGUMENT_CHARS} characters.")
         if streamed != content:
             # Keep the contract (content == concatenated tokens) even for a model that did not
-            # stream all of its answer: send what is missing as one more token.
-            if content.startswith(streamed):
-                missing = content[len(streamed) :]
-                await self._publish(
-                    protocol.TOKEN_RECEIVED,
-                    {"agent": item["agent"], "token": missing, "turn": item["turn"]},
+            # stream all of its answer: send what is missing as one more token, or, when the
+            # streamed text is not a prefix, restart the turn (a TURN_CHANGE of an unfinished
+            # turn restarts its text, as after a takeover) and send the whole text as one token.
+            token = content[len(streamed) :] if content.startswith(streamed) else content
+            if token is content and streamed:
+                logger.warning(
+                    "debate %s turn %s: tokens differ, restarting it", self.debate_id, turn
                 )
-            else:
-                logger.warning("debate %s turn %s: tokens differ", self.debate_id, item["turn"])
+                await self._publish(protocol.TURN_CHANGE, {"currentAgent": agent, "turn": turn})
+            await self._publish(
+                protocol.TOKEN_RECEIVED, {"agent": agent, "token": token, "turn": turn}
+            )
         if not await _db(_save_argument)(self.debate_id, self.runner_id, item, verdict):
             raise StopRun
         await self._publish(
@@ -363,8 +420,14 @@ class DebateRun:
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)
+        idle_limit = idle_timeout_s()
         while True:
             await asyncio.sleep(interval)
+            if self.loop.time() - self._progress_at > idle_limit:
+                # A hung model or service must not keep a heartbeating debate running forever.
+                logger.warning("debate %s stalled for %.0f s", self.debate_id, idle_limit)
+                self.request_stop("stalled")
+                return
             try:
                 alive = await _db(_heartbeat)(self.debate_id, self.runner_id)
             except Exception:
@@ -388,13 +451,14 @@ class DebateRun:
             return
         try:
             while True:
+                # Keep receiving after a cancel until the run cancels this task: a pub/sub layer
+                # drops the channel's subscription only when a pending receive is cancelled.
                 message = await layer.receive(channel)
                 if (
                     message.get("type") == CONTROL_MESSAGE_TYPE
                     and message.get("command") == "cancel"
                 ):
                     self.request_stop("cancelled")
-                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -437,6 +501,10 @@ async def _tracked(run: DebateRun, janitor: bool) -> str:
         ensure_janitor()
     try:
         return await run.run()
+    except Exception:
+        # Nobody may await a background run: say why it crashed (its heartbeat goes stale).
+        logger.exception("runner of debate %s crashed", run.debate_id)
+        raise
     finally:
         _tasks.discard(task)
         with _lock:

@@ -83,8 +83,28 @@ def debate_start(
     if claimed != 1:
         raise DebateStateError(f"Debate is {debate.status}, not pending.")
     if launch:
-        transaction.on_commit(lambda: runner.launch(debate.pk, runner_id=runner_id))
+        transaction.on_commit(lambda: _launch_or_fail(debate, runner_id))
     return debate
+
+
+def _launch_or_fail(debate: Debate, runner_id: str) -> None:
+    """Launch the claimed debate's runner; if that fails, the debate fails (never left running)."""
+    from debates import runner
+
+    try:
+        runner.launch(debate.pk, runner_id=runner_id)
+    except Exception:
+        logger.exception("could not launch the runner of debate %s", debate.pk)
+        failed = Debate.objects.filter(
+            pk=debate.pk, status=DebateStatus.RUNNING, runner_id=runner_id
+        ).update(
+            status=DebateStatus.FAILED,
+            error="The runner could not be started.",
+            finished_at=timezone.now(),
+        )
+        if failed:
+            _publish_status(debate.pk, DebateStatus.FAILED)
+        debate.refresh_from_db()
 
 
 def debate_cancel(*, debate: Debate, user: AbstractBaseUser | None) -> Debate:
