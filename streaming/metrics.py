@@ -1,10 +1,14 @@
 """Prometheus metrics of the streaming layer and the /metrics view.
 
 With several daphne processes set PROMETHEUS_MULTIPROC_DIR (wiped by whoever starts the
-processes); the view then aggregates every process's files, gauges with ``livesum``.
+processes); the view then aggregates every process's files, gauges with ``livesum`` (the
+live-gauge files of processes that died without cleaning up are removed first; the directory
+is per host, so a pid names a process of this machine).
 """
 
+import contextlib
 import os
+import re
 
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
@@ -44,9 +48,38 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )
 
 
+_LIVE_GAUGE_FILE = re.compile(r"^gauge_live(?:sum|all|max|min|mostrecent)_(\d+)\.db$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_dead_processes(path: str) -> list[int]:
+    """Drop the live-gauge files of processes that are gone (a killed daphne's open sockets
+    would otherwise stay in ws_active_connections); counters and histograms are kept."""
+    dead = set()
+    for name in os.listdir(path):
+        match = _LIVE_GAUGE_FILE.match(name)
+        if match and not _alive(int(match.group(1))):
+            dead.add(int(match.group(1)))
+    for pid in dead:
+        with contextlib.suppress(FileNotFoundError):  # another process reaped it first
+            multiprocess.mark_process_dead(pid, path)
+    return sorted(dead)
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text of this process, or of every process in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        reap_dead_processes(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -3,7 +3,10 @@ by daphne's ping timeout, one that stops reading is dropped by the write-buffer 
 way its Viewer row closes and other viewers are unaffected."""
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -103,3 +106,22 @@ async def test_a_viewer_that_stops_reading_is_dropped_and_others_get_everything(
             stalled.close()
         assert _metric(server, "ws_slow_viewers_dropped_total") >= 1
         await _until_alone(server, debate_id)
+
+
+async def test_a_killed_process_leaves_the_active_connections_gauge(tmp_path):
+    with daphne_cluster(tmp_path, 2) as (a, b):
+        access = a.token()["access"]
+        status, debate = a.api("POST", "/api/debates/", {"asset": "AAPL"}, access)
+        assert status == 201
+        async with (
+            connect(a.ws_url(debate["id"]), origin=ORIGIN) as on_a,
+            connect(b.ws_url(debate["id"]), origin=ORIGIN) as on_b,
+        ):
+            await on_a.recv()
+            await on_b.recv()
+            assert _metric(a, "ws_active_connections") == 2
+            # SIGKILL: no cleanup runs in b, its gauge file stays behind.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(b.proc.pid, signal.SIGKILL)
+            await asyncio.to_thread(b.proc.wait, 30)
+            assert _metric(a, "ws_active_connections") == 1

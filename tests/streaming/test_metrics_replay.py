@@ -1,5 +1,7 @@
 """/metrics exposes the streaming metrics; finished debates are synthesised in order."""
 
+import os
+
 import orjson
 import pytest
 from django.utils import timezone
@@ -39,3 +41,40 @@ def test_synthesis_of_a_finished_debate():
 def test_no_synthesis_while_running():
     debate = Debate.objects.create(asset="AAPL", status=DebateStatus.RUNNING)
     assert synthesise_events(debate) == []
+
+
+def test_dead_processes_leave_the_live_gauges(tmp_path):
+    from streaming.metrics import reap_dead_processes
+
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default ceiling: never a live process
+    for name in [
+        f"gauge_livesum_{dead_pid}.db",
+        f"counter_{dead_pid}.db",
+        f"histogram_{dead_pid}.db",
+        f"gauge_livesum_{os.getpid()}.db",
+    ]:
+        (tmp_path / name).write_bytes(b"")
+    assert reap_dead_processes(str(tmp_path)) == [dead_pid]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"counter_{dead_pid}.db", f"histogram_{dead_pid}.db", f"gauge_livesum_{os.getpid()}.db"]
+    )
+
+
+async def test_time_to_first_token_is_observed_once_per_run(settings):
+    from prometheus_client import REGISTRY
+
+    from streaming import protocol
+    from streaming.publisher import publish_event
+
+    settings.REDIS_URL = ""
+    settings.TOKEN_FLUSH_INTERVAL_MS = 0
+    debate_id = "6f1c1d3e-0000-4000-8000-00000000ff01"
+    name = "debate_time_to_first_token_seconds_count"
+    before = REGISTRY.get_sample_value(name) or 0
+    await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": "running"})
+    assert (REGISTRY.get_sample_value(name) or 0) == before
+    for word in ["a", "b"]:
+        await publish_event(
+            debate_id, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": word, "turn": 1}
+        )
+    assert REGISTRY.get_sample_value(name) == before + 1
