@@ -20,7 +20,7 @@ DEADLINE_S = 120
 
 
 async def _viewers_seen_by_a_new_viewer(server, debate_id) -> int:
-    async with connect(server.ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as ws:
+    async with connect(server.ws_url(debate_id), origin=ORIGIN) as ws:
         return json.loads(await ws.recv())["payload"]["viewers"]
 
 

@@ -31,6 +31,15 @@ def debate_id(cluster):
     return debate["id"]
 
 
+@pytest.fixture(scope="module")
+def quiet_id(cluster):
+    """A pending debate: its sockets get CONNECTED and nothing else until it starts."""
+    access = cluster[0].token()["access"]
+    status, debate = cluster[0].api("POST", "/api/debates/", {"asset": "AAPL"}, access)
+    assert status == 201
+    return debate["id"]
+
+
 async def _refused(url: str, origin: str | None = ORIGIN) -> tuple[int, dict | None]:
     """Connect; return the close code and the DEBATE/ERROR received before it."""
     error = None
@@ -89,10 +98,10 @@ async def test_refresh_token_is_refused(cluster, debate_id):
     assert (await _refused(cluster[0].ws_url(debate_id, token=refresh)))[0] == 4001
 
 
-async def test_bad_frames_over_a_real_socket(cluster, debate_id):
+async def test_bad_frames_over_a_real_socket(cluster, quiet_id):
     async with (
-        connect(cluster[0].ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as ws,
-        connect(cluster[0].ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as other,
+        connect(cluster[0].ws_url(quiet_id), origin=ORIGIN) as ws,
+        connect(cluster[0].ws_url(quiet_id), origin=ORIGIN) as other,
     ):
         await ws.recv()
         await other.recv()
@@ -108,10 +117,10 @@ async def test_bad_frames_over_a_real_socket(cluster, debate_id):
         assert json.loads(await other.recv())["type"] == "DEBATE/PONG"
 
 
-async def test_an_oversize_frame_closes_only_that_socket(cluster, debate_id):
+async def test_an_oversize_frame_closes_only_that_socket(cluster, quiet_id):
     async with (
-        connect(cluster[0].ws_url(debate_id, last_seq=10**6), origin=ORIGIN, max_size=None) as big,
-        connect(cluster[0].ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as other,
+        connect(cluster[0].ws_url(quiet_id), origin=ORIGIN, max_size=None) as big,
+        connect(cluster[0].ws_url(quiet_id), origin=ORIGIN) as other,
     ):
         await big.recv()
         await other.recv()
@@ -123,10 +132,10 @@ async def test_an_oversize_frame_closes_only_that_socket(cluster, debate_id):
         assert json.loads(await other.recv())["type"] == "DEBATE/PONG"
 
 
-async def test_metrics_count_both_processes(cluster, debate_id):
+async def test_metrics_count_both_processes(cluster, quiet_id):
     async with (
-        connect(cluster[0].ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as a,
-        connect(cluster[1].ws_url(debate_id, last_seq=10**6), origin=ORIGIN) as b,
+        connect(cluster[0].ws_url(quiet_id, last_seq=1), origin=ORIGIN) as a,
+        connect(cluster[1].ws_url(quiet_id, last_seq=1), origin=ORIGIN) as b,
     ):
         await a.recv()
         await b.recv()
@@ -155,3 +164,36 @@ async def test_rate_limit_over_real_sockets_is_shared_by_processes(tmp_path):
             with pytest.raises(ConnectionClosed) as info:
                 await ws.recv()
             assert info.value.rcvd.code == 4029
+
+
+async def test_resume_after_the_log_ttl_is_exact_on_the_other_process(cluster):
+    """Once the Redis log is gone, the archived log replays the live seqs and texts."""
+    import redis
+
+    a, b = cluster
+    access = a.token()["access"]
+    status, debate = a.api("POST", "/api/debates/", {"asset": "NVDA"}, access)
+    assert status == 201
+    proc = synthetic_debate(a.env, debate["id"], turns=2, tokens_per_turn=8, rate=500)
+    assert proc.wait(timeout=60) == 0, proc.stdout.read()
+
+    async def stream(server, last_seq=None):
+        async with connect(server.ws_url(debate["id"], last_seq=last_seq), origin=ORIGIN) as ws:
+            first = json.loads(await ws.recv())
+            rest = first["payload"]["lastSeq"] - (last_seq or 0)
+            return first, [json.loads(await ws.recv()) for _ in range(rest)]
+
+    _first, live = await stream(a)
+    assert [e["payload"]["seq"] for e in live] == list(range(1, len(live) + 1))
+    prefix = a.env["STREAMING_KEY_PREFIX"]
+    client = redis.Redis.from_url(a.env["REDIS_URL"])
+    try:  # what EVENT_LOG_TTL_S does
+        assert client.delete(f"{prefix}:stream:seq:{debate['id']}") == 1
+        assert client.delete(f"{prefix}:stream:log:{debate['id']}") == 1
+    finally:
+        client.close()
+    for last_seq in [None, 1, len(live) // 2, len(live) - 1, len(live)]:
+        again_first, again = await stream(b, last_seq)
+        assert again_first["payload"]["lastSeq"] == len(live)
+        assert again_first["payload"]["reset"] is False
+        assert again == live[(last_seq or 0) :]
