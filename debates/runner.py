@@ -112,8 +112,8 @@ def idle_timeout_s() -> float:
     return 60.0 + openai_worst + (1.0 / rate if rate > 0 else 0.0)
 
 
-def describe_error(exc: BaseException) -> str:
-    """A short, stack-free description of why a debate failed."""
+def known_failure(exc: BaseException) -> str | None:
+    """A short description of an expected outside failure (LLM, market data), else None."""
     try:
         import openai
     except ImportError:  # pragma: no cover - openai ships with langchain-openai
@@ -137,6 +137,14 @@ def describe_error(exc: BaseException) -> str:
         return f"Market data unavailable: {exc}"
     if isinstance(exc, RunawayOutputError):
         return f"LLM answer too long: {exc}"
+    return None
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short, stack-free description of why a debate failed."""
+    known = known_failure(exc)
+    if known is not None:
+        return known[:MAX_ERROR_CHARS]
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:MAX_ERROR_CHARS]
 
@@ -313,8 +321,11 @@ class DebateRun:
         except StopRun:
             final, error = None, ""
         except Exception as exc:
-            logger.exception("debate %s failed", self.debate_id)
             final, error = DebateStatus.FAILED, describe_error(exc)
+            if known_failure(exc) is None:
+                logger.exception("debate %s failed", self.debate_id)
+            else:  # an outside service failed as services do: its stack says nothing more
+                logger.warning("debate %s failed: %s", self.debate_id, error)
         finally:
             for task in watchers:
                 task.cancel()

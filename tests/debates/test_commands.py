@@ -36,7 +36,7 @@ def test_run_debate_prints_tokens_summary_and_verdict():
     assert "[turn 3] MODERATOR" in out
     for argument in Argument.objects.filter(debate=debate):
         assert argument.content in out  # printed token by token, exactly
-    assert f"Debate {debate.id} completed: 3 turns," in out
+    assert f"Debate {debate.id} completed: 2 of 2 turns and a verdict," in out
     assert "tokens, first token after" in out
     assert f"Verdict: {debate.verdict_recommendation.upper()}" in out
     assert "\033[" not in out  # not a TTY: no colour
@@ -66,6 +66,39 @@ def test_run_debate_failure_exits_non_zero_with_the_error():
             run("run_debate", "BTC", "--turns", "1", "--llm", "openai")
     finally:
         stub.stop()
+    assert Debate.objects.get().status == "failed"
+
+
+def test_run_debate_with_the_openai_client_against_the_stub():
+    stub = OpenAIStub().start()
+    try:
+        with override_settings(
+            OPENAI_API_KEY="k", OPENAI_BASE_URL=stub.base_url, OPENAI_MAX_RETRIES=0
+        ):
+            out = run("run_debate", "BTC", "--turns", "2", "--llm", "openai")
+    finally:
+        stub.stop()
+    debate = Debate.objects.get()
+    assert debate.status == "completed"
+    assert len(stub.replies) == 3
+    for reply in stub.replies:
+        assert reply in out  # every streamed answer printed, token by token
+    assert list(debate.arguments.values_list("content", flat=True)) == stub.replies
+    assert "Verdict: BUY (confidence 0.80) - The bull cited stronger numbers." in out
+
+
+def test_run_debate_refuses_a_negative_rate():
+    with pytest.raises(CommandError, match="--rate"):
+        run("run_debate", "BTC", "--rate", "-1")
+    assert not Debate.objects.exists()
+
+
+def test_run_debate_with_openai_and_no_key_fails_clearly():
+    with (
+        override_settings(OPENAI_API_KEY="", OPENAI_BASE_URL=""),
+        pytest.raises(CommandError, match="needs OPENAI_API_KEY"),
+    ):
+        run("run_debate", "BTC", "--turns", "1", "--llm", "openai")
     assert Debate.objects.get().status == "failed"
 
 

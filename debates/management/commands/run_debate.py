@@ -26,7 +26,7 @@ class Printer:
         self.started = time.monotonic()
         self.first_token_s: float | None = None
         self.tokens = 0
-        self.turns = 0
+        self.turns = 0  # bull and bear arguments finished (the verdict is not a turn)
 
     def paint(self, text: str, agent: str, bold: bool = False) -> str:
         """The text in the agent's colour (when colour is on)."""
@@ -45,7 +45,8 @@ class Printer:
             self.out.write(self.paint(payload["token"], payload["agent"]), ending="")
             self.out.flush()
         elif action_type == protocol.ARGUMENT_COMPLETE:
-            self.turns += 1
+            if payload["agent"] != "moderator":
+                self.turns += 1
             self.out.write("")
 
 
@@ -73,6 +74,8 @@ class Command(BaseCommand):
         colour = options.get("force_color") or (
             not options.get("no_color") and self.stdout.isatty()
         )
+        if rate is not None and rate < 0:
+            raise CommandError("--rate must be 0 (as fast as possible) or more tokens a second.")
         creator = None
         if user:
             creator = get_user_model().objects.filter(username=user).first()
@@ -99,9 +102,11 @@ class Command(BaseCommand):
         total = time.monotonic() - printer.started
         debate.refresh_from_db()
         ttft = f"{printer.first_token_s:.2f} s" if printer.first_token_s is not None else "-"
+        verdict_note = " and a verdict" if debate.verdict else ""
         self.stdout.write(
-            f"\nDebate {debate.id} {status}: {printer.turns} turns, {printer.tokens} tokens, "
-            f"first token after {ttft}, total {total:.2f} s"
+            f"\nDebate {debate.id} {status}: {printer.turns} of {debate.max_turns} turns"
+            f"{verdict_note}, {printer.tokens} tokens, first token after {ttft}, "
+            f"total {total:.2f} s"
         )
         if status != DebateStatus.COMPLETED:
             raise CommandError(f"Debate {debate.id} {status}: {debate.error or 'no error given'}")
