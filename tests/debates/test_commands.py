@@ -135,3 +135,24 @@ def test_recover_debates_fail_marks_them_failed():
     assert "Marked 1 stale debate(s) failed." in run("recover_debates", "--fail")
     debate.refresh_from_db()
     assert (debate.status, debate.error) == ("failed", "The runner stopped (stale heartbeat).")
+
+
+def test_recover_debates_exits_non_zero_when_a_resumed_debate_fails():
+    debate = stale_debate(turns_saved=1)
+    stub = OpenAIStub(default="500").start()
+    try:
+        with (
+            override_settings(
+                DEBATE_LLM="openai",
+                OPENAI_API_KEY="k",
+                OPENAI_BASE_URL=stub.base_url,
+                OPENAI_MAX_RETRIES=0,
+            ),
+            pytest.raises(CommandError, match=f"not completed: {debate.id}"),
+        ):
+            run("recover_debates")
+    finally:
+        stub.stop()
+    debate.refresh_from_db()
+    assert (debate.status, debate.error) == ("failed", "LLM endpoint returned HTTP 500.")
+    assert list(debate.arguments.values_list("turn", flat=True)) == [1]

@@ -5,6 +5,7 @@ module), so the exit status is the one a shell sees.
 """
 
 import os
+import signal
 import subprocess
 import sys
 from datetime import timedelta
@@ -135,3 +136,44 @@ def test_recover_debates_resumes_a_stale_debate_and_exits_0(cli_env):
     assert f"Debate {debate_id}: completed" in done.stdout
     again = manage(cli_env, "recover_debates")
     assert (again.returncode, again.stdout.strip()) == (0, "No stale debates.")
+
+
+def test_run_debate_interrupted_cancels_the_debate_and_exits_non_zero(cli_env):
+    child = subprocess.Popen(
+        [sys.executable, "manage.py", "run_debate", "BTC", "--turns", "4", "--rate", "5"],
+        cwd=ROOT,
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        header = child.stdout.readline()  # "Debate <id> about BTC, 4 turns"
+        debate_id = header.split()[1]
+        assert child.stdout.read(len("\n[turn 1] BULL")) == "\n[turn 1] BULL"
+        child.send_signal(signal.SIGINT)  # Ctrl-C while the bull is speaking
+        _, err = child.communicate(timeout=WAIT_S)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 1
+    assert f"Debate {debate_id} cancelled (interrupted)." in err
+    code = (
+        "import django; django.setup()\n"
+        "from debates.models import Debate\n"
+        f"d = Debate.objects.get(pk='{debate_id}')\n"
+        "print(d.status, d.arguments.count())\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=True,
+    )
+    status, saved = shown.stdout.split()
+    assert status == "cancelled"
+    assert int(saved) < 4

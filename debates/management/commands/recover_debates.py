@@ -3,9 +3,10 @@
 import asyncio
 
 from asgiref.sync import async_to_sync
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from debates import services
+from debates.models import DebateStatus
 from debates.runner import PROCESS_RUNNER_ID, DebateRun
 
 
@@ -14,7 +15,8 @@ class Command(BaseCommand):
 
     help = (
         "Resume every running debate whose heartbeat is older than DEBATE_STALE_AFTER_S, here in "
-        "the foreground, from its last saved argument; with --fail, mark them failed instead."
+        "the foreground, from its last saved argument; with --fail, mark them failed instead. "
+        "Exits non-zero when a resumed debate does not complete."
     )
 
     def add_arguments(self, parser) -> None:
@@ -37,9 +39,19 @@ class Command(BaseCommand):
 
         async def resume_all():
             runs = [DebateRun(debate_id, runner_id=runner_id) for debate_id in ids]
-            return await asyncio.gather(*(run.run() for run in runs))
+            # return_exceptions: one crashed run must not cancel the others mid-debate.
+            return await asyncio.gather(*(run.run() for run in runs), return_exceptions=True)
 
-        statuses = asyncio.run(resume_all())
-        for debate_id, status in zip(ids, statuses, strict=True):
-            self.stdout.write(f"Debate {debate_id}: {status}")
+        results = asyncio.run(resume_all())
+        unfinished = []
+        for debate_id, result in zip(ids, results, strict=True):
+            if isinstance(result, BaseException):
+                result = f"crashed ({type(result).__name__}: {result})"
+            self.stdout.write(f"Debate {debate_id}: {result}")
+            if result != DebateStatus.COMPLETED:
+                unfinished.append(str(debate_id))
+        if unfinished:
+            raise CommandError(
+                f"Recovered {len(ids)} stale debate(s); not completed: {', '.join(unfinished)}."
+            )
         self.stdout.write(self.style.SUCCESS(f"Recovered {len(ids)} stale debate(s)."))

@@ -4,6 +4,7 @@ import asyncio
 import sys
 import time
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -98,6 +99,8 @@ class Command(BaseCommand):
             debate.refresh_from_db()
             if debate.status == DebateStatus.RUNNING:
                 services.debate_cancel(debate=debate, user=None)
+                # Our runner is gone, so nobody else will tell the watchers.
+                async_to_sync(services.publish_status)(debate.id, DebateStatus.CANCELLED)
             raise CommandError(f"Debate {debate.id} cancelled (interrupted).") from None
         total = time.monotonic() - printer.started
         debate.refresh_from_db()
