@@ -199,6 +199,8 @@ MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "sample")
 MARKET_DATA_URL = env_str("MARKET_DATA_URL")
 DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
+# 0: derived from the LLM timeouts (debates.runner.idle_timeout_s).
+DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
 
 WS_ALLOWED_ORIGINS = env_list(
     "WS_ALLOWED_ORIGINS",
