@@ -7,7 +7,7 @@ verbatim and answers it on the same indicator (its own reading of the same numbe
 points of its own. It says when the numbers are sample data (the bull's opening, the moderator's
 rationale). Its output depends only on the prompt and its `seed` (the debate id), so a
 debate is reproducible. It streams word-ish tokens (a word plus its trailing space) through
-LangChain's normal streaming path, sleeping 1/tokens_per_s between tokens with asyncio.sleep.
+LangChain's normal streaming path, paced at tokens_per_s on a fixed schedule with asyncio.sleep.
 """
 
 import asyncio
@@ -413,10 +413,14 @@ class OfflineAnalystModel(BaseChatModel):
         self, messages, stop=None, run_manager=None, **kwargs
     ) -> AsyncIterator[ChatGenerationChunk]:
         delay = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         for i, chunk in enumerate(self._chunks(messages)):
             if i:
-                # sleep(0) still yields to the loop, so a fast debate never starves it.
-                await asyncio.sleep(delay)
+                # Pace on a fixed schedule, so time the loop spends elsewhere (fan-out to many
+                # viewers) does not slow the debate; sleep(0) still yields when behind.
+                next_at += delay
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
             yield chunk
 
 

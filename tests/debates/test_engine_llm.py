@@ -1,5 +1,6 @@
 """The offline analyst model, the LLM factory and the verdict parser."""
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -63,20 +64,30 @@ async def test_offline_rebuttal_quotes_the_opponent_verbatim(market):
     assert last_point(bull_text) == "RSI-14 reads 61.0, so there is room to run."
 
 
-async def test_offline_model_streams_tokens_at_the_configured_rate(market, monkeypatch):
-    delays = []
+def fake_clock(monkeypatch, busy_s: float = 0.0) -> list[float]:
+    """Replace the loop's clock and asyncio.sleep: each sleep advances the clock by its delay,
+    then by `busy_s` (time the loop spends on other work, such as fan-out, before resuming)."""
+    clock = [0.0]
+    delays: list[float] = []
 
     async def fake_sleep(delay):
         delays.append(delay)
+        clock[0] += delay + busy_s
 
+    monkeypatch.setattr(asyncio.get_running_loop(), "time", lambda: clock[0])
     monkeypatch.setattr(llm_module.asyncio, "sleep", fake_sleep)
+    return delays
+
+
+async def test_offline_model_streams_tokens_at_the_configured_rate(market, monkeypatch):
+    delays = fake_clock(monkeypatch)
     state = initial_state(asset="NVDA", market=market, max_turns=2)
     model = OfflineAnalystModel(seed="x", tokens_per_s=40)
     chunks = [c async for c in model.astream(speaker_messages(state, "bull", 1))]
     text = "".join(c.content for c in chunks)
     assert text == model.answer(speaker_messages(state, "bull", 1))
     assert len([c for c in chunks if c.content]) > 20
-    assert delays == [1 / 40] * (len(tokenize(text)) - 1)
+    assert delays == pytest.approx([1 / 40] * (len(tokenize(text)) - 1))
     # Rate 0: still yields to the loop, without waiting.
     delays.clear()
     _ = [
@@ -86,6 +97,23 @@ async def test_offline_model_streams_tokens_at_the_configured_rate(market, monke
         )
     ]
     assert set(delays) == {0.0}
+
+
+async def test_time_spent_elsewhere_on_the_loop_does_not_slow_the_debate(market, monkeypatch):
+    # Each token's consumer keeps the loop busy 10 ms; the model waits only the rest of 25 ms.
+    delays = fake_clock(monkeypatch, busy_s=0.010)
+    state = initial_state(asset="NVDA", market=market, max_turns=2)
+    model = OfflineAnalystModel(seed="x", tokens_per_s=40)
+    chunks = [c async for c in model.astream(speaker_messages(state, "bull", 1))]
+    tokens = tokenize("".join(c.content for c in chunks))
+    assert len(tokens) > 20
+    assert len(delays) == len(tokens) - 1
+    assert delays == pytest.approx([0.025] + [0.015] * (len(tokens) - 2))
+    # When the loop falls behind by more than a token, the model catches up without waiting.
+    delays = fake_clock(monkeypatch, busy_s=0.050)
+    chunks = [c async for c in model.astream(speaker_messages(state, "bull", 1))]
+    assert delays[0] == pytest.approx(0.025)
+    assert set(delays[1:]) == {0.0}
 
 
 def test_offline_model_refuses_a_prompt_it_cannot_read():
