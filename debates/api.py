@@ -37,7 +37,8 @@ class DebateListCreateApi(generics.ListAPIView):
             detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
             raise ValidationError(detail) from None
         debate = selectors.debate_list().get(pk=debate.pk)
-        return Response(DebateSerializer(debate).data, status=status.HTTP_201_CREATED)
+        data = DebateSerializer(debate, context=self.get_serializer_context()).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class DebateDetailApi(generics.RetrieveAPIView):

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from debates import services
 from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
 from debates.validators import ASSET_HELP
 
@@ -65,6 +66,7 @@ class DebateSerializer(serializers.ModelSerializer):
     viewer_count = serializers.IntegerField(read_only=True, default=0)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
+    can_control = serializers.SerializerMethodField()
 
     class Meta:
         model = Debate
@@ -82,6 +84,7 @@ class DebateSerializer(serializers.ModelSerializer):
             "arguments",
             "verdict",
             "market",
+            "can_control",
         ]
         read_only_fields = fields
 
@@ -91,6 +94,11 @@ class DebateSerializer(serializers.ModelSerializer):
         if not isinstance(obj.market_context, dict):
             return None
         return MarketSerializer(obj.market_context).data
+
+    def get_can_control(self, obj: Debate) -> bool:
+        """Whether the requesting user may start or cancel this debate (creator or staff)."""
+        request = self.context.get("request")
+        return services.can_control(debate=obj, user=getattr(request, "user", None))
 
 
 class StrictCharField(serializers.CharField):

@@ -50,12 +50,17 @@ def debate_create(
     return debate
 
 
+def can_control(*, debate: Debate, user: AbstractBaseUser | None) -> bool:
+    """True if the user may start or cancel the debate: its creator or staff."""
+    if user is None or not user.is_authenticated:
+        return False
+    return user.is_staff or (debate.created_by_id is not None and debate.created_by_id == user.pk)
+
+
 def _check_can_control(debate: Debate, user: AbstractBaseUser | None) -> None:
     if user is None:
         return  # trusted callers: management commands
-    if not (
-        user.is_staff or (debate.created_by_id is not None and debate.created_by_id == user.pk)
-    ):
+    if not can_control(debate=debate, user=user):
         raise PermissionDenied("Only the debate's creator or staff may start or cancel it.")
 
 

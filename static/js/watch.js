@@ -24,6 +24,7 @@ const state = {
   viewerCount: null,
   verdict: null,
   market: null,
+  canControl: false, // the signed-in user created the debate or is staff
   reconnects: 0,
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
@@ -88,6 +89,16 @@ function onArgument({ turn, agent, content }) {
   node.item.dataset.complete = "true";
   node.item.classList.remove("is-streaming");
   $("current-argument").textContent = `${agentLabel(agent)}, turn ${turn}: ${content}`;
+}
+
+function resetTranscript() {
+  // CONNECTED.reset: the server replays the whole debate from seq 1, so drop what is shown.
+  for (const { item } of argumentNodes.values()) item.remove();
+  argumentNodes.clear();
+  state.arguments.clear();
+  state.currentTurn = null;
+  state.currentAgent = null;
+  renderTurn();
 }
 
 function onTurn({ turn, currentAgent }) {
@@ -244,7 +255,7 @@ function renderMarket(market) {
 }
 
 function renderCancel() {
-  $("debate-actions").hidden = !(isSignedIn() && CANCELLABLE.has(state.status));
+  $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
 }
 
 function showCancelMessage(message) {
@@ -302,6 +313,7 @@ async function loadDetails() {
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
+  state.canControl = data.canControl === true;
   renderCancel();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
@@ -341,6 +353,7 @@ function start() {
       onStatus(payload.status);
       if (typeof payload.viewers === "number") renderViewers(payload.viewers);
     })
+    .on("reset", resetTranscript)
     .on("token", onToken)
     .on("argument", onArgument)
     .on("turn", onTurn)

@@ -23,6 +23,7 @@ DEBATE_KEYS = {
     "arguments",
     "verdict",
     "market",
+    "canControl",
 }
 
 
@@ -239,3 +240,18 @@ def test_unknown_api_path_is_a_json_404(auth_client, settings):
     resp = auth_client.get("/api/no-such-thing/")
     assert resp.status_code == 404
     assert resp.json() == {"detail": "Not found."}
+
+
+def test_can_control_tells_creator_and_staff_apart(auth_client, api_client, other_user, staff_user):
+    debate_id = auth_client.post("/api/debates/", {"asset": "BTC"}, format="json").json()["id"]
+    assert auth_client.get(f"/api/debates/{debate_id}/").json()["canControl"] is True
+
+    def seen_by(user) -> bool:
+        api_client.force_authenticate(user)
+        return api_client.get(f"/api/debates/{debate_id}/").json()["canControl"]
+
+    assert seen_by(other_user) is False
+    assert seen_by(staff_user) is True
+    api_client.force_authenticate(other_user)
+    listed = api_client.get("/api/debates/").json()["results"]
+    assert [d["canControl"] for d in listed] == [False]
