@@ -342,6 +342,13 @@ export class DebateSocket extends EventTarget {
         this.attempt = 0;
         this._refreshedAfter4001 = false;
         this.serverLastSeq = typeof payload.lastSeq === "number" ? payload.lastSeq : null;
+        if (payload.reset === true) {
+          // The server could not honour our lastSeq and replays the whole debate from seq 1
+          // with its own numbering: start over, and let the page clear what it shows.
+          this.lastSeq = 0;
+          this._gapResyncAt = null;
+          this._emit("reset", payload);
+        }
         if (payload.status) this.status = payload.status;
         this._setState(State.LIVE);
         this._emit("connected", payload);

@@ -62,10 +62,10 @@ def token_event(seq, turn, agent, token):
     }
 
 
-def connected(status="running", last_seq=0):
+def connected(status="running", last_seq=0, reset=False):
     return {
         "type": "DEBATE/CONNECTED",
-        "payload": {"debateId": "d1", "status": status, "lastSeq": last_seq},
+        "payload": {"debateId": "d1", "status": status, "lastSeq": last_seq, "reset": reset},
         "timestamp": "2026-01-01T00:00:00.000Z",
     }
 
@@ -299,6 +299,7 @@ def debate_detail(status="running", **extra):
         "arguments": [],
         "verdict": None,
         "market": None,
+        "canControl": True,
         "error": "",
         **extra,
     }
@@ -379,6 +380,52 @@ def test_turn_change_of_an_unfinished_turn_restarts_its_text(watch):
         "complete": True,
     }
     assert page.locator(".argument").count() == 2
+
+
+def test_a_reset_replay_replaces_the_transcript_instead_of_being_dropped(watch):
+    _api, open_page = watch
+    page = open_page()
+    for seq, event in enumerate(
+        [
+            turn_change(1, 1, "bull"),
+            token_event(2, 1, "bull", "Old numbering "),
+            token_event(3, 1, "bull", "text"),
+        ],
+        start=1,
+    ):
+        assert event["payload"]["seq"] == seq
+        send(page, 0, event)
+    assert shown(page, 1, "bull") == "Old numbering text"
+    ws(page, 0, "serverClose(1006)")
+    socket_count(page, 2)
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "3"
+    ws(page, 1, "open()")
+    # The server cannot honour lastSeq=3 and replays the finished debate with its own numbering.
+    send(page, 1, connected(status="completed", last_seq=4, reset=True))
+    send(page, 1, turn_change(1, 1, "bull"))
+    send(page, 1, token_event(2, 1, "bull", "Saved argument."))
+    send(page, 1, argument_complete(3, 1, "bull", "Saved argument."))
+    send(page, 1, status_event(4, "completed"))
+    assert shown(page, 1, "bull") == "Saved argument."
+    assert page.locator(".argument").count() == 1
+    assert page.evaluate("window.debateView.transcript()") == [
+        {
+            "turn": 1,
+            "agent": "bull",
+            "content": "Saved argument.",
+            "streamed": "Saved argument.",
+            "complete": True,
+        }
+    ]
+    assert page.evaluate("window.debateView.socket.lastSeq") == 4
+
+
+def test_cancel_button_only_for_those_who_may_cancel(watch):
+    api, open_page = watch
+    api["/api/debates/d1/"] = debate_detail(canControl=False)
+    page = open_page()
+    page.wait_for_function("document.getElementById('debate-asset').textContent === 'BTC'")
+    assert page.locator("#cancel-debate").is_hidden()
 
 
 def test_cancel_of_a_finished_debate_shows_the_conflict(watch):
