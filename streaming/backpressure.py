@@ -15,7 +15,6 @@ TCP buffer (e.g. TLS terminated in daphne) are not bounded here.
 """
 
 import logging
-import os
 import time
 
 from django.conf import settings
@@ -24,23 +23,15 @@ from streaming import metrics
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LIMIT_BYTES = 1024 * 1024
-DEFAULT_GRACE_S = 10.0
-
-
-def _setting(name: str, default):
-    value = getattr(settings, name, None)
-    return os.environ.get(name, default) if value is None else value
-
 
 def send_buffer_limit() -> int:
     """The write-buffer bound in bytes (0: unbounded)."""
-    return max(int(_setting("WS_SEND_BUFFER_LIMIT_BYTES", DEFAULT_LIMIT_BYTES)), 0)
+    return max(int(settings.WS_SEND_BUFFER_LIMIT_BYTES), 0)
 
 
 def send_buffer_grace_s() -> float:
     """How long a connection may stay above the bound before it is dropped."""
-    return max(float(_setting("WS_SEND_BUFFER_GRACE_S", DEFAULT_GRACE_S)), 0.0)
+    return max(float(settings.WS_SEND_BUFFER_GRACE_S), 0.0)
 
 
 def buffered_bytes(transport) -> int:

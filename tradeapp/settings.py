@@ -211,6 +211,9 @@ WS_QA_TOKEN_ALLOW_IN_PRODUCTION = env_bool("WS_QA_TOKEN_ALLOW_IN_PRODUCTION", Fa
 WS_RATE_LIMIT = env_str("WS_RATE_LIMIT", "10/minute")
 WS_TRUSTED_PROXIES = env_int("WS_TRUSTED_PROXIES", 0)
 WS_PING_INTERVAL_S = env_float("WS_PING_INTERVAL_S", 30.0)
+# A viewer whose unsent data stays above the limit for the grace period is dropped (it resumes).
+WS_SEND_BUFFER_LIMIT_BYTES = env_int("WS_SEND_BUFFER_LIMIT_BYTES", 1024 * 1024)
+WS_SEND_BUFFER_GRACE_S = env_float("WS_SEND_BUFFER_GRACE_S", 10.0)
 EVENT_LOG_TTL_S = env_int("EVENT_LOG_TTL_S", 3600)
 TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
