@@ -7,6 +7,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
+# The page's own origin must be allowed to open the WebSocket, whatever HOST and PORT say.
+export WS_ALLOWED_ORIGINS="${WS_ALLOWED_ORIGINS:-http://$HOST:$PORT,http://localhost:$PORT}"
 DEMO_PASSWORD="${DEMO_PASSWORD:-demo-pass-$(python -c 'import secrets; print(secrets.token_hex(3))')}"
 
 python manage.py migrate --noinput
