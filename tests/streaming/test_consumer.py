@@ -1,6 +1,7 @@
 """DebateConsumer over WebsocketCommunicator: every message, close code and the resume seam."""
 
 import asyncio
+import types
 from datetime import timedelta
 
 import jwt
@@ -11,7 +12,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from debates.models import Argument, Debate, DebateStatus, Viewer
-from streaming import protocol
+from streaming import consumers, protocol
 from streaming.fanout import get_hub
 from streaming.publisher import publish_event
 from tests.streaming.conftest import (
@@ -383,9 +384,12 @@ async def test_qa_token_is_refused_when_debug_is_off(debate, settings):
     await comm.disconnect()
 
 
-async def test_socket_closes_when_its_access_token_expires(debate, user):
+async def test_socket_closes_when_its_access_token_expires(debate, user, monkeypatch):
     token = AccessToken.for_user(user)
-    token.set_exp(lifetime=timedelta(seconds=1))
+    # The consumer's clock says this valid token expires in half a second (however slow the
+    # machine is while connecting), so its expiry timer fires while the socket is open.
+    clock = types.SimpleNamespace(time=lambda: token["exp"] - 0.5)
+    monkeypatch.setattr(consumers, "time", clock)
     comm, first = await connect(debate.id, token=str(token))
     assert first["type"] == protocol.CONNECTED
     error = await comm.receive_json_from(timeout=10)
