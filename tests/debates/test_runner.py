@@ -14,7 +14,6 @@ from debates.models import Argument, Debate
 from debates.runner import DebateRun
 from streaming import protocol
 from tests.stubs.events import (
-    BIG_LAYER,
     EventCollector,
     FlakyModel,
     NonStreamingModel,
@@ -25,29 +24,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("fast_settings", "close_async_db_connections"),
 ]
-
-
-@pytest.fixture
-def fast_settings():
-    with override_settings(
-        OFFLINE_LLM_TOKENS_PER_S=0,
-        TOKEN_FLUSH_INTERVAL_MS=0,
-        DEBATE_LLM="offline",
-        MARKET_DATA_PROVIDER="sample",
-        CHANNEL_LAYERS=BIG_LAYER,
-    ):
-        yield
-
-
-@pytest.fixture
-def claimed(user):
-    """Create and claim a debate (without launching it); returns a factory."""
-
-    def make(asset="BTC", max_turns=2, runner_id="r1") -> Debate:
-        debate = services.debate_create(asset=asset, max_turns=max_turns, created_by=user)
-        return services.debate_start(debate=debate, user=user, runner_id=runner_id, launch=False)
-
-    return make
 
 
 async def test_full_run_publishes_in_order_and_saves_everything(claimed):
