@@ -66,18 +66,23 @@ CONTROL_RESPONSES = {
 }
 
 
+def _control(request: Request, pk: str, action) -> Response:
+    """Run a start/cancel service on the debate: 202 with its new status, or 409."""
+    try:
+        debate = action(debate=_debate_or_404(pk), user=request.user)
+    except services.DebateStateError as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
+    return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
 class DebateStartApi(APIView):
     """Start a pending debate: its runner streams it live."""
 
     @extend_schema(request=None, responses=CONTROL_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         """Claim the debate and launch its runner (202), or 409 if it is not pending."""
-        try:
-            debate = services.debate_start(debate=_debate_or_404(pk), user=request.user)
-        except services.DebateStateError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
-        return Response(data, status=status.HTTP_202_ACCEPTED)
+        return _control(request, pk, services.debate_start)
 
 
 class DebateCancelApi(APIView):
@@ -86,9 +91,4 @@ class DebateCancelApi(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         """Cancel the debate (202), or 409 if it has already finished."""
-        try:
-            debate = services.debate_cancel(debate=_debate_or_404(pk), user=request.user)
-        except services.DebateStateError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
-        return Response(data, status=status.HTTP_202_ACCEPTED)
+        return _control(request, pk, services.debate_cancel)
