@@ -26,6 +26,7 @@ from streaming.archive import archive_events
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
+from streaming.fastwrite import frame_writer
 from streaming.protocol import Close
 from streaming.ratelimit import allow_connection, client_ip
 from streaming.replay import synthesise_events
@@ -78,6 +79,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self._counted = False
         self._expiry: asyncio.TimerHandle | None = None
         self._cleaned = False
+        self._write_frame = None
 
     async def __call__(self, scope, receive, send):
         """Run the consumer; clean up however it ends (daphne may cancel it on SIGTERM)."""
@@ -197,6 +199,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
                 if seq > self.last_sent and not self.closed:
                     self.last_sent = seq
                     await self._send_text(text)
+        self._write_frame = frame_writer(self.base_send)
         self.live = True  # no await since the buffer was seen empty
 
     def _schedule_expiry(self, expires_at: float | None) -> None:
@@ -214,8 +217,9 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": text})
         metrics.MESSAGES_SENT.inc()
 
-    async def deliver(self, seq: int, text: str) -> bool:
-        """Called by the hub with a live event's text; True when it was sent now."""
+    async def deliver(self, seq: int, text: str, frame: bytes | None = None) -> bool:
+        """Called by the hub with a live event's text (and its encoded frame); True when it was
+        sent now."""
         if self.closed:
             return False
         if not self.live:
@@ -224,13 +228,18 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         if seq <= self.last_sent:
             return False
         self.last_sent = seq
-        await self.base_send({"type": "websocket.send", "text": text})
-        return True
+        return await self._send_shared(text, frame)
 
-    async def send_heartbeat(self, text: str) -> bool:
-        """Called by the hub's tick with DEBATE/PING's text."""
+    async def send_heartbeat(self, text: str, frame: bytes | None = None) -> bool:
+        """Called by the hub's tick with DEBATE/PING's text (and its encoded frame)."""
         if self.closed or not self.live:
             return False
+        return await self._send_shared(text, frame)
+
+    async def _send_shared(self, text: str, frame: bytes | None) -> bool:
+        # A frame shared by every viewer goes straight to daphne's socket (streaming.fastwrite).
+        if frame is not None and self._write_frame is not None:
+            return self._write_frame(frame)
         await self.base_send({"type": "websocket.send", "text": text})
         return True
 

@@ -31,10 +31,13 @@ from django.conf import settings
 
 from streaming import metrics, protocol, services
 from streaming.eventlog import get_event_log
+from streaming.fastwrite import encode_text_frame
 
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+# A long fan-out gives the loop back this often, so the debate, pings and handshakes go on.
+YIELD_EVERY = 200
 PROCESS_STARTED_AT = time.time()
 
 
@@ -180,14 +183,17 @@ class Hub:
 
     async def _fan_out(self, debate_id, state: _Debate, seq: int, text: str, ts) -> None:
         state.last_seq = seq
+        frame = encode_text_frame(text)
         sent = 0
-        for consumer in list(state.members):
+        for index, consumer in enumerate(list(state.members), start=1):
             try:
-                if await consumer.deliver(seq, text):
+                if await consumer.deliver(seq, text, frame):
                     sent += 1
             except Exception:
-                # e.g. a frame over daphne's outgoing message limit (1 MiB): never silent.
+                # e.g. a frame autobahn refuses (over its message size limit): never silent.
                 logger.warning("delivery to a viewer of %s failed", debate_id, exc_info=True)
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
             if ts:
@@ -212,16 +218,19 @@ class Hub:
     async def tick(self) -> None:
         """Heartbeat every live local viewer, repair lost tail events, sweep stale viewers."""
         text = protocol.encode(protocol.ping())
+        frame = encode_text_frame(text)
         sent = 0
         viewer_ids = []
         for debate_id, state in list(self.debates.items()):
-            for consumer in list(state.members):
+            for index, consumer in enumerate(list(state.members), start=1):
                 viewer_ids.append(consumer.viewer_id)
                 try:
-                    if await consumer.send_heartbeat(text):
+                    if await consumer.send_heartbeat(text, frame):
                         sent += 1
                 except Exception:
                     logger.debug("heartbeat to a viewer of %s failed", debate_id, exc_info=True)
+                if index % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
             if state.subscribed:
                 latest = await get_event_log().last_seq(debate_id)
                 if latest > state.last_seq:

@@ -14,6 +14,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from debates.middleware import StaleDebateJanitorMiddleware  # noqa: E402
 from streaming.auth import JwtQueryAuthMiddleware  # noqa: E402
 from streaming.backpressure import patch_daphne_send_buffer  # noqa: E402
+from streaming.fastwrite import (  # noqa: E402
+    patch_autobahn_config_log,
+    patch_inline_socket_writes,
+)
 from streaming.redaction import patch_daphne_access_log  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
 
@@ -21,6 +25,9 @@ from streaming.routing import websocket_urlpatterns  # noqa: E402
 patch_daphne_access_log()
 # A viewer that stops reading must not grow daphne's write buffer without bound.
 patch_daphne_send_buffer()
+# daphne's per-frame and per-connection overheads (streaming.fastwrite, docs/benchmarks.md).
+patch_inline_socket_writes()
+patch_autobahn_config_log()
 
 # Origin is checked by the consumer (accept, DEBATE/ERROR, close 4003) so browsers see a code.
 application = StaleDebateJanitorMiddleware(
