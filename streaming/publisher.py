@@ -6,12 +6,21 @@ text once to the channel-layer group ``debate.<id>`` as
 ``{"type": "debate.event", "debate", "seq", "text", "ts"}``; each process's hub (streaming.fanout)
 writes that text to its local viewers.
 
-Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables): tokens of one (agent, turn) are buffered and
-merged into one TOKEN_RECEIVED whose ``token`` is their concatenation, flushed by a timer after
-the interval, and always before any other event or a token of another turn, so order holds and
-ARGUMENT_COMPLETE.content still equals what the tokens spelled. The merged event's timestamp is
-taken when it is created (at the flush). Per debate, emits are serialised by a lock so seq order
+Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables) throttles the token frames of a debate to one
+per interval: the first token of each (agent, turn), and any token arriving an interval or more
+after the last token frame, is sent at once; tokens arriving sooner are buffered and merged into
+one TOKEN_RECEIVED whose ``token`` is their concatenation, sent by a timer one interval after
+the last token frame, and always before any other event or a token of another turn, so order
+holds and ARGUMENT_COMPLETE.content still equals what the tokens spelled. The merged event's
+timestamp is taken when it is created. Per debate, emits are serialised by a lock so seq order
 equals publish order.
+
+The interval widens with the audience: every frame costs each viewer's server a write, so a
+large audience gets fewer, larger frames. While a debate runs, its open viewers are counted
+every AUDIENCE_REFRESH_S, and the interval is
+``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
+``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
+the audience receives at most ~20,000 token frames per second in all, whatever its size.
 
 After a debate's final STATUS_UPDATE its whole event log is archived in the database
 (streaming.archive), so a replay after the log's TTL has the live seqs and texts.
@@ -23,9 +32,11 @@ import time
 import weakref
 from dataclasses import dataclass, field
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from debates.selectors import live_viewers
 from streaming import metrics, protocol
 from streaming.archive import archive_debate_log
 from streaming.eventlog import get_event_log
@@ -33,6 +44,7 @@ from streaming.eventlog import get_event_log
 logger = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+AUDIENCE_REFRESH_S = 2.0
 
 
 @dataclass
@@ -45,6 +57,10 @@ class _DebateStream:
     timer: asyncio.Task | None = None
     started_at: float | None = None
     first_token_seen: bool = False
+    sent_key: tuple | None = None  # (agent, turn) of the last token frame
+    sent_at: float = float("-inf")  # loop time of the last token frame
+    viewers: int = 0
+    audience: asyncio.Task | None = None
 
 
 _streams: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _DebateStream]]" = (
@@ -60,8 +76,33 @@ def _stream(debate_id: str) -> _DebateStream:
     return stream
 
 
-def _flush_interval_s() -> float:
-    return max(float(settings.TOKEN_FLUSH_INTERVAL_MS), 0.0) / 1000.0
+def flush_interval_ms(viewers: int) -> float:
+    """The token coalescing interval for an audience of `viewers` (0: no coalescing)."""
+    base = max(float(settings.TOKEN_FLUSH_INTERVAL_MS), 0.0)
+    if base <= 0:
+        return 0.0
+    wanted = float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) * max(viewers, 0) / 1000.0
+    return min(max(base, wanted), max(float(settings.TOKEN_FLUSH_MAX_MS), base))
+
+
+def _count_viewers(debate_id: str) -> int:
+    return live_viewers(debate_id=debate_id).count()
+
+
+async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
+    """Keep stream.viewers near the debate's open viewer count while the debate runs."""
+    while _streams.get(asyncio.get_running_loop(), {}).get(debate_id) is stream:
+        try:
+            stream.viewers = await database_sync_to_async(_count_viewers)(debate_id)
+        except Exception:
+            logger.warning("counting the viewers of debate %s failed", debate_id, exc_info=True)
+        await asyncio.sleep(AUDIENCE_REFRESH_S)
+
+
+def _stop_following(stream: _DebateStream) -> None:
+    if stream.audience is not None:
+        stream.audience.cancel()
+        stream.audience = None
 
 
 async def _emit(debate_id: str, action_type: str, fields: dict) -> dict:
@@ -89,6 +130,12 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> dict | None:
         "turn": stream.turn,
     }
     stream.tokens, stream.agent, stream.turn, stream.extra = [], None, None, {}
+    return await _emit_token(debate_id, stream, fields)
+
+
+async def _emit_token(debate_id: str, stream: _DebateStream, fields: dict) -> dict:
+    stream.sent_key = (fields["agent"], fields["turn"])
+    stream.sent_at = asyncio.get_running_loop().time()
     return await _emit(debate_id, protocol.TOKEN_RECEIVED, fields)
 
 
@@ -114,39 +161,49 @@ async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
     action_type = protocol.normalise_type(action_type)
     protocol.event_payload(action_type, key, payload)  # refuse malformed events early
     stream = _stream(key)
-    interval = _flush_interval_s()
     async with stream.lock:
         if action_type == protocol.TOKEN_RECEIVED:
             _observe_first_token(stream)
-            if interval <= 0:
-                return await _emit(key, action_type, payload)
-            if stream.tokens and (stream.agent, stream.turn) != (
-                payload["agent"],
-                payload["turn"],
-            ):
-                await _flush_locked(key, stream)
-            if not stream.tokens:
-                stream.agent, stream.turn = payload["agent"], payload["turn"]
-                stream.extra = {
-                    k: v for k, v in payload.items() if k not in ("agent", "token", "turn")
-                }
-            stream.tokens.append(str(payload["token"]))
-            if stream.timer is None:
-                stream.timer = asyncio.create_task(_flush_later(key, stream, interval))
-            return protocol.action(
-                action_type, {**protocol.event_payload(action_type, key, payload), "seq": None}
-            )
+            return await _publish_token(key, stream, payload)
         await _flush_locked(key, stream)
         if action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
             stream.started_at, stream.first_token_seen = time.monotonic(), False
+            _stop_following(stream)
+            if flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0:
+                stream.audience = asyncio.create_task(_follow_audience(key, stream))
         result = await _emit(key, action_type, payload)
         final = action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
         if final:
+            _stop_following(stream)
             _streams.get(asyncio.get_running_loop(), {}).pop(key, None)
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
         await archive_debate_log(key)
     return result
+
+
+async def _publish_token(key: str, stream: _DebateStream, payload: dict) -> dict:
+    interval = flush_interval_ms(stream.viewers) / 1000.0
+    if interval <= 0:
+        return await _emit(key, protocol.TOKEN_RECEIVED, payload)
+    token_key = (payload["agent"], payload["turn"])
+    if stream.tokens and (stream.agent, stream.turn) != token_key:
+        await _flush_locked(key, stream)
+    now = asyncio.get_running_loop().time()
+    if not stream.tokens and (stream.sent_key != token_key or now - stream.sent_at >= interval):
+        # The first token of a turn, or the first after a quiet interval, goes out at once.
+        return await _emit_token(key, stream, payload)
+    if not stream.tokens:
+        stream.agent, stream.turn = token_key
+        stream.extra = {k: v for k, v in payload.items() if k not in ("agent", "token", "turn")}
+    stream.tokens.append(str(payload["token"]))
+    if stream.timer is None:
+        delay = max(stream.sent_at + interval - now, 0.0)
+        stream.timer = asyncio.create_task(_flush_later(key, stream, delay))
+    return protocol.action(
+        protocol.TOKEN_RECEIVED,
+        {**protocol.event_payload(protocol.TOKEN_RECEIVED, key, payload), "seq": None},
+    )
 
 
 async def flush(debate_id) -> None:

@@ -216,6 +216,9 @@ WS_SEND_BUFFER_LIMIT_BYTES = env_int("WS_SEND_BUFFER_LIMIT_BYTES", 1024 * 1024)
 WS_SEND_BUFFER_GRACE_S = env_float("WS_SEND_BUFFER_GRACE_S", 10.0)
 EVENT_LOG_TTL_S = env_int("EVENT_LOG_TTL_S", 3600)
 TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
+# A large audience gets fewer, larger token frames (streaming.publisher); 0 keeps the interval.
+TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
+TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 

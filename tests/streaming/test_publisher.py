@@ -5,10 +5,12 @@ import asyncio
 import orjson
 import pytest
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
-from streaming import protocol
+from debates.models import Debate, DebateStatus, Viewer
+from streaming import protocol, publisher
 from streaming.eventlog import get_event_log
-from streaming.publisher import flush, publish_event
+from streaming.publisher import flush, flush_interval_ms, publish_event
 
 DEBATE = "6f1c1d3e-0000-4000-8000-000000000003"
 
@@ -44,34 +46,106 @@ async def test_publish_refuses_unknown_types_and_missing_fields():
         await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {"agent": "bull", "turn": 1})
 
 
-async def test_tokens_coalesce_and_flush_before_other_events(settings):
+async def test_first_token_goes_out_at_once_then_tokens_coalesce_until_another_event(settings):
     settings.TOKEN_FLUSH_INTERVAL_MS = 60_000  # only the non-token events flush here
     layer, channel = await _subscribe()
     words = ["The ", "stock ", "rises", "."]
-    for word in words:
-        result = await publish_event(
+    results = [
+        await publish_event(
             DEBATE, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": word, "turn": 1}
         )
-        assert result["payload"]["seq"] is None  # buffered
+        for word in words
+    ]
+    assert [r["payload"]["seq"] for r in results] == [1, None, None, None]
     await publish_event(
         DEBATE,
         protocol.ARGUMENT_COMPLETE,
         {"agent": "bull", "content": "".join(words), "turn": 1},
     )
-    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 2)]
-    assert [m["type"] for m in messages] == [protocol.TOKEN_RECEIVED, protocol.ARGUMENT_COMPLETE]
-    assert messages[0]["payload"]["token"] == messages[1]["payload"]["content"]
-    assert [m["payload"]["seq"] for m in messages] == [1, 2]
+    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 3)]
+    assert [m["type"] for m in messages] == [
+        protocol.TOKEN_RECEIVED,
+        protocol.TOKEN_RECEIVED,
+        protocol.ARGUMENT_COMPLETE,
+    ]
+    assert [m["payload"]["token"] for m in messages[:2]] == ["The ", "stock rises."]
+    assert (
+        messages[0]["payload"]["token"] + messages[1]["payload"]["token"]
+        == (messages[2]["payload"]["content"])
+    )
+    assert [m["payload"]["seq"] for m in messages] == [1, 2, 3]
 
 
-async def test_tokens_of_another_turn_flush_the_previous_turn(settings):
+async def test_tokens_of_another_turn_flush_the_previous_turn_and_go_out_at_once(settings):
     settings.TOKEN_FLUSH_INTERVAL_MS = 60_000
     layer, channel = await _subscribe()
-    await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "a", "turn": 1})
-    await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {"agent": "bear", "token": "b", "turn": 2})
+    tokens = [("bull", "a", 1), ("bull", "a2", 1), ("bear", "b", 2), ("bear", "b2", 2)]
+    for agent, token, turn in tokens:
+        await publish_event(
+            DEBATE, protocol.TOKEN_RECEIVED, {"agent": agent, "token": token, "turn": turn}
+        )
     await flush(DEBATE)
-    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 2)]
-    assert [(m["payload"]["turn"], m["payload"]["token"]) for m in messages] == [(1, "a"), (2, "b")]
+    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 4)]
+    assert [(m["payload"]["turn"], m["payload"]["token"]) for m in messages] == [
+        (1, "a"),
+        (1, "a2"),
+        (2, "b"),
+        (2, "b2"),
+    ]
+
+
+async def test_a_token_after_a_quiet_interval_goes_out_at_once(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 20
+    await _subscribe()
+    token = {"agent": "bull", "token": "x", "turn": 1}
+    assert (await publish_event(DEBATE, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] == 1
+    await asyncio.sleep(0.05)  # longer than the interval: nothing is waiting to be merged
+    assert (await publish_event(DEBATE, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] == 2
+
+
+def test_the_interval_widens_with_the_audience_up_to_the_cap(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 50
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 50
+    settings.TOKEN_FLUSH_MAX_MS = 1000
+    assert flush_interval_ms(0) == 50
+    assert flush_interval_ms(1_000) == 50
+    assert flush_interval_ms(5_000) == 250
+    assert flush_interval_ms(50_000) == 1000
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 0
+    assert flush_interval_ms(50_000) == 50
+    settings.TOKEN_FLUSH_INTERVAL_MS = 0  # coalescing off stays off
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 50
+    assert flush_interval_ms(50_000) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 1
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000  # 3 viewers: 180 s
+    settings.TOKEN_FLUSH_MAX_MS = 600_000
+    debate = await Debate.objects.acreate(asset="BTC", status=DebateStatus.RUNNING)
+    for _ in range(3):
+        await Viewer.objects.acreate(debate=debate)
+    await Viewer.objects.acreate(debate=debate, disconnected_at=timezone.now())
+    key = str(debate.id)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(protocol.group_name(key), channel)
+
+    await publish_event(key, protocol.STATUS_UPDATE, {"status": "running"})
+    for _ in range(200):  # the audience is counted off the event loop
+        if publisher._stream(key).viewers:
+            break
+        await asyncio.sleep(0.01)
+    assert publisher._stream(key).viewers == 3
+    token = {"agent": "bull", "token": "x", "turn": 1}
+    assert (await publish_event(key, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] == 2
+    await asyncio.sleep(0.05)  # far above the 1 ms base interval, far below 180 s
+    assert (await publish_event(key, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] is None
+    await publish_event(key, protocol.STATUS_UPDATE, {"status": "completed"})
+    texts = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 4)]
+    assert [t["payload"]["seq"] for t in texts] == [1, 2, 3, 4]
+    assert publisher._stream(key).audience is None  # a new stream: the old one stopped
 
 
 async def test_the_timer_flushes_tokens(settings):
