@@ -217,18 +217,26 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": text})
         metrics.MESSAGES_SENT.inc()
 
-    async def deliver(self, seq: int, text: str, frame: bytes | None = None) -> bool:
-        """Called by the hub with a live event's text (and its encoded frame); True when it was
-        sent now."""
+    async def deliver(
+        self, events: list[tuple[int, str]], frames: list[bytes], joined: bytes
+    ) -> int:
+        """Called by the hub with live events (seq, text) in seq order, their encoded frames and
+        those frames joined; returns how many were sent now."""
         if self.closed:
-            return False
+            return 0
         if not self.live:
-            self.buffer.append((seq, text))
-            return False
-        if seq <= self.last_sent:
-            return False
-        self.last_sent = seq
-        return await self._send_shared(text, frame)
+            self.buffer.extend(events)
+            return 0
+        if events[0][0] > self.last_sent and self._write_frame is not None:
+            # The usual case: all of them, in one write (streaming.fastwrite).
+            self.last_sent = events[-1][0]
+            return len(events) if self._write_frame(joined) else 0
+        sent = 0
+        for (seq, text), frame in zip(events, frames, strict=True):
+            if seq > self.last_sent:
+                self.last_sent = seq
+                sent += await self._send_shared(text, frame)
+        return sent
 
     async def send_heartbeat(self, text: str, frame: bytes | None = None) -> bool:
         """Called by the hub's tick with DEBATE/PING's text (and its encoded frame)."""

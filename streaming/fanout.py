@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
 # A long fan-out gives the loop back this often, so the debate, pings and handshakes go on.
-YIELD_EVERY = 200
+YIELD_EVERY = 50
 PROCESS_STARTED_AT = time.time()
 
 
@@ -57,6 +57,8 @@ class _Debate:
         self.last_seq = 0
         self.lock = asyncio.Lock()  # subscribe/unsubscribe transitions
         self.deliver_lock = asyncio.Lock()  # one fan-out at a time, in seq order
+        self.pending: list[dict] = []  # received events waiting for the fan-out
+        self.drainer: asyncio.Task | None = None
 
 
 class Hub:
@@ -87,9 +89,10 @@ class Hub:
 
     async def close(self) -> None:
         """Stop the hub's tasks (tests and shutdown)."""
-        for task in self._tasks:
+        drainers = [s.drainer for s in self.debates.values() if s.drainer is not None]
+        for task in [*self._tasks, *drainers]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *drainers]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
@@ -147,7 +150,7 @@ class Hub:
                 message = await self.layer.receive(channel)
                 kind = message.get("type")
                 if kind == "debate.event":
-                    await self._on_event(message)
+                    self._on_event(message)
                 elif kind == "hub.probe":
                     future = self._probes.get(message.get("nonce"))
                     if future is not None and not future.done():
@@ -158,37 +161,51 @@ class Hub:
                 logger.exception("hub receive loop error")
                 await asyncio.sleep(0.5)
 
-    async def _on_event(self, message: dict) -> None:
-        debate_id = message["debate"]
-        state = self.debates.get(debate_id)
+    def _on_event(self, message: dict) -> None:
+        state = self.debates.get(message["debate"])
         if state is None or not state.subscribed:
             return
-        async with state.deliver_lock:
-            seq = message["seq"]
-            if seq <= state.last_seq:
-                return
-            if seq > state.last_seq + 1:
-                await self._repair(debate_id, state, upto=seq - 1)
-            await self._fan_out(debate_id, state, seq, message["text"], message.get("ts"))
+        state.pending.append(message)
+        if state.drainer is None or state.drainer.done():
+            state.drainer = asyncio.create_task(self._drain(message["debate"], state))
 
-    async def _repair(self, debate_id: str, state: _Debate, upto: int | None = None) -> None:
-        missing = await get_event_log().read_after(debate_id, state.last_seq)
+    async def _drain(self, debate_id: str, state: _Debate) -> None:
+        # Events that arrive during a fan-out go out together in the next one: one write per
+        # viewer for all of them, so a busy process makes fewer, larger writes.
+        async with state.deliver_lock:
+            while state.pending:
+                batch, state.pending = state.pending, []
+                events: list[tuple[int, str]] = []
+                newest = state.last_seq
+                for message in batch:
+                    seq = message["seq"]
+                    if seq <= newest:
+                        continue
+                    if seq > newest + 1:
+                        events += await self._read_missing(debate_id, newest, upto=seq - 1)
+                    events.append((seq, message["text"]))
+                    newest = seq
+                if events:
+                    await self._fan_out(debate_id, state, events, batch[-1].get("ts"))
+
+    async def _read_missing(self, debate_id: str, after: int, upto: int | None = None):
+        missing = [
+            (seq, text)
+            for seq, text in await get_event_log().read_after(debate_id, after)
+            if upto is None or seq <= upto
+        ]
         if missing:
             logger.info("hub repaired %d missed events of %s", len(missing), debate_id)
-        for seq, text in missing:
-            if upto is not None and seq > upto:
-                break
-            if seq > state.last_seq:
-                await self._fan_out(debate_id, state, seq, text, None)
+        return missing
 
-    async def _fan_out(self, debate_id, state: _Debate, seq: int, text: str, ts) -> None:
-        state.last_seq = seq
-        frame = encode_text_frame(text)
+    async def _fan_out(self, debate_id, state: _Debate, events: list[tuple[int, str]], ts) -> None:
+        state.last_seq = events[-1][0]
+        frames = [encode_text_frame(text) for _, text in events]
+        joined = b"".join(frames)
         sent = 0
         for index, consumer in enumerate(list(state.members), start=1):
             try:
-                if await consumer.deliver(seq, text, frame):
-                    sent += 1
+                sent += await consumer.deliver(events, frames, joined)
             except Exception:
                 # e.g. a frame autobahn refuses (over its message size limit): never silent.
                 logger.warning("delivery to a viewer of %s failed", debate_id, exc_info=True)
@@ -235,7 +252,9 @@ class Hub:
                 latest = await get_event_log().last_seq(debate_id)
                 if latest > state.last_seq:
                     async with state.deliver_lock:
-                        await self._repair(debate_id, state)
+                        missing = await self._read_missing(debate_id, state.last_seq)
+                        if missing:
+                            await self._fan_out(debate_id, state, missing, None)
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
         local_ids = {v for v in viewer_ids if v is not None}

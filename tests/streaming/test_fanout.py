@@ -1,0 +1,108 @@
+"""The hub's fan-out: events that arrive during a fan-out go out together, once, in seq order."""
+
+import pytest
+
+from streaming import protocol
+from streaming.consumers import DebateConsumer
+from streaming.eventlog import get_event_log
+from streaming.fanout import get_hub
+from streaming.fastwrite import encode_text_frame
+
+DEBATE = "6f1c1d3e-0000-4000-8000-000000000077"
+
+
+class RecordingViewer:
+    """Stands in for a consumer: records each delivery the hub makes."""
+
+    viewer_id = None
+
+    def __init__(self):
+        self.deliveries: list[list[int]] = []
+
+    async def deliver(self, events, frames, joined):
+        assert frames == [encode_text_frame(text) for _, text in events]
+        assert joined == b"".join(frames)
+        self.deliveries.append([seq for seq, _ in events])
+        return len(events)
+
+
+async def _log(seq_count: int) -> list[dict]:
+    """Append events to the log; return the channel-layer messages the publisher would send."""
+    messages = []
+    for turn in range(1, seq_count + 1):
+        head, tail = protocol.event_text_parts(
+            protocol.TURN_CHANGE,
+            {"debateId": DEBATE, "currentAgent": "bull", "turn": turn},
+            protocol.now_iso(),
+        )
+        seq, text = await get_event_log().append(DEBATE, head, tail)
+        messages.append({"type": "debate.event", "debate": DEBATE, "seq": seq, "text": text})
+    return messages
+
+
+async def _drained(hub):
+    await hub.debates[DEBATE].drainer
+
+
+async def test_events_arriving_together_reach_each_viewer_in_one_delivery():
+    hub, viewers = get_hub(), [RecordingViewer(), RecordingViewer()]
+    for viewer in viewers:
+        await hub.join(DEBATE, viewer)
+    for message in await _log(3):
+        hub._on_event(message)  # three arrivals before the fan-out task runs
+    await _drained(hub)
+    assert [v.deliveries for v in viewers] == [[[1, 2, 3]], [[1, 2, 3]]]
+
+
+async def test_duplicates_are_dropped_and_a_gap_is_read_from_the_log():
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, _lost, third = await _log(3)
+    for message in (first, first, third):
+        hub._on_event(message)
+    await _drained(hub)
+    hub._on_event(third)  # late duplicate
+    await _drained(hub)
+    assert viewer.deliveries == [[1, 2, 3]]
+
+
+@pytest.fixture
+def live_consumer():
+    consumer = DebateConsumer()
+    consumer.live, consumer.sent = True, []
+
+    async def base_send(message):
+        consumer.sent.append(message["text"])
+
+    consumer.base_send = base_send
+    return consumer
+
+
+def _batch(*seqs):
+    events = [(seq, f'{{"seq":{seq}}}') for seq in seqs]
+    frames = [encode_text_frame(text) for _, text in events]
+    return events, frames, b"".join(frames)
+
+
+async def test_a_viewer_gets_only_the_events_after_its_last_sent_seq(live_consumer):
+    live_consumer.last_sent = 2
+    assert await live_consumer.deliver(*_batch(1, 2, 3, 4)) == 2
+    assert live_consumer.sent == ['{"seq":3}', '{"seq":4}']
+    assert live_consumer.last_sent == 4
+
+
+async def test_on_daphne_a_batch_is_one_socket_write(live_consumer):
+    writes = []
+    live_consumer._write_frame = lambda data: writes.append(data) or True
+    events, frames, joined = _batch(5, 6)
+    assert await live_consumer.deliver(events, frames, joined) == 2
+    assert writes == [joined]
+    assert live_consumer.sent == []
+    live_consumer._write_frame = lambda data: False  # the socket is closing
+    assert await live_consumer.deliver(*_batch(7)) == 0
+
+
+async def test_a_viewer_not_yet_live_buffers_the_batch(live_consumer):
+    live_consumer.live = False
+    assert await live_consumer.deliver(*_batch(1, 2)) == 0
+    assert [seq for seq, _ in live_consumer.buffer] == [1, 2]
