@@ -2,14 +2,17 @@
 
 Getting onto the event loop. DRF 3.18 has no async views, so start/cancel are sync views; under
 daphne Django runs them in asgiref's SyncToAsync thread, where `async_to_sync` runs a coroutine on
-the server's own event loop. `launch()` uses that (public asgiref behaviour) to find the loop: it
-runs a one-line coroutine through `async_to_sync` and gets back the loop it ran on. If that loop is
-still running it is the server loop, and the debate is scheduled there with
-`asyncio.run_coroutine_threadsafe`, so it shares the loop with the WebSocket consumers and the
-in-memory channel layer. If it is not (a WSGI server, the sync test client, a shell), asgiref made
-a throwaway loop, so the debate goes to one daemon thread running this process's fallback loop
-instead. From async code (run_debate, async tests) `launch()` just creates a task. Every task is
-kept in `_tasks` until it ends so it is never garbage-collected mid-debate.
+the server's own event loop. With Redis (REDIS_URL) and DEBATE_RUNNER_OWN_THREAD (the default),
+`launch()` runs the debate on this process's runner loop, in one daemon thread: a large audience's
+fan-out on the server loop then neither delays the first token nor slows the debate (socket writes
+release the GIL), and the Redis channel layer and event log work from any loop. Without Redis the
+in-memory channel layer belongs to the server loop, so the debate must run there: `launch()` finds
+that loop through `async_to_sync` (public asgiref behaviour: it runs a one-line coroutine and gets
+back the loop it ran on) and schedules the debate on it with `asyncio.run_coroutine_threadsafe`.
+If that loop is not running (a WSGI server, the sync test client, a shell), asgiref made a
+throwaway loop, so the runner loop is used as well. From async code (run_debate, async tests)
+`launch()` just creates a task. Every task is kept in `_tasks` until it ends so it is never
+garbage-collected mid-debate.
 
 Cancel signal. The DB status is the source of truth: `debate_cancel` sets it first. The runner
 then hears it (1) at once if it runs in this process (`signal_cancel` calls `request_stop`
@@ -81,7 +84,7 @@ _runs: dict[str, "DebateRun"] = {}
 _tasks: set[asyncio.Task] = set()
 _futures: dict[str, concurrent.futures.Future] = {}
 _lock = threading.Lock()
-_fallback_loop: asyncio.AbstractEventLoop | None = None
+_runner_thread_loop: asyncio.AbstractEventLoop | None = None
 _janitor_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
@@ -343,7 +346,8 @@ class DebateRun:
         return self.status
 
     async def _drive(self, debate: Debate) -> None:
-        await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.RUNNING})
+        # Everything the first token needs is ready before `running` is published: a large
+        # audience's fan-out of that event would otherwise delay this work on the shared loop.
         market = debate.market_context
         if not market:
             provider = self.market_provider or get_provider(
@@ -366,11 +370,12 @@ class DebateRun:
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
         )
+        graph = build_graph(llm)
+        await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.RUNNING})
         if any(a["agent"] == MODERATOR for a in saved):
             return  # the verdict was saved before the previous runner died
         await self._turn_change(state["turn"] + 1, debate.max_turns)
         buffer: list[str] = []
-        graph = build_graph(llm)
         config = {"recursion_limit": 2 * debate.max_turns + 10}
         size = 0
         async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
@@ -494,15 +499,19 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     return loop if loop.is_running() else None
 
 
-def _get_fallback_loop() -> asyncio.AbstractEventLoop:
-    """This process's own runner loop, in a daemon thread (for callers without a server loop)."""
-    global _fallback_loop
+def _runner_thread_wanted() -> bool:
+    return bool(settings.DEBATE_RUNNER_OWN_THREAD and settings.REDIS_URL)
+
+
+def _runner_loop() -> asyncio.AbstractEventLoop:
+    """This process's own runner loop, in a daemon thread (see the module docstring)."""
+    global _runner_thread_loop
     with _lock:
-        if _fallback_loop is None or _fallback_loop.is_closed():
+        if _runner_thread_loop is None or _runner_thread_loop.is_closed():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="debate-runner", daemon=True).start()
-            _fallback_loop = loop
-        return _fallback_loop
+            _runner_thread_loop = loop
+        return _runner_thread_loop
 
 
 async def _tracked(run: DebateRun, janitor: bool) -> str:
@@ -538,9 +547,9 @@ def launch(debate_id, **run_kwargs) -> asyncio.Task | concurrent.futures.Future:
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
         return task
-    loop = _server_loop()
+    loop = None if _runner_thread_wanted() else _server_loop()
     janitor = loop is not None
-    loop = loop or _get_fallback_loop()
+    loop = loop or _runner_loop()
     run.loop = loop
     # Start the task in an empty context: the request's context holds asgiref's executor for the
     # view's thread, which quits when the request ends, and sync_to_async would then fail.

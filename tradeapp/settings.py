@@ -201,6 +201,8 @@ DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
 # 0: derived from the LLM timeouts (debates.runner.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
+# With Redis, debates started over REST run on their own thread's loop (debates.runner).
+DEBATE_RUNNER_OWN_THREAD = env_bool("DEBATE_RUNNER_OWN_THREAD", True)
 
 WS_ALLOWED_ORIGINS = env_list(
     "WS_ALLOWED_ORIGINS",
