@@ -236,7 +236,8 @@ class Run:
         if not cfg.urls:
             manage(["migrate", "--noinput"], env)
         self.password = secrets.token_urlsafe(12)
-        manage(["ensure_demo_user", "--username", "bench", "--password", self.password], env)
+        # "--password=..." because a generated password may start with "-".
+        manage(["ensure_demo_user", "--username=bench", f"--password={self.password}"], env)
         if cfg.urls:
             for url in cfg.urls:
                 parts = urlsplit(url if "://" in url else f"http://{url}")
