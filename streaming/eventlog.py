@@ -23,9 +23,24 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {seq, text}
 """
 
+# The newest seq and a page of events after a seq, in one round trip (a connect's catch-up).
+_SNAPSHOT_LUA = """
+local seq = redis.call('GET', KEYS[1])
+return {seq, redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}
+"""
+
 
 def _ttl() -> int:
     return int(settings.EVENT_LOG_TTL_S)
+
+
+def _events(entries) -> list[tuple[int, str]]:
+    return [(int(entry_id.split(b"-")[0]), fields[b"t"].decode()) for entry_id, fields in entries]
+
+
+def _raw_events(entries) -> list[tuple[int, str]]:
+    # XRANGE inside Lua comes back unparsed: [id, [b"t", text]] per entry (see _APPEND_LUA).
+    return [(int(entry_id.split(b"-")[0]), fields[1].decode()) for entry_id, fields in entries]
 
 
 class RedisEventLog:
@@ -49,9 +64,7 @@ class RedisEventLog:
         start = f"{after_seq + 1}-0"
         while True:
             entries = await client.xrange(stream, min=start, max="+", count=READ_PAGE)
-            for entry_id, fields in entries:
-                seq = int(entry_id.split(b"-")[0])
-                out.append((seq, fields[b"t"].decode()))
+            out += _events(entries)
             if len(entries) < READ_PAGE:
                 return out
             start = f"{out[-1][0] + 1}-0"
@@ -60,6 +73,18 @@ class RedisEventLog:
         """The newest seq of the debate, 0 when none is logged (or the log expired)."""
         value = await backends.redis_client().get(backends.key("seq", debate_id))
         return int(value) if value else 0
+
+    async def snapshot(self, debate_id, after_seq: int) -> tuple[int, list[tuple[int, str]]]:
+        """The newest seq and every stored event with seq > after_seq, read together."""
+        script = backends.redis_client().register_script(_SNAPSHOT_LUA)
+        value, entries = await script(
+            keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
+            args=[f"{max(after_seq, 0) + 1}-0", READ_PAGE],
+        )
+        events = _raw_events(entries)
+        if len(entries) == READ_PAGE:
+            events += await self.read_after(debate_id, events[-1][0])
+        return (int(value) if value else 0), events
 
 
 @dataclass
@@ -104,6 +129,10 @@ class MemoryEventLog:
         """The newest seq of the debate, 0 when none is logged (or the log expired)."""
         log = self._get(debate_id)
         return log.events[-1][0] if log and log.events else 0
+
+    async def snapshot(self, debate_id, after_seq: int) -> tuple[int, list[tuple[int, str]]]:
+        """The newest seq and every stored event with seq > after_seq, read together."""
+        return await self.last_seq(debate_id), await self.read_after(debate_id, after_seq)
 
 
 _redis_log = RedisEventLog()

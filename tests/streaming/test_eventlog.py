@@ -21,6 +21,7 @@ def _parts(n: int) -> tuple[str, str]:
 async def _exercise(log) -> None:
     assert await log.last_seq(DEBATE) == 0
     assert await log.read_after(DEBATE, 0) == []
+    assert await log.snapshot(DEBATE, 0) == (0, [])
     results = await asyncio.gather(*(log.append(DEBATE, *_parts(i)) for i in range(30)))
     seqs = sorted(seq for seq, _ in results)
     assert seqs == list(range(1, 31))
@@ -32,6 +33,9 @@ async def _exercise(log) -> None:
     assert dict(after) == {seq: text for seq, text in results if seq > 25}
     assert len(await log.read_after(DEBATE, 0)) == 30
     assert await log.read_after(DEBATE, 30) == []
+    assert await log.snapshot(DEBATE, 25) == (30, after)
+    assert await log.snapshot(DEBATE, 30) == (30, [])
+    assert await log.snapshot(DEBATE, -3) == (30, await log.read_after(DEBATE, 0))
 
 
 async def test_memory_event_log():
@@ -67,6 +71,9 @@ async def test_redis_event_log_pages_long_logs(use_redis):
     for i in range(2100):
         await log.append(DEBATE, *_parts(i))
     assert [s for s, _ in await log.read_after(DEBATE, 5)] == list(range(6, 2101))
+    latest, events = await log.snapshot(DEBATE, 5)
+    assert latest == 2100
+    assert events == await log.read_after(DEBATE, 5)
 
 
 @pytest.mark.parametrize("after", [-5, 0])
