@@ -6,6 +6,9 @@ import weakref
 from django.conf import settings
 from redis import asyncio as aioredis
 
+MAX_CONNECTIONS = 200
+POOL_TIMEOUT_S = 10.0
+
 _clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
 
 
@@ -27,8 +30,14 @@ def redis_client() -> aioredis.Redis:
     url = redis_url()
     client = per_loop.get(url)
     if client is None:
-        client = aioredis.Redis.from_url(
-            url, max_connections=200, socket_connect_timeout=5, health_check_interval=30
+        # A burst of handshakes waits for a connection instead of failing with 4500.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_TIMEOUT_S,
+            socket_connect_timeout=5,
+            health_check_interval=30,
         )
+        client = aioredis.Redis.from_pool(pool)
         per_loop[url] = client
     return client

@@ -1,7 +1,8 @@
 """New-connection rate limit per client IP (WS_RATE_LIMIT, "10/minute" by default).
 
 Backed by the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
-every process) when REDIS_URL is set, MemoryStorage in this process otherwise.
+every process, on the connection pool of streaming.backends) when REDIS_URL is set,
+MemoryStorage in this process otherwise.
 """
 
 import asyncio
@@ -34,8 +35,13 @@ def _limiter() -> MovingWindowRateLimiter:
     limiter = per_loop.get(cache_key)
     if limiter is None:
         if url:
+            # The streaming layer's pool: one bounded, blocking pool per loop, not a second one
+            # that raises past redis-py's default cap during a burst of handshakes.
             storage = RedisStorage(
-                _storage_uri(url), implementation="redispy", key_prefix=backends.key("ratelimit")
+                _storage_uri(url),
+                implementation="redispy",
+                key_prefix=backends.key("ratelimit"),
+                connection_pool=backends.redis_client().connection_pool,
             )
         else:
             storage = MemoryStorage()
