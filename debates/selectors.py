@@ -33,3 +33,18 @@ def live_viewers(*, debate_id=None) -> QuerySet[Viewer]:
     if debate_id is not None:
         qs = qs.filter(debate_id=debate_id)
     return qs
+
+
+def live_viewer_counts(*, debate_ids) -> dict:
+    """Open viewer connections per debate id, 0 for a debate without any."""
+    counts = dict.fromkeys(debate_ids, 0)
+    rows = (
+        live_viewers()
+        .filter(debate_id__in=counts)
+        .order_by()
+        .values("debate_id")
+        .annotate(n=Count("pk"))
+        .values_list("debate_id", "n")
+    )
+    counts.update(rows)
+    return counts

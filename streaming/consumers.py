@@ -1,13 +1,14 @@
 """The debate WebSocket consumer: checks, catch-up from the event log, then live events.
 
-Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004); then the
-viewer row, the hub subscription (live events are buffered from here on), ``DEBATE/CONNECTED``,
-the catch-up (every logged event after ``?lastSeq=N``, or from seq 1; a finished debate whose
-log expired is replayed from its archive with the live seqs, see streaming.archive, or else
-synthesised from its arguments with ``CONNECTED.reset`` set for a resuming client, see
-streaming.replay), the buffered live events with seq above the last one sent, and live
-events. An unexpected failure closes 4500 with a logged trace. An invalid ``lastSeq`` counts
-as absent (replay from seq 1).
+Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004) looked up
+with the viewer row in one batched database call (streaming.ledger); the hub subscription
+(live events are buffered from here on), ``DEBATE/CONNECTED``, the catch-up (every logged
+event after ``?lastSeq=N``, or from seq 1; a pending or running debate's log is the whole
+truth, read without the database; a finished debate whose log expired is replayed from its
+archive with the live seqs, see streaming.archive, or else synthesised from its arguments with
+``CONNECTED.reset`` set for a resuming client, see streaming.replay), the buffered live events
+with seq above the last one sent, and live events. An unexpected failure closes 4500 with a
+logged trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
 """
 
 import asyncio
@@ -21,20 +22,25 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from debates.models import Debate
-from streaming import metrics, protocol, services
+from streaming import metrics, protocol
 from streaming.archive import archive_events
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
 from streaming.fastwrite import frame_writer
+from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import allow_connection, client_ip
 from streaming.replay import synthesise_events
 
 logger = logging.getLogger(__name__)
 
-# Handlers that never touch the database skip Channels' per-message aclose_old_connections().
-_NO_DB_HANDLERS = frozenset({"websocket.receive", "viewer.disconnect"})
+# Handlers that skip Channels' per-message aclose_old_connections() (a thread hop each): they
+# never touch the database, or only through database_sync_to_async, whose thread closes old
+# connections itself.
+_NO_DB_HANDLERS = frozenset(
+    {"websocket.connect", "websocket.receive", "websocket.disconnect", "viewer.disconnect"}
+)
 
 
 def origin_allowed(scope) -> bool:
@@ -49,12 +55,11 @@ def origin_allowed(scope) -> bool:
     return origin in allowed
 
 
-def _get_debate(raw_id: str) -> Debate | None:
+def _parse_debate_id(raw: str) -> uuid.UUID | None:
     try:
-        debate_id = uuid.UUID(str(raw_id))
+        return uuid.UUID(str(raw))
     except ValueError:
         return None
-    return Debate.objects.filter(pk=debate_id).first()
 
 
 def _parse_last_seq(raw: str | None) -> int | None:
@@ -116,21 +121,24 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         if auth is None or not auth.ok:
             return await self.refuse(Close.UNAUTHORIZED)
         raw_id = self.scope.get("url_route", {}).get("kwargs", {}).get("debate_id", "")
-        debate = await database_sync_to_async(_get_debate)(raw_id)
-        if debate is None:
+        debate_id = _parse_debate_id(raw_id)
+        if debate_id is None:
             return await self.refuse(Close.NOT_FOUND)
-        self.debate_id = str(debate.id)
-
-        viewer = await database_sync_to_async(services.viewer_open)(
-            debate=debate,
+        viewer, viewers = await get_ledger().open(
+            debate_id=debate_id,
             user=self.scope.get("user"),
             channel_name=getattr(self, "channel_name", ""),
             client_ip=ip,
         )
+        if viewer is None:
+            return await self.refuse(Close.NOT_FOUND)
+        debate = viewer.debate
+        self.debate_id = str(debate.id)
         self.viewer_id = viewer.pk
         metrics.ACTIVE_CONNECTIONS.inc()
         self._counted = True
-        await services.viewers_keepalive([viewer.pk])
+        # No liveness key yet: the hub's next tick sets it long before the stale-viewer sweep
+        # could look at this row (see streaming.services).
         self._schedule_expiry(auth.expires_at)
 
         last_seq = _parse_last_seq(query_params(self.scope).get("lastSeq"))
@@ -142,7 +150,6 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await get_hub().join(self.debate_id, self)
         self._joined = True
         debate, latest, events, reset = await self._catch_up(debate)
-        viewers = await database_sync_to_async(services.live_viewer_count)(debate_id=self.debate_id)
         await self._send_text(
             protocol.encode(
                 protocol.connected(self.debate_id, debate.status, latest, viewers, reset=reset)
@@ -157,14 +164,15 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
     async def _catch_up(self, debate: Debate) -> tuple[Debate, int, list[tuple[int, str]], bool]:
         """The debate, its newest seq, the events after self.last_sent, and whether the client
         must reset (its lastSeq belongs to another numbering: replay from seq 1)."""
-        log = get_event_log()
-        latest = await log.last_seq(self.debate_id)
+        latest, events = await get_event_log().snapshot(self.debate_id, self.last_sent)
         if latest:
-            events = await log.read_after(self.debate_id, self.last_sent)
             complete = self.last_sent >= latest or (events and events[0][0] == self.last_sent + 1)
             if complete:
                 return await self._reset_if_ahead(debate, latest, events)
-            # The log expired between the two reads: fall through to the database.
+            # A log without its first events (its stream expired or was evicted apart from its
+            # seq key): fall through to the database.
+        if not debate.is_finished:
+            return debate, 0, [], False  # pending, or running without a log: live only
         debate = await database_sync_to_async(Debate.objects.get)(pk=debate.pk)
         archived = await database_sync_to_async(archive_events)(debate_id=debate.pk)
         if archived:
@@ -174,7 +182,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             )
         synthesised = await database_sync_to_async(synthesise_events)(debate)
         if not synthesised:
-            return debate, 0, [], False  # running without a log (e.g. Redis flushed): live only
+            return debate, 0, [], False
         # A synthesised replay has its own numbering: a resuming client starts over from seq 1.
         reset = self.last_sent > 0
         self.last_sent = 0
@@ -309,6 +317,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             metrics.ACTIVE_CONNECTIONS.dec()
         if self.viewer_id is not None:
             try:
-                await database_sync_to_async(services.viewer_close)(viewer_id=self.viewer_id)
+                await get_ledger().close(
+                    viewer_id=self.viewer_id, debate_id=uuid.UUID(self.debate_id)
+                )
             except Exception:
                 logger.warning("closing viewer %s failed", self.viewer_id, exc_info=True)

@@ -109,11 +109,11 @@ async def test_no_gap_or_duplicate_at_the_seam(debate, monkeypatch):
 
     await _publish_turn(debate.id, 1, "bull", ["a"])  # seqs 1..3
     log = eventlog.get_event_log()
-    original = log.read_after
+    original = log.snapshot
 
     published = []
 
-    async def slow_read_after(debate_id, after_seq):
+    async def slow_snapshot(debate_id, after_seq):
         result = await original(debate_id, after_seq)
         if not published:
             published.append(True)
@@ -124,7 +124,7 @@ async def test_no_gap_or_duplicate_at_the_seam(debate, monkeypatch):
             await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
         return result
 
-    monkeypatch.setattr(log, "read_after", slow_read_after)
+    monkeypatch.setattr(log, "snapshot", slow_snapshot)
     comm, _first = await connect(debate.id, last_seq=1)
     messages = [await comm.receive_json_from(timeout=5) for _ in range(4)]
     assert [m["payload"]["seq"] for m in messages] == [2, 3, 4, 5]
@@ -137,22 +137,22 @@ async def test_live_events_already_replayed_are_dropped(debate, monkeypatch):
     from streaming import eventlog
 
     log = eventlog.get_event_log()
-    original = log.last_seq
+    original = log.snapshot
 
     published = []
 
-    async def publish_then_last_seq(debate_id):
+    async def publish_then_snapshot(debate_id, after_seq):
         # Published after the subscription, before the log read: in the buffer AND the log.
         if not published:
             published.append(
                 await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "running"})
             )
             await asyncio.sleep(0.05)  # let the hub buffer it (no assertion on time)
-        return await original(debate_id)
+        return await original(debate_id, after_seq)
 
-    monkeypatch.setattr(log, "last_seq", publish_then_last_seq)
+    monkeypatch.setattr(log, "snapshot", publish_then_snapshot)
     comm, _first = await connect(debate.id)
-    monkeypatch.setattr(log, "last_seq", original)
+    monkeypatch.setattr(log, "snapshot", original)
     message = await comm.receive_json_from(timeout=5)
     assert message["payload"]["seq"] == 1
     await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "completed"})
@@ -301,18 +301,12 @@ async def test_last_seq_beyond_the_log_replays_all_with_reset(debate):
     await comm.disconnect()
 
 
-async def test_log_expiring_during_connect_falls_back_to_the_archive(debate, monkeypatch):
-    from streaming import eventlog
+async def test_a_log_that_lost_its_events_falls_back_to_the_archive(debate, use_redis):
+    from streaming import backends
 
     await _run_debate(debate, [(1, "bull", ["x", "y"])])  # seqs 1..6, archived
-    log = eventlog.get_event_log()
-    original = log.read_after
-
-    async def expired_read_after(debate_id, after_seq):
-        await _expire_log(debate_id)
-        return await original(debate_id, after_seq)
-
-    monkeypatch.setattr(log, "read_after", expired_read_after)
+    # The stream is gone but its seq key is not (evicted apart, or expired between them).
+    await backends.redis_client().delete(backends.key("log", debate.id))
     comm, first = await connect(debate.id, last_seq=2)
     assert first["payload"]["lastSeq"] == 6
     assert first["payload"]["reset"] is False

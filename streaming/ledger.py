@@ -1,0 +1,166 @@
+"""The viewer ledger: the Viewer rows of many sockets written in one database call per batch.
+
+Every connect looks up its debate and inserts a Viewer row, and every disconnect updates it.
+One ``database_sync_to_async`` hop each would queue every handshake behind the process's single
+thread-sensitive database thread (docs/benchmarks.md, finding 5). Instead, sockets queue their
+requests with the ledger of their event loop, and one task writes them: a lone request at
+once, and while requests keep coming at most one batch of opens and one of closes per
+BATCH_INTERVAL_S, so a burst costs one hop and one transaction per batch (a hop costs ~1 ms
+of CPU here, a row ~50 µs; the hop's Python also holds the GIL the event loop needs). A batch
+that fails fails its own waiters only (their sockets close 4500) and its transaction leaves
+no row behind.
+
+``CONNECTED.viewers`` costs no COUNT(*) per connect either: a debate's live count is read
+inside a batch at most once per COUNT_MAX_AGE_S, then moved by this process's own opens and
+closes. It is exact within one process and lags other processes by at most that long; the
+REST ``viewerCount`` still counts in the database.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections import Counter
+from dataclasses import dataclass
+
+from channels.db import database_sync_to_async
+
+from debates.models import Viewer
+from streaming import services
+from streaming.services import ViewerRequest
+
+logger = logging.getLogger(__name__)
+
+BATCH_INTERVAL_S = 0.02
+COUNT_MAX_AGE_S = 1.0
+MAX_BATCH = 500
+
+
+class LedgerError(Exception):
+    """Raised to each waiter of a batch whose database write failed."""
+
+
+@dataclass
+class _Count:
+    value: int
+    read_at: float
+
+
+class ViewerLedger:
+    """Batched viewer opens and closes for the sockets of one event loop."""
+
+    def __init__(self) -> None:
+        self._opens: list[tuple[ViewerRequest, asyncio.Future]] = []
+        self._closes: list[tuple[int, uuid.UUID, asyncio.Future | None]] = []
+        self._counts: dict[uuid.UUID, _Count] = {}
+        self._task: asyncio.Task | None = None
+
+    async def open(
+        self, *, debate_id: uuid.UUID, user, channel_name: str, client_ip: str | None
+    ) -> tuple[Viewer | None, int]:
+        """The socket's new Viewer row (None: no such debate) and the debate's live viewers."""
+        future = asyncio.get_running_loop().create_future()
+        self._opens.append((ViewerRequest(debate_id, user, channel_name, client_ip), future))
+        self._wake()
+        return await future
+
+    async def close(self, *, viewer_id: int, debate_id: uuid.UUID) -> None:
+        """Mark the viewer's row closed."""
+        future = asyncio.get_running_loop().create_future()
+        self._closes.append((viewer_id, debate_id, future))
+        self._wake()
+        await future
+
+    def _wake(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="viewer-ledger")
+
+    async def _run(self) -> None:
+        try:
+            while self._opens or self._closes:
+                if self._closes:
+                    batch, self._closes = self._closes[:MAX_BATCH], self._closes[MAX_BATCH:]
+                    await self._write_closes(batch)
+                if self._opens:
+                    batch, self._opens = self._opens[:MAX_BATCH], self._opens[MAX_BATCH:]
+                    await self._write_opens(batch)
+                await asyncio.sleep(BATCH_INTERVAL_S)
+        finally:
+            self._task = None  # nothing queued is left: the next request starts a new task
+
+    async def _write_opens(self, batch: list[tuple[ViewerRequest, asyncio.Future]]) -> None:
+        now = time.monotonic()
+        self._counts = {d: c for d, c in self._counts.items() if now - c.read_at < COUNT_MAX_AGE_S}
+        requests = [request for request, _future in batch]
+        stale = {r.debate_id for r in requests} - self._counts.keys()
+        try:
+            viewers, counts = await database_sync_to_async(services.viewers_open)(
+                requests=requests, count_debate_ids=stale
+            )
+        except BaseException as exc:
+            _fail([future for _request, future in batch], exc, f"opening {len(batch)} viewers")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for debate_id, value in counts.items():
+            self._counts[debate_id] = _Count(value, now)
+        opened = Counter(viewer.debate_id for viewer in viewers if viewer is not None)
+        for debate_id, n in opened.items():
+            if debate_id not in counts:
+                self._counts[debate_id].value += n
+        for (_request, future), viewer in zip(batch, viewers, strict=True):
+            if future.cancelled():
+                # The socket went away while its row was written: close the row for it.
+                if viewer is not None:
+                    self._closes.append((viewer.pk, viewer.debate_id, None))
+            elif viewer is None:
+                future.set_result((None, 0))
+            else:
+                future.set_result((viewer, self._counts[viewer.debate_id].value))
+
+    async def _write_closes(self, batch: list[tuple[int, uuid.UUID, asyncio.Future | None]]):
+        futures = [future for _viewer_id, _debate_id, future in batch if future is not None]
+        try:
+            await database_sync_to_async(services.viewers_close)(
+                viewer_ids=[viewer_id for viewer_id, _debate_id, _future in batch]
+            )
+        except BaseException as exc:
+            _fail(futures, exc, f"closing {len(batch)} viewers")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for debate_id, n in Counter(debate_id for _viewer_id, debate_id, _f in batch).items():
+            count = self._counts.get(debate_id)
+            if count is not None:
+                count.value = max(count.value - n, 0)
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+
+
+def _fail(futures: list[asyncio.Future], exc: BaseException, what: str) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if isinstance(exc, Exception):
+            # One exception per waiter: a shared one would grow its traceback with every raise.
+            error = LedgerError(f"{what} failed: {exc!r}")
+            error.__cause__ = exc
+            future.set_exception(error)
+        else:
+            future.cancel()
+
+
+_ledgers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ViewerLedger]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_ledger() -> ViewerLedger:
+    """The viewer ledger of the running event loop."""
+    loop = asyncio.get_running_loop()
+    ledger = _ledgers.get(loop)
+    if ledger is None:
+        ledger = _ledgers[loop] = ViewerLedger()
+    return ledger
