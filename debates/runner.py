@@ -66,7 +66,7 @@ from debates.engine.nodes import IncompleteResponseError
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import Argument, Debate, DebateStatus
 from streaming import protocol
-from streaming.publisher import publish_event
+from streaming.publisher import publish_event, publish_events
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,8 @@ MAX_KEPT_FUTURES = 1000
 DB_RETRIES = 5
 # An argument longer than this is a runaway model, not an argument: the debate fails.
 MAX_ARGUMENT_CHARS = 20_000
+# How long `running` and the first TURN_CHANGE wait to go out together with the first token.
+OPENING_HOLD_S = 0.05
 
 Observer = Callable[[str, dict], None]
 
@@ -260,6 +262,10 @@ class DebateRun:
         self._stop_reason: str | None = None
         self._work: asyncio.Task | None = None
         self._progress_at = 0.0  # loop time of the last token or finished node
+        self._opening: list[tuple[str, dict]] = []  # held until the first token or the hold ends
+        self._opening_timer: asyncio.TimerHandle | None = None
+        self._opening_flush: asyncio.Task | None = None
+        self._publish_lock = asyncio.Lock()
 
     # Called from any thread through signal_cancel, or from the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -270,9 +276,43 @@ class DebateRun:
             self._work.cancel()
 
     async def _publish(self, action_type: str, payload: dict) -> None:
-        await publish_event(self.debate_id, action_type, payload)
+        await self._publish_all([(action_type, payload)])
+
+    async def _publish_all(self, events: list[tuple[str, dict]]) -> None:
+        flush = self._opening_flush
+        if flush is not None and flush.done():
+            self._opening_flush = None
+            if not flush.cancelled() and flush.exception():
+                raise flush.exception()  # the held opening was not published: fail as any publish
+        async with self._publish_lock:
+            if self._opening_timer is not None:
+                self._opening_timer.cancel()
+                self._opening_timer = None
+            events, self._opening = [*self._opening, *events], []
+            if len(events) == 1:
+                await publish_event(self.debate_id, *events[0])
+            elif events:
+                # One message, so each viewer gets the opening and the first token in one write.
+                await publish_events(self.debate_id, events)
         if self.observer is not None:
-            self.observer(action_type, payload)
+            for action_type, payload in events:
+                self.observer(action_type, payload)
+
+    def _hold_opening(self, events: list[tuple[str, dict]]) -> None:
+        """Send `events` with the next event, or after OPENING_HOLD_S (a slow model)."""
+        self._opening = events
+
+        def flush_now() -> None:
+            self._opening_timer = None
+            self._opening_flush = asyncio.create_task(self._publish_all([]))
+
+        self._opening_timer = self.loop.call_later(OPENING_HOLD_S, flush_now)
+
+    def _stop_holding(self) -> None:
+        # What is still held goes out with the final status (an in-flight flush finishes first).
+        if self._opening_timer is not None:
+            self._opening_timer.cancel()
+            self._opening_timer = None
 
     async def _publish_final(self, status: str) -> None:
         """Publish the last STATUS_UPDATE; the DB already holds the status, so never raise."""
@@ -330,6 +370,7 @@ class DebateRun:
             else:  # an outside service failed as services do: its stack says nothing more
                 logger.warning("debate %s failed: %s", self.debate_id, error)
         finally:
+            self._stop_holding()
             for task in watchers:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
@@ -371,10 +412,11 @@ class DebateRun:
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
         )
         graph = build_graph(llm)
-        await self._publish(protocol.STATUS_UPDATE, {"status": DebateStatus.RUNNING})
+        running = (protocol.STATUS_UPDATE, {"status": DebateStatus.RUNNING})
         if any(a["agent"] == MODERATOR for a in saved):
+            await self._publish(*running)
             return  # the verdict was saved before the previous runner died
-        await self._turn_change(state["turn"] + 1, debate.max_turns)
+        self._hold_opening([running, self._next_turn(state["turn"] + 1, debate.max_turns)])
         buffer: list[str] = []
         config = {"recursion_limit": 2 * debate.max_turns + 10}
         size = 0
@@ -404,10 +446,14 @@ class DebateRun:
                 if item["agent"] != MODERATOR:
                     await self._turn_change(item["turn"] + 1, debate.max_turns)
 
-    async def _turn_change(self, turn: int, max_turns: int) -> None:
+    def _next_turn(self, turn: int, max_turns: int) -> tuple[str, dict]:
+        """Move to `turn`; return its TURN_CHANGE event."""
         self._turn = turn
         self._agent = speaker_for_turn(turn) if turn <= max_turns else MODERATOR
-        await self._publish(protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn})
+        return protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn}
+
+    async def _turn_change(self, turn: int, max_turns: int) -> None:
+        await self._publish(*self._next_turn(turn, max_turns))
 
     async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]

@@ -5,8 +5,11 @@ Plain Channels sends every event through the channel layer once per viewer and r
 process has one hub per event loop with one channel of its own; the hub joins the group
 ``debate.<id>`` while at least one local viewer watches that debate, receives each event once
 (its JSON text already encoded by the publisher), and writes the same text to each local
-consumer's ASGI send. Consumers stay ``AsyncJsonWebsocketConsumer``s: they register with the hub
-on connect and leave it on disconnect.
+consumer's ASGI send; under daphne the frame is encoded once and written straight to each socket
+(streaming.fastwrite). Events that arrive while a fan-out runs (or are published together, see
+``publisher.publish_events``) go out in the next fan-out as one write per viewer. Consumers stay
+``AsyncJsonWebsocketConsumer``s: they register with the hub on connect and leave it on
+disconnect.
 
 Exactness: the hub remembers the newest seq it delivered per debate. A received event whose
 seq skips ahead (the pub/sub layer drops messages while it reconnects to Redis) makes the hub
@@ -178,13 +181,13 @@ class Hub:
                 events: list[tuple[int, str]] = []
                 newest = state.last_seq
                 for message in batch:
-                    seq = message["seq"]
-                    if seq <= newest:
-                        continue
-                    if seq > newest + 1:
-                        events += await self._read_missing(debate_id, newest, upto=seq - 1)
-                    events.append((seq, message["text"]))
-                    newest = seq
+                    for seq, text in protocol.layer_events(message):
+                        if seq <= newest:
+                            continue
+                        if seq > newest + 1:
+                            events += await self._read_missing(debate_id, newest, upto=seq - 1)
+                        events.append((seq, text))
+                        newest = seq
                 if events:
                     await self._fan_out(debate_id, state, events, batch[-1].get("ts"))
 

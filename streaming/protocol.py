@@ -84,6 +84,14 @@ def group_name(debate_id) -> str:
     return f"debate.{debate_id}"
 
 
+def layer_events(message: dict) -> list[tuple[int, str]]:
+    """The (seq, text) events of a ``debate.event`` channel-layer message: one event
+    (``seq``, ``text``) or several published together (``events``)."""
+    if "events" in message:
+        return [(seq, text) for seq, text in message["events"]]
+    return [(message["seq"], message["text"])]
+
+
 def now_iso() -> str:
     """The current time as ISO 8601 UTC with a Z suffix."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -4,7 +4,8 @@
 debate through the event log (atomic in Redis), and publishes the event's pre-encoded JSON
 text once to the channel-layer group ``debate.<id>`` as
 ``{"type": "debate.event", "debate", "seq", "text", "ts"}``; each process's hub (streaming.fanout)
-writes that text to its local viewers.
+writes that text to its local viewers. ``publish_events`` sends several events in one message,
+``{"type": "debate.event", "debate", "events": [[seq, text], ...], "ts"}``.
 
 Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables) throttles the token frames of a debate to one
 per interval: the first token of each (agent, turn), and any token arriving an interval or more
@@ -99,22 +100,42 @@ async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
         await asyncio.sleep(AUDIENCE_REFRESH_S)
 
 
+def _start_following(debate_id: str, stream: _DebateStream) -> None:
+    stream.started_at, stream.first_token_seen = time.monotonic(), False
+    _stop_following(stream)
+    if flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0:
+        stream.audience = asyncio.create_task(_follow_audience(debate_id, stream))
+
+
 def _stop_following(stream: _DebateStream) -> None:
     if stream.audience is not None:
         stream.audience.cancel()
         stream.audience = None
 
 
-async def _emit(debate_id: str, action_type: str, fields: dict) -> dict:
+async def _append(debate_id: str, action_type: str, fields: dict) -> tuple[int, str, dict]:
+    """Log one event under the next seq: (seq, its JSON text, the action)."""
     payload = protocol.event_payload(action_type, debate_id, fields)
     timestamp = protocol.now_iso()
     head, tail = protocol.event_text_parts(action_type, payload, timestamp)
     seq, text = await get_event_log().append(debate_id, head, tail)
-    await get_channel_layer().group_send(
-        protocol.group_name(debate_id),
-        {"type": "debate.event", "debate": debate_id, "seq": seq, "text": text, "ts": time.time()},
-    )
-    return protocol.action(action_type, {**payload, "seq": seq}, timestamp)
+    return seq, text, protocol.action(action_type, {**payload, "seq": seq}, timestamp)
+
+
+async def _send(debate_id: str, logged: list[tuple[int, str, dict]]) -> None:
+    """One channel-layer message to every process watching the debate, for one or more events."""
+    message = {"type": "debate.event", "debate": debate_id, "ts": time.time()}
+    if len(logged) == 1:
+        message["seq"], message["text"] = logged[0][0], logged[0][1]
+    else:
+        message["events"] = [[seq, text] for seq, text, _ in logged]
+    await get_channel_layer().group_send(protocol.group_name(debate_id), message)
+
+
+async def _emit(debate_id: str, action_type: str, fields: dict) -> dict:
+    logged = await _append(debate_id, action_type, fields)
+    await _send(debate_id, [logged])
+    return logged[2]
 
 
 async def _flush_locked(debate_id: str, stream: _DebateStream) -> dict | None:
@@ -157,29 +178,49 @@ def _observe_first_token(stream: _DebateStream) -> None:
 
 async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
     """Publish one debate event; return the action (a buffered token's seq is None)."""
-    key = str(debate_id)
     action_type = protocol.normalise_type(action_type)
+    if action_type != protocol.TOKEN_RECEIVED:
+        return (await publish_events(debate_id, [(action_type, payload)]))[0]
+    key = str(debate_id)
     protocol.event_payload(action_type, key, payload)  # refuse malformed events early
     stream = _stream(key)
     async with stream.lock:
-        if action_type == protocol.TOKEN_RECEIVED:
-            _observe_first_token(stream)
-            return await _publish_token(key, stream, payload)
+        _observe_first_token(stream)
+        return await _publish_token(key, stream, payload)
+
+
+async def publish_events(debate_id, events: list[tuple[str, dict]]) -> list[dict]:
+    """Publish several debate events at once, uncoalesced, and return their actions: their seqs
+    are consecutive and every hub writes them to each viewer together (e.g. a debate's opening:
+    `running`, the first TURN_CHANGE and the first token, so a viewer waits for one write)."""
+    key = str(debate_id)
+    checked = [(protocol.normalise_type(kind), payload) for kind, payload in events]
+    for kind, payload in checked:
+        protocol.event_payload(kind, key, payload)  # refuse malformed events before any is sent
+    stream = _stream(key)
+    loop = asyncio.get_running_loop()
+    async with stream.lock:
         await _flush_locked(key, stream)
-        if action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
-            stream.started_at, stream.first_token_seen = time.monotonic(), False
-            _stop_following(stream)
-            if flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0:
-                stream.audience = asyncio.create_task(_follow_audience(key, stream))
-        result = await _emit(key, action_type, payload)
-        final = action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+        logged = []
+        for kind, payload in checked:
+            if kind == protocol.TOKEN_RECEIVED:
+                _observe_first_token(stream)
+                stream.sent_key, stream.sent_at = (payload["agent"], payload["turn"]), loop.time()
+            elif kind == protocol.STATUS_UPDATE and payload["status"] == "running":
+                _start_following(key, stream)
+            logged.append(await _append(key, kind, payload))
+        await _send(key, logged)
+        final = any(
+            kind == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+            for kind, payload in checked
+        )
         if final:
             _stop_following(stream)
-            _streams.get(asyncio.get_running_loop(), {}).pop(key, None)
+            _streams.get(loop, {}).pop(key, None)
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
         await archive_debate_log(key)
-    return result
+    return [action for _, _, action in logged]
 
 
 async def _publish_token(key: str, stream: _DebateStream, payload: dict) -> dict:

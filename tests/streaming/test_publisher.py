@@ -10,7 +10,7 @@ from django.utils import timezone
 from debates.models import Debate, DebateStatus, Viewer
 from streaming import protocol, publisher
 from streaming.eventlog import get_event_log
-from streaming.publisher import flush, flush_interval_ms, publish_event
+from streaming.publisher import flush, flush_interval_ms, publish_event, publish_events
 
 DEBATE = "6f1c1d3e-0000-4000-8000-000000000003"
 
@@ -181,3 +181,39 @@ async def test_publish_with_redis_log(use_redis):
     messages = await _drain(layer, channel, 2)
     assert [m["seq"] for m in messages] == [1, 2]
     assert await get_event_log().last_seq(DEBATE) == 2
+
+
+async def test_events_published_together_are_one_message_with_consecutive_seqs(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 60_000
+    layer, channel = await _subscribe()
+    await publish_event(DEBATE, protocol.STATUS_UPDATE, {"status": "pending"})
+    actions = await publish_events(
+        DEBATE,
+        [
+            (protocol.STATUS_UPDATE, {"status": "running"}),
+            ("TURN_CHANGE", {"currentAgent": "bull", "turn": 1}),
+            (protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "Up", "turn": 1}),
+        ],
+    )
+    assert [a["payload"]["seq"] for a in actions] == [2, 3, 4]
+    single, together = await _drain(layer, channel, 2)
+    assert protocol.layer_events(single) == [(1, single["text"])]
+    assert [seq for seq, _ in protocol.layer_events(together)] == [2, 3, 4]
+    assert [orjson.loads(text) for _, text in protocol.layer_events(together)] == actions
+    # A token sent together is not held back: the next one of its turn is coalesced after it.
+    nxt = {"agent": "bull", "token": " more", "turn": 1}
+    assert (await publish_event(DEBATE, protocol.TOKEN_RECEIVED, nxt))["payload"]["seq"] is None
+
+
+async def test_a_malformed_event_stops_the_whole_group_before_anything_is_sent():
+    layer, channel = await _subscribe()
+    with pytest.raises(ValueError, match="token"):
+        await publish_events(
+            DEBATE,
+            [
+                (protocol.STATUS_UPDATE, {"status": "running"}),
+                (protocol.TOKEN_RECEIVED, {"agent": "bull", "turn": 1}),
+            ],
+        )
+    assert await get_event_log().last_seq(DEBATE) == 0
+    assert channel not in layer.channels or layer.channels[channel].empty()

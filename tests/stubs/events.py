@@ -20,11 +20,9 @@ BIG_LAYER = {
 }
 
 
-def decode(message: dict) -> dict:
-    """The action inside a channel-layer message, whichever shape the publisher uses."""
-    if "action" in message:
-        return message["action"]
-    return json.loads(message["text"])
+def decode(message: dict) -> list[dict]:
+    """The actions inside a channel-layer message."""
+    return [json.loads(text) for _, text in protocol.layer_events(message)]
 
 
 class EventCollector:
@@ -34,6 +32,7 @@ class EventCollector:
         self.debate_id = str(debate_id)
         self.on_event = on_event
         self.events: list[dict] = []
+        self.messages: list[list[str]] = []  # the action types of each channel-layer message
         self.finished = asyncio.Event()
 
     async def __aenter__(self) -> "EventCollector":
@@ -50,12 +49,16 @@ class EventCollector:
 
     async def _read(self) -> None:
         while True:
-            action = decode(await self.layer.receive(self.channel))
-            self.events.append(action)
-            if self.on_event is not None:
-                await self.on_event(action)
-            if action["type"] == protocol.STATUS_UPDATE and action["payload"]["status"] in FINAL:
-                self.finished.set()
+            actions = decode(await self.layer.receive(self.channel))
+            self.messages.append([action["type"] for action in actions])
+            for action in actions:
+                self.events.append(action)
+                if self.on_event is not None:
+                    await self.on_event(action)
+                if action["type"] == protocol.STATUS_UPDATE and (
+                    action["payload"]["status"] in FINAL
+                ):
+                    self.finished.set()
 
     def of(self, action_type: str) -> list[dict]:
         """Payloads of one type."""
