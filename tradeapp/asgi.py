@@ -20,6 +20,7 @@ from streaming.fastwrite import (  # noqa: E402
 )
 from streaming.redaction import patch_daphne_access_log  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
+from tradeapp.gc_tuning import tune_gc  # noqa: E402
 
 # daphne's access log prints the request path with its query string (?token=...).
 patch_daphne_access_log()
@@ -38,3 +39,6 @@ application = StaleDebateJanitorMiddleware(
         }
     )
 )
+
+# Last, so that everything imported so far is frozen out of the collector's passes.
+tune_gc()

@@ -221,6 +221,8 @@ TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
 # A large audience gets fewer, larger token frames (streaming.publisher); 0 keeps the interval.
 TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
+# The server's garbage-collector thresholds (tradeapp.gc_tuning).
+SERVER_GC_THRESHOLDS = env_list("SERVER_GC_THRESHOLDS", ["50000", "50", "100"])
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 
