@@ -65,7 +65,7 @@ from debates.engine.market import MarketDataError, get_provider
 from debates.engine.nodes import IncompleteResponseError
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import Argument, Debate, DebateStatus
-from streaming import protocol
+from streaming import metrics, protocol
 from streaming.publisher import publish_event, publish_events
 
 logger = logging.getLogger(__name__)
@@ -266,6 +266,8 @@ class DebateRun:
         self._opening_timer: asyncio.TimerHandle | None = None
         self._opening_flush: asyncio.Task | None = None
         self._publish_lock = asyncio.Lock()
+        self._started_at = 0.0  # monotonic time the run started, for time to first token
+        self._first_token_sent = False
 
     # Called from any thread through signal_cancel, or from the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -294,6 +296,9 @@ class DebateRun:
             elif events:
                 # One message, so each viewer gets the opening and the first token in one write.
                 await publish_events(self.debate_id, events)
+        if not self._first_token_sent and any(t == protocol.TOKEN_RECEIVED for t, _ in events):
+            self._first_token_sent = True
+            metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
             for action_type, payload in events:
                 self.observer(action_type, payload)
@@ -330,6 +335,7 @@ class DebateRun:
             await sync_to_async(close_old_connections)()
 
     async def _run(self) -> str:
+        self._started_at = time.monotonic()
         self.loop = asyncio.get_running_loop()
         debate = await _db(_load)(self.debate_id)
         if debate.status != DebateStatus.RUNNING or debate.runner_id != self.runner_id:

@@ -43,7 +43,7 @@ SLOW_VIEWERS_DROPPED = Counter(
 )
 TIME_TO_FIRST_TOKEN = Histogram(
     "debate_time_to_first_token_seconds",
-    "From a debate's STATUS_UPDATE running to its first published token.",
+    "From the start of a debate's run to its first token handed to the publisher.",
     buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 

@@ -1,27 +1,29 @@
 """The one function through which the runner publishes debate events.
 
-``publish_event`` validates the event, coalesces tokens, gives each event the next seq of its
-debate through the event log (atomic in Redis), and publishes the event's pre-encoded JSON
-text once to the channel-layer group ``debate.<id>`` as
-``{"type": "debate.event", "debate", "seq", "text", "ts"}``; each process's hub (streaming.fanout)
-writes that text to its local viewers. ``publish_events`` sends several events in one message,
-``{"type": "debate.event", "debate", "events": [[seq, text], ...], "ts"}``.
+``publish_event`` validates the event, coalesces, gives each event the next seq of its debate
+through the event log (atomic in Redis), and publishes the event's pre-encoded JSON text once to
+the channel-layer group ``debate.<id>`` as ``{"type": "debate.event", "debate", "seq", "text",
+"ts"}``, or several events in one message as ``{..., "events": [[seq, text], ...]}``
+(``protocol.layer_events`` reads both); each process's hub (streaming.fanout) writes them to its
+local viewers, one write per message and viewer. ``publish_events`` publishes several events
+together. Per debate a lock serialises publishing, so seq order is publish order.
 
-Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables) throttles the token frames of a debate to one
-per interval: the first token of each (agent, turn), and any token arriving an interval or more
-after the last token frame, is sent at once; tokens arriving sooner are buffered and merged into
-one TOKEN_RECEIVED whose ``token`` is their concatenation, sent by a timer one interval after
-the last token frame, and always before any other event or a token of another turn, so order
-holds and ARGUMENT_COMPLETE.content still equals what the tokens spelled. The merged event's
-timestamp is taken when it is created. Per debate, emits are serialised by a lock so seq order
-equals publish order.
+Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables) sends at most one message per debate per
+interval. An event is held in the debate's outbox, where a token joins the token before it if
+of the same (agent, turn) (so ARGUMENT_COMPLETE.content still equals what the tokens spelled),
+and the outbox goes out as one message when the event must go at once, or else by a timer one
+interval after the last message. At once means: the first event after a quiet interval; with a
+small audience also any non-token event and the first token of each turn; and always a final
+STATUS_UPDATE. Events take their timestamp when they are sent.
 
-The interval widens with the audience: every frame costs each viewer's server a write, so a
-large audience gets fewer, larger frames. While a debate runs, its open viewers are counted
+The interval widens with the audience: every message costs each viewer's server a write, so a
+large audience gets fewer, larger messages. While a debate runs, its open viewers are counted
 every AUDIENCE_REFRESH_S, and the interval is
 ``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
 ``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
-the audience receives at most ~20,000 token frames per second in all, whatever its size.
+the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened
+past TOKEN_FLUSH_INTERVAL_MS (a large audience), every event waits for the next tick, so each
+viewer gets one write per interval.
 
 After a debate's final STATUS_UPDATE its whole event log is archived in the database
 (streaming.archive), so a replay after the log's TTL has the live seqs and texts.
@@ -38,7 +40,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from debates.selectors import live_viewers
-from streaming import metrics, protocol
+from streaming import protocol
 from streaming.archive import archive_debate_log
 from streaming.eventlog import get_event_log
 
@@ -51,15 +53,10 @@ AUDIENCE_REFRESH_S = 2.0
 @dataclass
 class _DebateStream:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    tokens: list[str] = field(default_factory=list)
-    agent: str | None = None
-    turn: int | None = None
-    extra: dict = field(default_factory=dict)
+    outbox: list[tuple[str, dict]] = field(default_factory=list)  # held events, tokens merged
     timer: asyncio.Task | None = None
-    started_at: float | None = None
-    first_token_seen: bool = False
-    sent_key: tuple | None = None  # (agent, turn) of the last token frame
-    sent_at: float = float("-inf")  # loop time of the last token frame
+    sent_key: tuple | None = None  # (agent, turn) of the last token sent
+    sent_at: float = float("-inf")  # loop time of the last message sent
     viewers: int = 0
     audience: asyncio.Task | None = None
 
@@ -101,7 +98,6 @@ async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
 
 
 def _start_following(debate_id: str, stream: _DebateStream) -> None:
-    stream.started_at, stream.first_token_seen = time.monotonic(), False
     _stop_following(stream)
     if flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0:
         stream.audience = asyncio.create_task(_follow_audience(debate_id, stream))
@@ -132,32 +128,39 @@ async def _send(debate_id: str, logged: list[tuple[int, str, dict]]) -> None:
     await get_channel_layer().group_send(protocol.group_name(debate_id), message)
 
 
-async def _emit(debate_id: str, action_type: str, fields: dict) -> dict:
-    logged = await _append(debate_id, action_type, fields)
-    await _send(debate_id, [logged])
-    return logged[2]
+def _hold(stream: _DebateStream, action_type: str, payload: dict) -> None:
+    """Add an event to the outbox; a token joins the token before it if of the same turn."""
+    if action_type == protocol.TOKEN_RECEIVED:
+        if stream.outbox:
+            last_type, last = stream.outbox[-1]
+            if last_type == action_type and (last["agent"], last["turn"]) == (
+                payload["agent"],
+                payload["turn"],
+            ):
+                last["token"] += str(payload["token"])
+                return
+        payload = {**payload, "token": str(payload["token"])}
+    stream.outbox.append((action_type, payload))
 
 
-async def _flush_locked(debate_id: str, stream: _DebateStream) -> dict | None:
+async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
+    """Send the outbox now as one message (consecutive seqs); return the actions sent."""
     if stream.timer is not None and stream.timer is not asyncio.current_task():
         stream.timer.cancel()
     stream.timer = None
-    if not stream.tokens:
-        return None
-    fields = {
-        **stream.extra,
-        "agent": stream.agent,
-        "token": "".join(stream.tokens),
-        "turn": stream.turn,
-    }
-    stream.tokens, stream.agent, stream.turn, stream.extra = [], None, None, {}
-    return await _emit_token(debate_id, stream, fields)
-
-
-async def _emit_token(debate_id: str, stream: _DebateStream, fields: dict) -> dict:
-    stream.sent_key = (fields["agent"], fields["turn"])
+    events, stream.outbox = stream.outbox, []
+    if not events:
+        return []
+    logged = []
+    for action_type, payload in events:
+        if action_type == protocol.TOKEN_RECEIVED:
+            stream.sent_key = (payload["agent"], payload["turn"])
+        elif action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
+            _start_following(debate_id, stream)
+        logged.append(await _append(debate_id, action_type, payload))
+    await _send(debate_id, logged)
     stream.sent_at = asyncio.get_running_loop().time()
-    return await _emit(debate_id, protocol.TOKEN_RECEIVED, fields)
+    return [action for _, _, action in logged]
 
 
 async def _flush_later(debate_id: str, stream: _DebateStream, delay: float) -> None:
@@ -167,88 +170,75 @@ async def _flush_later(debate_id: str, stream: _DebateStream, delay: float) -> N
             try:
                 await _flush_locked(debate_id, stream)
             except Exception:
-                logger.exception("token flush of debate %s failed", debate_id)
+                logger.exception("event flush of debate %s failed", debate_id)
 
 
-def _observe_first_token(stream: _DebateStream) -> None:
-    if not stream.first_token_seen and stream.started_at is not None:
-        metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - stream.started_at)
-    stream.first_token_seen = True
+def _goes_out_now(stream: _DebateStream, action_type: str, payload: dict, now: float) -> bool:
+    """Whether this event (with anything held) is sent at once rather than at the next tick."""
+    base = flush_interval_ms(0) / 1000.0
+    interval = flush_interval_ms(stream.viewers) / 1000.0
+    if interval <= 0 or now - stream.sent_at >= interval:
+        return True  # no coalescing, or the first event after a quiet interval
+    if action_type != protocol.TOKEN_RECEIVED:
+        # A small audience gets every other event at once; a large one (interval widened past
+        # the base) gets them with the next tick, so each viewer gets one write per interval.
+        final = action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+        return final or interval <= base
+    # The first token of a turn opens its text at once, unless the audience is large.
+    return interval <= base and stream.sent_key != (payload["agent"], payload["turn"])
+
+
+async def _publish_locked(key: str, stream: _DebateStream, events) -> list[dict]:
+    loop = asyncio.get_running_loop()
+    for action_type, payload in events:
+        _hold(stream, action_type, payload)
+    action_type, payload = events[-1]
+    now = loop.time()
+    if _goes_out_now(stream, action_type, payload, now):
+        return await _flush_locked(key, stream)
+    if stream.timer is None:
+        delay = max(stream.sent_at + flush_interval_ms(stream.viewers) / 1000.0 - now, 0.0)
+        stream.timer = asyncio.create_task(_flush_later(key, stream, delay))
+    return []
 
 
 async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
-    """Publish one debate event; return the action (a buffered token's seq is None)."""
-    action_type = protocol.normalise_type(action_type)
-    if action_type != protocol.TOKEN_RECEIVED:
-        return (await publish_events(debate_id, [(action_type, payload)]))[0]
-    key = str(debate_id)
-    protocol.event_payload(action_type, key, payload)  # refuse malformed events early
-    stream = _stream(key)
-    async with stream.lock:
-        _observe_first_token(stream)
-        return await _publish_token(key, stream, payload)
+    """Publish one debate event; return its action (seq None while it is held)."""
+    return (await publish_events(debate_id, [(action_type, payload)]))[-1]
 
 
 async def publish_events(debate_id, events: list[tuple[str, dict]]) -> list[dict]:
-    """Publish several debate events at once, uncoalesced, and return their actions: their seqs
-    are consecutive and every hub writes them to each viewer together (e.g. a debate's opening:
-    `running`, the first TURN_CHANGE and the first token, so a viewer waits for one write)."""
+    """Publish debate events in order; events published together go out together, in one
+    message (e.g. a debate's opening: `running`, the first TURN_CHANGE and the first token, so
+    each viewer waits for one write). Returns the actions this call sent (events held before
+    included, merged tokens as one), or, when it sent nothing, these events with seq None."""
     key = str(debate_id)
     checked = [(protocol.normalise_type(kind), payload) for kind, payload in events]
     for kind, payload in checked:
         protocol.event_payload(kind, key, payload)  # refuse malformed events before any is sent
     stream = _stream(key)
-    loop = asyncio.get_running_loop()
     async with stream.lock:
-        await _flush_locked(key, stream)
-        logged = []
-        for kind, payload in checked:
-            if kind == protocol.TOKEN_RECEIVED:
-                _observe_first_token(stream)
-                stream.sent_key, stream.sent_at = (payload["agent"], payload["turn"]), loop.time()
-            elif kind == protocol.STATUS_UPDATE and payload["status"] == "running":
-                _start_following(key, stream)
-            logged.append(await _append(key, kind, payload))
-        await _send(key, logged)
+        sent = await _publish_locked(key, stream, checked)
         final = any(
             kind == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
             for kind, payload in checked
         )
         if final:
             _stop_following(stream)
-            _streams.get(loop, {}).pop(key, None)
+            _streams.get(asyncio.get_running_loop(), {}).pop(key, None)
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
         await archive_debate_log(key)
-    return [action for _, _, action in logged]
-
-
-async def _publish_token(key: str, stream: _DebateStream, payload: dict) -> dict:
-    interval = flush_interval_ms(stream.viewers) / 1000.0
-    if interval <= 0:
-        return await _emit(key, protocol.TOKEN_RECEIVED, payload)
-    token_key = (payload["agent"], payload["turn"])
-    if stream.tokens and (stream.agent, stream.turn) != token_key:
-        await _flush_locked(key, stream)
-    now = asyncio.get_running_loop().time()
-    if not stream.tokens and (stream.sent_key != token_key or now - stream.sent_at >= interval):
-        # The first token of a turn, or the first after a quiet interval, goes out at once.
-        return await _emit_token(key, stream, payload)
-    if not stream.tokens:
-        stream.agent, stream.turn = token_key
-        stream.extra = {k: v for k, v in payload.items() if k not in ("agent", "token", "turn")}
-    stream.tokens.append(str(payload["token"]))
-    if stream.timer is None:
-        delay = max(stream.sent_at + interval - now, 0.0)
-        stream.timer = asyncio.create_task(_flush_later(key, stream, delay))
-    return protocol.action(
-        protocol.TOKEN_RECEIVED,
-        {**protocol.event_payload(protocol.TOKEN_RECEIVED, key, payload), "seq": None},
-    )
+    if sent:
+        return sent
+    return [
+        protocol.action(kind, {**protocol.event_payload(kind, key, payload), "seq": None})
+        for kind, payload in checked
+    ]
 
 
 async def flush(debate_id) -> None:
-    """Publish any buffered tokens of the debate now."""
+    """Publish any held events of the debate now."""
     stream = _stream(str(debate_id))
     async with stream.lock:
         await _flush_locked(str(debate_id), stream)

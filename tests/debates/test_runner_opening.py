@@ -72,3 +72,14 @@ async def test_a_model_that_fails_before_its_first_token_still_shows_the_opening
     assert status == "failed"
     assert events.types() == [*OPENING, protocol.STATUS_UPDATE]
     assert events.of(protocol.STATUS_UPDATE)[-1]["status"] == "failed"
+
+
+async def test_time_to_first_token_is_observed_once_per_run(claimed):
+    from prometheus_client import REGISTRY
+
+    name = "debate_time_to_first_token_seconds_count"
+    before = REGISTRY.get_sample_value(name) or 0
+    debate = await sync_to_async(claimed)(max_turns=2)
+    events = await _run(debate.id)
+    assert len(events.of(protocol.TOKEN_RECEIVED)) > 1
+    assert REGISTRY.get_sample_value(name) == before + 1

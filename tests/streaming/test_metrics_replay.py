@@ -58,23 +58,3 @@ def test_dead_processes_leave_the_live_gauges(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [f"counter_{dead_pid}.db", f"histogram_{dead_pid}.db", f"gauge_livesum_{os.getpid()}.db"]
     )
-
-
-async def test_time_to_first_token_is_observed_once_per_run(settings):
-    from prometheus_client import REGISTRY
-
-    from streaming import protocol
-    from streaming.publisher import publish_event
-
-    settings.REDIS_URL = ""
-    settings.TOKEN_FLUSH_INTERVAL_MS = 0
-    debate_id = "6f1c1d3e-0000-4000-8000-00000000ff01"
-    name = "debate_time_to_first_token_seconds_count"
-    before = REGISTRY.get_sample_value(name) or 0
-    await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": "running"})
-    assert (REGISTRY.get_sample_value(name) or 0) == before
-    for word in ["a", "b"]:
-        await publish_event(
-            debate_id, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": word, "turn": 1}
-        )
-    assert REGISTRY.get_sample_value(name) == before + 1

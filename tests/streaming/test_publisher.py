@@ -26,6 +26,14 @@ async def _drain(layer, channel, count: int) -> list[dict]:
     return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
 
 
+async def _actions(layer, channel, count: int) -> list[list[dict]]:
+    """The actions of the next `count` channel-layer messages, grouped by message."""
+    return [
+        [orjson.loads(text) for _, text in protocol.layer_events(message)]
+        for message in await _drain(layer, channel, count)
+    ]
+
+
 async def test_publish_assigns_seq_and_sends_encoded_text_once():
     layer, channel = await _subscribe()
     first = await publish_event(DEBATE, protocol.STATUS_UPDATE, {"status": "running"})
@@ -57,26 +65,26 @@ async def test_first_token_goes_out_at_once_then_tokens_coalesce_until_another_e
         for word in words
     ]
     assert [r["payload"]["seq"] for r in results] == [1, None, None, None]
-    await publish_event(
+    complete = await publish_event(
         DEBATE,
         protocol.ARGUMENT_COMPLETE,
         {"agent": "bull", "content": "".join(words), "turn": 1},
     )
-    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 3)]
-    assert [m["type"] for m in messages] == [
+    assert complete["payload"]["seq"] == 3
+    first, rest = await _actions(layer, channel, 2)  # the held tokens go with the event
+    assert [m["type"] for m in first + rest] == [
         protocol.TOKEN_RECEIVED,
         protocol.TOKEN_RECEIVED,
         protocol.ARGUMENT_COMPLETE,
     ]
-    assert [m["payload"]["token"] for m in messages[:2]] == ["The ", "stock rises."]
+    assert [m["payload"]["token"] for m in first + rest[:1]] == ["The ", "stock rises."]
     assert (
-        messages[0]["payload"]["token"] + messages[1]["payload"]["token"]
-        == (messages[2]["payload"]["content"])
+        "".join(m["payload"]["token"] for m in first + rest[:1]) == (rest[1]["payload"]["content"])
     )
-    assert [m["payload"]["seq"] for m in messages] == [1, 2, 3]
+    assert [m["payload"]["seq"] for m in first + rest] == [1, 2, 3]
 
 
-async def test_tokens_of_another_turn_flush_the_previous_turn_and_go_out_at_once(settings):
+async def test_tokens_of_another_turn_go_out_at_once_with_the_previous_turns_rest(settings):
     settings.TOKEN_FLUSH_INTERVAL_MS = 60_000
     layer, channel = await _subscribe()
     tokens = [("bull", "a", 1), ("bull", "a2", 1), ("bear", "b", 2), ("bear", "b2", 2)]
@@ -85,12 +93,11 @@ async def test_tokens_of_another_turn_flush_the_previous_turn_and_go_out_at_once
             DEBATE, protocol.TOKEN_RECEIVED, {"agent": agent, "token": token, "turn": turn}
         )
     await flush(DEBATE)
-    messages = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 4)]
-    assert [(m["payload"]["turn"], m["payload"]["token"]) for m in messages] == [
-        (1, "a"),
-        (1, "a2"),
-        (2, "b"),
-        (2, "b2"),
+    messages = await _actions(layer, channel, 3)
+    assert [[(m["payload"]["turn"], m["payload"]["token"]) for m in ms] for ms in messages] == [
+        [(1, "a")],
+        [(1, "a2"), (2, "b")],
+        [(2, "b2")],
     ]
 
 
@@ -138,13 +145,23 @@ async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
             break
         await asyncio.sleep(0.01)
     assert publisher._stream(key).viewers == 3
-    token = {"agent": "bull", "token": "x", "turn": 1}
-    assert (await publish_event(key, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] == 2
-    await asyncio.sleep(0.05)  # far above the 1 ms base interval, far below 180 s
-    assert (await publish_event(key, protocol.TOKEN_RECEIVED, token))["payload"]["seq"] is None
-    await publish_event(key, protocol.STATUS_UPDATE, {"status": "completed"})
-    texts = [orjson.loads(m["text"]) for m in await _drain(layer, channel, 4)]
-    assert [t["payload"]["seq"] for t in texts] == [1, 2, 3, 4]
+    # A large audience: everything waits for the next tick (180 s away), even a turn's opening.
+    events = [
+        (protocol.TURN_CHANGE, {"currentAgent": "bull", "turn": 1}),
+        (protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "x", "turn": 1}),
+        (protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "y", "turn": 1}),
+    ]
+    for kind, payload in events:
+        assert (await publish_event(key, kind, payload))["payload"]["seq"] is None
+    await publish_event(key, protocol.STATUS_UPDATE, {"status": "completed"})  # never held
+    running, rest = await _actions(layer, channel, 2)
+    assert [(a["type"], a["payload"]["seq"]) for a in running + rest] == [
+        (protocol.STATUS_UPDATE, 1),
+        (protocol.TURN_CHANGE, 2),
+        (protocol.TOKEN_RECEIVED, 3),
+        (protocol.STATUS_UPDATE, 4),
+    ]
+    assert rest[1]["payload"]["token"] == "xy"
     assert publisher._stream(key).audience is None  # a new stream: the old one stopped
 
 
