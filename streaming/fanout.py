@@ -17,8 +17,10 @@ read the missing events from the event log first; a periodic tick also compares 
 newest seq, so a lost last event is repaired too. Consumers drop anything with seq <= the last
 seq they sent.
 
-The same tick sends ``DEBATE/PING`` to every live local viewer and keeps the viewer liveness
-keys used by the stale-viewer sweep (see streaming.services).
+The same tick sends ``DEBATE/PING`` to the live local viewers of every debate that had no event
+within the interval (any frame proves the link is alive; a large audience's debate is not given
+an extra write per viewer) and keeps the viewer liveness keys used by the stale-viewer sweep
+(see streaming.services).
 """
 
 import asyncio
@@ -61,6 +63,7 @@ class _Debate:
         self.lock = asyncio.Lock()  # subscribe/unsubscribe transitions
         self.deliver_lock = asyncio.Lock()  # one fan-out at a time, in seq order
         self.pending: list[dict] = []  # received events waiting for the fan-out
+        self.fanned_out_at = float("-inf")  # loop time of the last fan-out
         self.drainer: asyncio.Task | None = None
 
 
@@ -203,6 +206,7 @@ class Hub:
 
     async def _fan_out(self, debate_id, state: _Debate, events: list[tuple[int, str]], ts) -> None:
         state.last_seq = events[-1][0]
+        state.fanned_out_at = asyncio.get_running_loop().time()
         frames = [encode_text_frame(text) for _, text in events]
         joined = b"".join(frames)
         sent = 0
@@ -241,9 +245,14 @@ class Hub:
         frame = encode_text_frame(text)
         sent = 0
         viewer_ids = []
+        quiet_since = asyncio.get_running_loop().time() - float(settings.WS_PING_INTERVAL_S)
         for debate_id, state in list(self.debates.items()):
+            # Viewers of a debate that streamed within the interval had a write: no PING needed.
+            needs_ping = state.fanned_out_at < quiet_since
             for index, consumer in enumerate(list(state.members), start=1):
                 viewer_ids.append(consumer.viewer_id)
+                if not needs_ping:
+                    continue
                 try:
                     if await consumer.send_heartbeat(text, frame):
                         sent += 1

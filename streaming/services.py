@@ -29,6 +29,8 @@ from streaming import backends
 
 logger = logging.getLogger(__name__)
 
+KEEPALIVE_CHUNK = 1000
+
 
 def _alive_ttl_s() -> int:
     return max(int(3 * float(settings.WS_PING_INTERVAL_S)), 5)
@@ -82,10 +84,13 @@ async def viewers_keepalive(viewer_ids) -> None:
     if not backends.redis_url() or not viewer_ids:
         return
     ttl = _alive_ttl_s()
-    async with backends.redis_client().pipeline(transaction=False) as pipe:
-        for viewer_id in viewer_ids:
-            pipe.set(backends.key("viewer", viewer_id), 1, ex=ttl)
-        await pipe.execute()
+    ids = list(viewer_ids)
+    # In chunks: building one pipeline for ~10,000 viewers would hold the event loop.
+    for start in range(0, len(ids), KEEPALIVE_CHUNK):
+        async with backends.redis_client().pipeline(transaction=False) as pipe:
+            for viewer_id in ids[start : start + KEEPALIVE_CHUNK]:
+                pipe.set(backends.key("viewer", viewer_id), 1, ex=ttl)
+            await pipe.execute()
 
 
 def _stale_candidates(local_ids: set[int], before) -> list[int]:

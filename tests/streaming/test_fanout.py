@@ -106,3 +106,21 @@ async def test_a_viewer_not_yet_live_buffers_the_batch(live_consumer):
     live_consumer.live = False
     assert await live_consumer.deliver(*_batch(1, 2)) == 0
     assert [seq for seq, _ in live_consumer.buffer] == [1, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_tick_pings_only_viewers_of_a_debate_quiet_for_an_interval(debate, settings):
+    from streaming.publisher import publish_event
+    from tests.streaming.conftest import connect
+
+    settings.WS_PING_INTERVAL_S = 30
+    comm, _ = await connect(debate.id)
+    await publish_event(debate.id, protocol.STATUS_UPDATE, {"status": "running"})
+    assert (await comm.receive_json_from(timeout=5))["payload"]["seq"] == 1
+    hub = get_hub()
+    await hub.tick()  # it streamed just now: the event proved the link, no PING
+    assert await comm.receive_nothing(timeout=0.2)
+    hub.debates[str(debate.id)].fanned_out_at -= 31  # as if 31 s had passed in silence
+    await hub.tick()
+    assert (await comm.receive_json_from(timeout=5))["type"] == protocol.PING
+    await comm.disconnect()
