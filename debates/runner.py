@@ -673,7 +673,8 @@ async def _janitor() -> None:
             logger.exception("stale debate sweep failed")
         else:
             for debate_id in claimed:
-                launch(debate_id)
+                # As the start view does, so a taken-over debate runs where a started one would.
+                await sync_to_async(launch)(debate_id)
         await asyncio.sleep(interval)
 
 

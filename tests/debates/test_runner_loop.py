@@ -1,12 +1,15 @@
 """Where a debate started from a sync view runs: its own thread with Redis, else the server loop."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
+from django.utils import timezone
 
 from debates import runner
+from debates.models import Debate
 from tests.stubs.events import close_async_db_connections  # noqa: F401 - a fixture
 
 pytestmark = [
@@ -23,16 +26,20 @@ async def _start_from_a_view(debate_id):
     return run, status
 
 
-async def test_with_redis_the_debate_runs_on_the_runner_thread(claimed, redis_url, redis_prefix):
+def _redis_settings(redis_url, redis_prefix):
     layers = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {"hosts": [redis_url], "prefix": redis_prefix},
         }
     }
-    with override_settings(
+    return override_settings(
         REDIS_URL=redis_url, CHANNEL_LAYERS=layers, STREAMING_KEY_PREFIX=redis_prefix
-    ):
+    )
+
+
+async def test_with_redis_the_debate_runs_on_the_runner_thread(claimed, redis_url, redis_prefix):
+    with _redis_settings(redis_url, redis_prefix):
         debate = await sync_to_async(claimed)(max_turns=1, runner_id=runner.PROCESS_RUNNER_ID)
         run, status = await _start_from_a_view(debate.id)
     assert status == "completed"
@@ -50,3 +57,27 @@ async def test_without_redis_or_when_turned_off_it_runs_on_the_server_loop(
         run, status = await _start_from_a_view(debate.id)
     assert status == "completed"
     assert run.loop is asyncio.get_running_loop()
+
+
+async def test_with_redis_a_taken_over_debate_runs_on_the_runner_thread(
+    claimed, redis_url, redis_prefix
+):
+    with _redis_settings(redis_url, redis_prefix), override_settings(DEBATE_STALE_AFTER_S=30):
+        debate = await sync_to_async(claimed)(max_turns=1, runner_id="dead-process")
+        await Debate.objects.filter(pk=debate.pk).aupdate(
+            heartbeat_at=timezone.now() - timedelta(hours=1)
+        )
+        janitor = asyncio.create_task(runner._janitor())
+        try:
+            for _ in range(600):
+                run = runner.local_run(debate.id)
+                future = runner.background_future(debate.id)
+                if run is not None and future is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert await asyncio.wrap_future(future) == "completed"
+        finally:
+            janitor.cancel()
+            await asyncio.gather(janitor, return_exceptions=True)
+    assert run.runner_id == runner.PROCESS_RUNNER_ID
+    assert run.loop is runner._runner_loop()
