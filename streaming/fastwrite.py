@@ -91,6 +91,7 @@ def patch_inline_socket_writes() -> None:
     def write(self, data):
         if (
             type(data) is bytes
+            and not self.TLS  # after startTLS, plaintext must go through the TLS layer
             and self.connected
             and not self.disconnecting
             and not self._writeDisconnected

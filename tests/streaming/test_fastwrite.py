@@ -99,3 +99,20 @@ def test_what_the_kernel_refuses_is_queued_and_later_writes_keep_their_order(tra
         connection.doWrite()
     received += _drain(peer, len(big) + 5 - len(received))
     assert bytes(received) == big + b"after"
+
+
+def test_a_connection_after_start_tls_still_writes_through_its_tls_layer(transport_pair):
+    connection, peer, _reactor = transport_pair
+
+    class TlsLayer:
+        written = []
+
+        def write(self, data):
+            self.written.append(data)
+
+    connection.TLS, connection.protocol = True, TlsLayer()
+    connection.write(b"plaintext")
+    assert TlsLayer.written == [b"plaintext"]  # never straight to the socket
+    peer.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        peer.recv(100)
