@@ -2,6 +2,8 @@
 
 import asyncio
 import weakref
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from django.conf import settings
 from redis import asyncio as aioredis
@@ -9,7 +11,33 @@ from redis import asyncio as aioredis
 MAX_CONNECTIONS = 200
 POOL_TIMEOUT_S = 10.0
 
-_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+T = TypeVar("T")
+
+
+class PerLoop(Generic[T]):
+    """One object per event loop, made by `factory` on first use in that loop (async clients,
+    queues and tasks belong to one loop; tests and the runner thread have loops of their own)."""
+
+    def __init__(self, factory: Callable[[], T]) -> None:
+        self._factory = factory
+        self._objects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> T:
+        """The running loop's object."""
+        loop = asyncio.get_running_loop()
+        obj = self._objects.get(loop)
+        if obj is None:
+            obj = self._objects[loop] = self._factory()
+        return obj
+
+    def pop(self) -> T | None:
+        """Forget the running loop's object and return it, if it had one."""
+        return self._objects.pop(asyncio.get_running_loop(), None)
+
+
+_clients: PerLoop[dict] = PerLoop(dict)
 
 
 def redis_url() -> str:
@@ -25,8 +53,7 @@ def key(*parts) -> str:
 
 def redis_client() -> aioredis.Redis:
     """The async Redis client of the running event loop (clients are bound to one loop)."""
-    loop = asyncio.get_running_loop()
-    per_loop = _clients.setdefault(loop, {})
+    per_loop = _clients.get()
     url = redis_url()
     client = per_loop.get(url)
     if client is None:

@@ -28,13 +28,13 @@ import contextlib
 import logging
 import time
 import uuid
-import weakref
 from datetime import datetime
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from streaming import metrics, protocol, services
+from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
 from streaming.fastwrite import encode_text_frame
 
@@ -274,20 +274,16 @@ class Hub:
         await services.viewer_sweep_stale(local_ids=local_ids, process_started_at=self.started_at)
 
 
-_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+_hubs: PerLoop[Hub] = PerLoop(Hub)
 
 
 def get_hub() -> Hub:
     """The hub of the running event loop."""
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = Hub()
-    return hub
+    return _hubs.get()
 
 
 async def close_hub() -> None:
     """Stop and forget the running loop's hub (tests)."""
-    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    hub = _hubs.pop()
     if hub is not None:
         await hub.close()

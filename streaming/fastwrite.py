@@ -20,14 +20,11 @@ bound (streaming.backpressure) is applied after a raw write that left data queue
 """
 
 import functools
-import logging
 import time
 from collections.abc import Callable
 from pprint import pformat
 
 from streaming import backpressure
-
-logger = logging.getLogger(__name__)
 
 FrameWriter = Callable[[bytes], bool]
 

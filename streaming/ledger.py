@@ -20,7 +20,6 @@ import asyncio
 import logging
 import time
 import uuid
-import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,6 +27,7 @@ from channels.db import database_sync_to_async
 
 from debates.models import Viewer
 from streaming import services
+from streaming.backends import PerLoop
 from streaming.services import ViewerRequest
 
 logger = logging.getLogger(__name__)
@@ -152,15 +152,9 @@ def _fail(futures: list[asyncio.Future], exc: BaseException, what: str) -> None:
             future.cancel()
 
 
-_ledgers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ViewerLedger]" = (
-    weakref.WeakKeyDictionary()
-)
+_ledgers: PerLoop[ViewerLedger] = PerLoop(ViewerLedger)
 
 
 def get_ledger() -> ViewerLedger:
     """The viewer ledger of the running event loop."""
-    loop = asyncio.get_running_loop()
-    ledger = _ledgers.get(loop)
-    if ledger is None:
-        ledger = _ledgers[loop] = ViewerLedger()
-    return ledger
+    return _ledgers.get()

@@ -32,7 +32,6 @@ After a debate's final STATUS_UPDATE its whole event log is archived in the data
 import asyncio
 import logging
 import time
-import weakref
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -42,6 +41,7 @@ from django.conf import settings
 from debates.selectors import live_viewers
 from streaming import protocol
 from streaming.archive import archive_debate_log
+from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
 
 logger = logging.getLogger(__name__)
@@ -61,13 +61,11 @@ class _DebateStream:
     audience: asyncio.Task | None = None
 
 
-_streams: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _DebateStream]]" = (
-    weakref.WeakKeyDictionary()
-)
+_streams: PerLoop[dict[str, _DebateStream]] = PerLoop(dict)
 
 
 def _stream(debate_id: str) -> _DebateStream:
-    per_loop = _streams.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _streams.get()
     stream = per_loop.get(debate_id)
     if stream is None:
         stream = per_loop[debate_id] = _DebateStream()
@@ -89,7 +87,7 @@ def _count_viewers(debate_id: str) -> int:
 
 async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
     """Keep stream.viewers near the debate's open viewer count while the debate runs."""
-    while _streams.get(asyncio.get_running_loop(), {}).get(debate_id) is stream:
+    while _streams.get().get(debate_id) is stream:
         try:
             stream.viewers = await database_sync_to_async(_count_viewers)(debate_id)
         except Exception:
@@ -225,7 +223,7 @@ async def publish_events(debate_id, events: list[tuple[str, dict]]) -> list[dict
         )
         if final:
             _stop_following(stream)
-            _streams.get(asyncio.get_running_loop(), {}).pop(key, None)
+            _streams.get().pop(key, None)
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
         await archive_debate_log(key)
