@@ -176,7 +176,7 @@ class _Client:
         ]
         return {
             "viewers": summaries,
-            "token_hist": stats.token_hist,
+            "token_hist": dict(stats.token_hist),
             "event_hist": stats.event_hist,
             "token_max": stats.token_max,
             "token_frames": stats.token_frames,
