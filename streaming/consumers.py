@@ -225,20 +225,31 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await self.base_send({"type": "websocket.send", "text": text})
         metrics.MESSAGES_SENT.inc()
 
-    async def deliver(
-        self, events: list[tuple[int, str]], frames: list[bytes], joined: bytes
-    ) -> int:
-        """Called by the hub with live events (seq, text) in seq order, their encoded frames and
-        those frames joined; returns how many were sent now."""
+    def deliver_now(self, events: list[tuple[int, str]], joined: bytes) -> int | None:
+        """The hub's fast path, without a coroutine per viewer: the usual case (open socket under
+        daphne, every event new) and the cases that need no send; returns how many events were
+        sent, or None when ``deliver`` must be awaited instead."""
         if self.closed:
             return 0
         if not self.live:
             self.buffer.extend(events)
             return 0
         if events[0][0] > self.last_sent and self._write_frame is not None:
-            # The usual case: all of them, in one write (streaming.fastwrite).
+            # All of them, in one write (streaming.fastwrite).
             self.last_sent = events[-1][0]
             return len(events) if self._write_frame(joined) else 0
+        if events[-1][0] <= self.last_sent:
+            return 0  # already sent, e.g. with the catch-up
+        return None
+
+    async def deliver(
+        self, events: list[tuple[int, str]], frames: list[bytes], joined: bytes
+    ) -> int:
+        """Called by the hub with live events (seq, text) in seq order, their encoded frames and
+        those frames joined; returns how many were sent now."""
+        sent = self.deliver_now(events, joined)
+        if sent is not None:
+            return sent
         sent = 0
         for (seq, text), frame in zip(events, frames, strict=True):
             if seq > self.last_sent:

@@ -212,7 +212,8 @@ class Hub:
         sent = 0
         for index, consumer in enumerate(list(state.members), start=1):
             try:
-                sent += await consumer.deliver(events, frames, joined)
+                count = consumer.deliver_now(events, joined)
+                sent += await consumer.deliver(events, frames, joined) if count is None else count
             except Exception:
                 # e.g. a frame autobahn refuses (over its message size limit): never silent.
                 logger.warning("delivery to a viewer of %s failed", debate_id, exc_info=True)

@@ -19,11 +19,25 @@ class RecordingViewer:
     def __init__(self):
         self.deliveries: list[list[int]] = []
 
+    def deliver_now(self, events, joined):
+        return None  # as for a viewer that is not on daphne: the hub awaits deliver
+
     async def deliver(self, events, frames, joined):
         assert frames == [encode_text_frame(text) for _, text in events]
         assert joined == b"".join(frames)
         self.deliveries.append([seq for seq, _ in events])
         return len(events)
+
+
+class FastViewer(RecordingViewer):
+    """A viewer the hub can write to without awaiting (daphne's open socket)."""
+
+    def deliver_now(self, events, joined):
+        self.deliveries.append([seq for seq, _ in events])
+        return len(events)
+
+    async def deliver(self, events, frames, joined):
+        raise AssertionError("the fast path needs no coroutine")
 
 
 async def _log(seq_count: int) -> list[dict]:
@@ -52,6 +66,16 @@ async def test_events_arriving_together_reach_each_viewer_in_one_delivery():
         hub._on_event(message)  # three arrivals before the fan-out task runs
     await _drained(hub)
     assert [v.deliveries for v in viewers] == [[[1, 2, 3]], [[1, 2, 3]]]
+
+
+async def test_a_viewer_with_a_fast_path_is_written_without_awaiting_it():
+    hub, fast, slow = get_hub(), FastViewer(), RecordingViewer()
+    for viewer in (fast, slow):
+        await hub.join(DEBATE, viewer)
+    for message in await _log(2):
+        hub._on_event(message)
+    await _drained(hub)
+    assert fast.deliveries == slow.deliveries == [[1, 2]]
 
 
 async def test_duplicates_are_dropped_and_a_gap_is_read_from_the_log():
@@ -100,6 +124,19 @@ async def test_on_daphne_a_batch_is_one_socket_write(live_consumer):
     assert live_consumer.sent == []
     live_consumer._write_frame = lambda data: False  # the socket is closing
     assert await live_consumer.deliver(*_batch(7)) == 0
+
+
+async def test_the_fast_path_declines_only_a_batch_partly_sent_already(live_consumer):
+    live_consumer._write_frame = lambda data: True
+    live_consumer.last_sent = 3
+    events, _, joined = _batch(2, 3)
+    assert live_consumer.deliver_now(events, joined) == 0  # all sent already: nothing to do
+    events, _, joined = _batch(3, 4)
+    assert live_consumer.deliver_now(events, joined) is None  # seq 3 must not go twice
+    assert live_consumer.last_sent == 3
+    events, _, joined = _batch(4, 5)
+    assert live_consumer.deliver_now(events, joined) == 2
+    assert live_consumer.last_sent == 5
 
 
 async def test_a_viewer_not_yet_live_buffers_the_batch(live_consumer):
