@@ -95,12 +95,17 @@ def patch_inline_socket_writes() -> None:
             and not self._tempDataLen
             and len(self.dataBuffer) == self.offset
         ):
-            sent = self.writeSomeData(data)
-            if type(sent) is int:
-                if sent == len(data):
-                    return
-                data = data[sent:]
-            # A lost connection returns an exception: queue, and the reactor reports the loss.
+            # writeSomeData's checks, without its slicing and retry wrapper: send() already
+            # retries EINTR (PEP 475), and a 128 KiB send limit is moot for these frames.
+            try:
+                sent = self.socket.send(data)
+            except OSError:
+                # EAGAIN: queue. A lost connection (ECONNRESET, EPIPE) also queues, and the
+                # reactor's next writeSomeData reports the loss, as Twisted would.
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
         queued_write(self, data)
 
     write._inline = True

@@ -3,7 +3,7 @@
 import socket
 
 import pytest
-from twisted.internet import tcp
+from twisted.internet import error, tcp
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
@@ -116,3 +116,11 @@ def test_a_connection_after_start_tls_still_writes_through_its_tls_layer(transpo
     peer.setblocking(False)
     with pytest.raises(BlockingIOError):
         peer.recv(100)
+
+
+def test_a_write_to_a_closed_peer_is_queued_and_the_reactor_reports_the_loss(transport_pair):
+    connection, peer, reactor = transport_pair
+    peer.close()
+    connection.write(b"nobody listens")  # EPIPE on the inline send: never raised here
+    assert reactor.writers == [connection]
+    assert isinstance(connection.doWrite(), error.ConnectionLost)
