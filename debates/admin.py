@@ -146,12 +146,13 @@ class ViewerAdmin(admin.ModelAdmin):
 
     list_display = ["id", "debate", "user", "client_ip", "connected_at", "disconnected_at"]
     list_filter = [LiveOnlyFilter, "connected_at"]
-    search_fields = ["debate__id", "debate__asset", "user__username", "client_ip"]
+    search_fields = ["debate__id", "debate__asset", "user__username", "client_ip", "process"]
     list_select_related = ["debate", "user"]
     readonly_fields = [
         "debate",
         "user",
         "channel_name",
+        "process",
         "client_ip",
         "connected_at",
         "disconnected_at",

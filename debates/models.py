@@ -149,6 +149,9 @@ class Viewer(models.Model):
         related_name="viewers",
     )
     channel_name = models.CharField(max_length=255)
+    # The server process holding the socket (host-pid-random): the stale-viewer sweep closes
+    # the rows of processes that stopped refreshing their liveness key.
+    process = models.CharField(max_length=64, blank=True, default="")
     client_ip = models.GenericIPAddressField(null=True, blank=True)
     connected_at = models.DateTimeField(default=timezone.now)
     disconnected_at = models.DateTimeField(null=True, blank=True)
@@ -158,6 +161,12 @@ class Viewer(models.Model):
         indexes = [
             models.Index(fields=["debate", "disconnected_at"], name="viewer_debate_live_idx"),
             models.Index(fields=["-connected_at"], name="viewer_connected_idx"),
+            # The stale-viewer sweep reads open rows only, however long the history grows.
+            models.Index(
+                fields=["connected_at"],
+                condition=models.Q(disconnected_at__isnull=True),
+                name="viewer_open_idx",
+            ),
         ]
 
     def __str__(self) -> str:

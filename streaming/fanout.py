@@ -19,7 +19,7 @@ seq they sent.
 
 The same tick sends ``DEBATE/PING`` to the live local viewers of every debate that had no event
 within the interval (any frame proves the link is alive; a large audience's debate is not given
-an extra write per viewer) and keeps the viewer liveness keys used by the stale-viewer sweep
+an extra write per viewer), refreshes this process's liveness key and sweeps stale viewer rows
 (see streaming.services).
 """
 
@@ -73,6 +73,7 @@ class Hub:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.channel: str | None = None
+        self.process = services.PROCESS
         self.debates: dict[str, _Debate] = {}
         self._probes: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
@@ -228,7 +229,10 @@ class Hub:
         interval = float(settings.WS_PING_INTERVAL_S)
         try:
             # Start-up sweep: rows a killed process left open (SIGTERM may skip disconnect).
-            await services.viewer_sweep_stale(local_ids=set(), process_started_at=self.started_at)
+            await services.process_keepalive(self.process)
+            await services.viewer_sweep_stale(
+                process=self.process, local_ids=set(), process_started_at=self.started_at
+            )
         except Exception:
             logger.exception("start-up viewer sweep failed")
         while True:
@@ -271,8 +275,10 @@ class Hub:
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
         local_ids = {v for v in viewer_ids if v is not None}
-        await services.viewers_keepalive(local_ids)
-        await services.viewer_sweep_stale(local_ids=local_ids, process_started_at=self.started_at)
+        await services.process_keepalive(self.process)
+        await services.viewer_sweep_stale(
+            process=self.process, local_ids=local_ids, process_started_at=self.started_at
+        )
 
 
 _hubs: PerLoop[Hub] = PerLoop(Hub)

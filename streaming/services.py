@@ -3,16 +3,19 @@
 No database write happens per token: a Viewer row is written twice per connection.
 Rows are written in batches (streaming.ledger): one transaction per batch of connects, one
 UPDATE per batch of disconnects.
-Stale rows (SIGTERM may cancel a consumer without running its disconnect): with REDIS_URL every
-process refreshes a key per open viewer (TTL 3 x WS_PING_INTERVAL_S) on its hub tick, and any
-process closes open rows older than that TTL whose key is gone. Without Redis (one process),
-open rows that are not this process's and connected before it started are closed.
-A new viewer needs no key of its own at connect: it joins its hub right after its row is
-written, the next tick (at most one interval later) sets its key, and the sweep only looks at
-rows older than three intervals.
+Stale rows (SIGTERM may cancel a consumer without running its disconnect): with REDIS_URL each
+row names its server process (``Viewer.process``, this module's PROCESS), every process
+refreshes one key of its own (TTL 3 x WS_PING_INTERVAL_S) on its hub tick, and any process
+closes the open rows, older than that TTL, of processes whose key is gone, and its own open rows
+that no local consumer holds. The tick's cost does not grow with the viewers: one SET, one query
+for the other processes, one MGET. Without Redis (one process), open rows that are not this
+process's and connected before it started are closed. Only rows older than the TTL are looked
+at, so a row just written is never taken for stale.
 """
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -29,7 +32,9 @@ from streaming import backends
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_CHUNK = 1000
+STALE_PROCESSES_MAX = 1000  # per sweep; the next tick takes the rest
+# host, pid and a random part (a container's pid is the same after every restart).
+PROCESS = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _alive_ttl_s() -> int:
@@ -60,6 +65,7 @@ def viewers_open(
             user=request.user if getattr(request.user, "is_authenticated", False) else None,
             channel_name=request.channel_name,
             client_ip=request.client_ip,
+            process=PROCESS,
         )
         if request.debate_id in debates
         else None
@@ -79,46 +85,66 @@ def viewers_close(*, viewer_ids: Collection[int]) -> int:
     )
 
 
-async def viewers_keepalive(viewer_ids) -> None:
-    """Refresh the liveness keys of this process's open viewers (Redis only)."""
-    if not backends.redis_url() or not viewer_ids:
-        return
-    ttl = _alive_ttl_s()
-    ids = list(viewer_ids)
-    # In chunks: building one pipeline for ~10,000 viewers would hold the event loop.
-    for start in range(0, len(ids), KEEPALIVE_CHUNK):
-        async with backends.redis_client().pipeline(transaction=False) as pipe:
-            for viewer_id in ids[start : start + KEEPALIVE_CHUNK]:
-                pipe.set(backends.key("viewer", viewer_id), 1, ex=ttl)
-            await pipe.execute()
+async def process_keepalive(process: str) -> None:
+    """Refresh this process's liveness key (Redis only); its viewers' rows are then not stale."""
+    if backends.redis_url():
+        await backends.redis_client().set(backends.key("process", process), 1, ex=_alive_ttl_s())
 
 
-def _stale_candidates(local_ids: set[int], before) -> list[int]:
+def _sweepable(before):
+    return live_viewers().filter(connected_at__lt=before)
+
+
+def _other_processes(process: str, before) -> list[str]:
+    """The processes, other than `process`, that own open rows connected before `before`."""
     return list(
-        live_viewers()
-        .filter(connected_at__lt=before)
-        .exclude(pk__in=local_ids)
-        .values_list("pk", flat=True)[:5000]
+        _sweepable(before)
+        .exclude(process__in=(process, ""))
+        .order_by()
+        .values_list("process", flat=True)
+        .distinct()[:STALE_PROCESSES_MAX]
     )
 
 
-async def viewer_sweep_stale(*, local_ids: set[int], process_started_at: float) -> int:
-    """Close open Viewer rows whose process is gone; return how many were closed."""
-    if backends.redis_url():
-        before = timezone.now() - timedelta(seconds=_alive_ttl_s())
-        candidates = await database_sync_to_async(_stale_candidates)(local_ids, before)
-        if not candidates:
-            return 0
-        alive = await backends.redis_client().mget(
-            [backends.key("viewer", pk) for pk in candidates]
-        )
-        stale = [pk for pk, flag in zip(candidates, alive, strict=True) if flag is None]
-    else:
+def _orphans(process: str, local_ids: set[int], before) -> list[int]:
+    """Open rows of `process`, connected before `before`, that no local consumer holds."""
+    rows = _sweepable(before).filter(process=process)
+    return [pk for pk in rows.values_list("pk", flat=True) if pk not in local_ids]
+
+
+def viewers_close_of_processes(*, processes: Collection[str], before) -> int:
+    """Close the open rows of dead processes connected before `before`; return how many."""
+    return _sweepable(before).filter(process__in=processes).update(disconnected_at=timezone.now())
+
+
+def _not_local(local_ids: set[int], before) -> list[int]:
+    return list(_sweepable(before).exclude(pk__in=local_ids).values_list("pk", flat=True)[:5000])
+
+
+async def viewer_sweep_stale(
+    *, process: str, local_ids: set[int], process_started_at: float
+) -> int:
+    """Close open Viewer rows whose process is gone (see the module doc); return how many."""
+    if not backends.redis_url():
         before = datetime.fromtimestamp(process_started_at, tz=UTC)
-        stale = await database_sync_to_async(_stale_candidates)(local_ids, before)
-    if not stale:
-        return 0
-    closed = await database_sync_to_async(viewers_close)(viewer_ids=stale)
+        stale = await database_sync_to_async(_not_local)(local_ids, before)
+        closed = await database_sync_to_async(viewers_close)(viewer_ids=stale) if stale else 0
+    else:
+        before = timezone.now() - timedelta(seconds=_alive_ttl_s())
+        closed = 0
+        others = await database_sync_to_async(_other_processes)(process, before)
+        if others:
+            alive = await backends.redis_client().mget(
+                [backends.key("process", other) for other in others]
+            )
+            dead = [other for other, flag in zip(others, alive, strict=True) if flag is None]
+            if dead:
+                closed += await database_sync_to_async(viewers_close_of_processes)(
+                    processes=dead, before=before
+                )
+        orphans = await database_sync_to_async(_orphans)(process, local_ids, before)
+        if orphans:
+            closed += await database_sync_to_async(viewers_close)(viewer_ids=orphans)
     if closed:
         logger.info("closed %d stale viewer rows", closed)
     return closed

@@ -1,6 +1,7 @@
 """DebateConsumer over WebsocketCommunicator: every message, close code and the resume seam."""
 
 import asyncio
+import os
 import types
 from datetime import timedelta
 
@@ -538,7 +539,7 @@ async def test_stale_viewer_rows_are_swept(debate):
         debate=debate, channel_name="gone", connected_at=timezone.now() - timedelta(hours=1)
     )
     closed = await services.viewer_sweep_stale(
-        local_ids=set(), process_started_at=timezone.now().timestamp()
+        process="specific.me!", local_ids=set(), process_started_at=timezone.now().timestamp()
     )
     assert closed == 1
     stale = await database_sync_to_async(Viewer.objects.get)(pk=stale.pk)
@@ -548,22 +549,49 @@ async def test_stale_viewer_rows_are_swept(debate):
 async def test_stale_viewer_rows_are_swept_with_redis(debate, use_redis, settings):
     from streaming import services
 
-    settings.WS_PING_INTERVAL_S = 30  # liveness keys live 90 s
+    settings.WS_PING_INTERVAL_S = 30  # process keys live 90 s
+    old, new = timezone.now() - timedelta(hours=1), timezone.now()
 
-    old = timezone.now() - timedelta(hours=1)
-    stale = await database_sync_to_async(Viewer.objects.create)(
-        debate=debate, channel_name="gone", connected_at=old
-    )
-    alive = await database_sync_to_async(Viewer.objects.create)(
-        debate=debate, channel_name="elsewhere", connected_at=old
-    )
-    await services.viewers_keepalive([alive.pk])
-    assert await services.viewer_sweep_stale(local_ids=set(), process_started_at=0) == 1
+    def row(process, connected_at=old):
+        return Viewer.objects.create(
+            debate=debate, channel_name="c", process=process, connected_at=connected_at
+        ).pk
+
     rows = await database_sync_to_async(
-        lambda: dict(Viewer.objects.values_list("pk", "disconnected_at"))
+        lambda: {
+            "dead": row("host-1-dead"),
+            "dead_recent": row("host-1-dead", new),  # younger than the TTL: not judged yet
+            "alive": row("host-2-alive"),
+            "mine": row("host-3-me"),
+            "my_orphan": row("host-3-me"),  # no local consumer holds it
+        }
     )()
-    assert rows[stale.pk] is not None
-    assert rows[alive.pk] is None
+    await services.process_keepalive("host-2-alive")
+    closed = await services.viewer_sweep_stale(
+        process="host-3-me", local_ids={rows["mine"]}, process_started_at=0
+    )
+    assert closed == 2
+    open_after = await database_sync_to_async(
+        lambda: set(
+            Viewer.objects.filter(disconnected_at__isnull=True).values_list("pk", flat=True)
+        )
+    )()
+    assert open_after == {rows[k] for k in ("dead_recent", "alive", "mine")}
+    # Idempotent: the next tick finds nothing more.
+    again = await services.viewer_sweep_stale(
+        process="host-3-me", local_ids={rows["mine"]}, process_started_at=0
+    )
+    assert again == 0
+
+
+async def test_a_viewer_row_names_the_process_whose_hub_sweeps_for_it(debate):
+    from streaming import services
+
+    comm, _ = await connect(debate.id)
+    row = await database_sync_to_async(Viewer.objects.get)(debate=debate)
+    assert row.process == services.PROCESS == get_hub().process
+    assert str(os.getpid()) in row.process
+    await comm.disconnect()
 
 
 def test_origin_header_constant_matches_settings(ws_settings):
