@@ -66,7 +66,7 @@ from debates.engine.nodes import IncompleteResponseError
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import Argument, Debate, DebateStatus
 from streaming import metrics, protocol
-from streaming.publisher import publish_event, publish_events
+from streaming.publisher import follow_audience, publish_event, publish_events, stop_following
 
 logger = logging.getLogger(__name__)
 
@@ -331,6 +331,7 @@ class DebateRun:
         try:
             return await self._run()
         finally:
+            stop_following(self.debate_id)
             # The run's DB calls share one worker thread: release its connection like a request.
             await sync_to_async(close_old_connections)()
 
@@ -422,6 +423,8 @@ class DebateRun:
         if any(a["agent"] == MODERATOR for a in saved):
             await self._publish(*running)
             return  # the verdict was saved before the previous runner died
+        # Counted before the opening, so a large audience gets it and what follows coalesced.
+        await follow_audience(self.debate_id)
         self._hold_opening([running, self._next_turn(state["turn"] + 1, debate.max_turns)])
         buffer: list[str] = []
         config = {"recursion_limit": 2 * debate.max_turns + 10}

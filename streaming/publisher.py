@@ -17,8 +17,9 @@ small audience also any non-token event and the first token of each turn; and al
 STATUS_UPDATE. Events take their timestamp when they are sent.
 
 The interval widens with the audience: every message costs each viewer's server a write, so a
-large audience gets fewer, larger messages. While a debate runs, its open viewers are counted
-every AUDIENCE_REFRESH_S, and the interval is
+large audience gets fewer, larger messages. From just before a debate's `running`
+(``follow_audience``, called by the runner) until its final status, its open viewers are
+counted every AUDIENCE_REFRESH_S, and the interval is
 ``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
 ``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
 the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened
@@ -85,26 +86,52 @@ def _count_viewers(debate_id: str) -> int:
     return live_viewers(debate_id=debate_id).count()
 
 
-async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
+def _follows_audience() -> bool:
+    return flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0
+
+
+async def _count_into(debate_id: str, stream: _DebateStream) -> None:
+    try:
+        stream.viewers = await database_sync_to_async(_count_viewers)(debate_id)
+    except Exception:
+        logger.warning("counting the viewers of debate %s failed", debate_id, exc_info=True)
+
+
+async def _follow_audience(debate_id: str, stream: _DebateStream, delay: float) -> None:
     """Keep stream.viewers near the debate's open viewer count while the debate runs."""
+    await asyncio.sleep(delay)
     while _streams.get().get(debate_id) is stream:
-        try:
-            stream.viewers = await database_sync_to_async(_count_viewers)(debate_id)
-        except Exception:
-            logger.warning("counting the viewers of debate %s failed", debate_id, exc_info=True)
+        await _count_into(debate_id, stream)
         await asyncio.sleep(AUDIENCE_REFRESH_S)
 
 
-def _start_following(debate_id: str, stream: _DebateStream) -> None:
-    _stop_following(stream)
-    if flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0:
-        stream.audience = asyncio.create_task(_follow_audience(debate_id, stream))
+def _start_following(debate_id: str, stream: _DebateStream, delay: float = 0.0) -> None:
+    if stream.audience is None and _follows_audience():
+        stream.audience = asyncio.create_task(_follow_audience(debate_id, stream, delay))
 
 
 def _stop_following(stream: _DebateStream) -> None:
     if stream.audience is not None:
         stream.audience.cancel()
         stream.audience = None
+
+
+async def follow_audience(debate_id) -> None:
+    """Count the debate's open viewers now, then every AUDIENCE_REFRESH_S until its final
+    status (or stop_following). A runner calls this before `running`, so a large audience's
+    first events already go out at the interval it needs, not one message each."""
+    key = str(debate_id)
+    stream = _stream(key)
+    if stream.audience is None and _follows_audience():
+        await _count_into(key, stream)
+        _start_following(key, stream, delay=AUDIENCE_REFRESH_S)
+
+
+def stop_following(debate_id) -> None:
+    """Stop counting the debate's audience (a run that ends without a final status)."""
+    stream = _streams.get().get(str(debate_id))
+    if stream is not None:
+        _stop_following(stream)
 
 
 async def _append(debate_id: str, action_type: str, fields: dict) -> tuple[int, str, dict]:

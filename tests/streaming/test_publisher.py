@@ -234,3 +234,43 @@ async def test_a_malformed_event_stops_the_whole_group_before_anything_is_sent()
         )
     assert await get_event_log().last_seq(DEBATE) == 0
     assert channel not in layer.channels or layer.channels[channel].empty()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_audience_counted_before_running_coalesces_the_opening_turn(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 1
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000  # 2 viewers: 120 s
+    settings.TOKEN_FLUSH_MAX_MS = 600_000
+    debate = await Debate.objects.acreate(asset="BTC", status=DebateStatus.RUNNING)
+    for _ in range(2):
+        await Viewer.objects.acreate(debate=debate)
+    key = str(debate.id)
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(protocol.group_name(key), channel)
+
+    await publisher.follow_audience(key)
+    assert publisher._stream(key).viewers == 2  # counted before anything is published
+    following = publisher._stream(key).audience
+    assert following is not None
+
+    opening = [
+        (protocol.STATUS_UPDATE, {"status": "running"}),
+        (protocol.TURN_CHANGE, {"currentAgent": "bull", "turn": 1}),
+        (protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "a", "turn": 1}),
+    ]
+    sent = await publish_events(key, opening)
+    assert [a["payload"]["seq"] for a in sent] == [1, 2, 3]  # the first message goes at once
+    # The next token of the same turn waits for the tick instead of a message of its own.
+    held = await publish_event(
+        key, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "b", "turn": 1}
+    )
+    assert held["payload"]["seq"] is None
+    assert publisher._stream(key).audience is following  # "running" did not restart the count
+
+    publisher.stop_following(key)
+    await asyncio.sleep(0)
+    assert following.cancelled()
+    assert publisher._stream(key).audience is None
+    await publisher.flush(key)
+    assert len(await _drain(layer, channel, 2)) == 2
