@@ -13,8 +13,10 @@ interval. An event is held in the debate's outbox, where a token joins the token
 of the same (agent, turn) (so ARGUMENT_COMPLETE.content still equals what the tokens spelled),
 and the outbox goes out as one message when the event must go at once, or else by a timer one
 interval after the last message. At once means: the first event after a quiet interval; with a
-small audience also any non-token event and the first token of each turn; and always a final
-STATUS_UPDATE. Events take their timestamp when they are sent.
+small audience also any non-token event and the first token of each turn. A final STATUS_UPDATE
+is never left to a timer: with a small audience it goes at once, with a large one its publish
+waits for the tick (at most the interval) and sends. Events take their timestamp when they are
+sent.
 
 The interval widens with the audience: every message costs each viewer's server a write, so a
 large audience gets fewer, larger messages. From just before a debate's `running`
@@ -207,8 +209,7 @@ def _goes_out_now(stream: _DebateStream, action_type: str, payload: dict, now: f
     if action_type != protocol.TOKEN_RECEIVED:
         # A small audience gets every other event at once; a large one (interval widened past
         # the base) gets them with the next tick, so each viewer gets one write per interval.
-        final = action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
-        return final or interval <= base
+        return interval <= base
     # The first token of a turn opens its text at once, unless the audience is large.
     return interval <= base and stream.sent_key != (payload["agent"], payload["turn"])
 
@@ -221,10 +222,19 @@ async def _publish_locked(key: str, stream: _DebateStream, events) -> list[dict]
     now = loop.time()
     if _goes_out_now(stream, action_type, payload, now):
         return await _flush_locked(key, stream)
+    delay = max(stream.sent_at + flush_interval_ms(stream.viewers) / 1000.0 - now, 0.0)
+    if _is_final(action_type, payload):
+        # The last message waits for the tick too (else it is a second fan-out right behind
+        # the previous one), and the caller archives the log only once it is sent.
+        await asyncio.sleep(delay)
+        return await _flush_locked(key, stream)
     if stream.timer is None:
-        delay = max(stream.sent_at + flush_interval_ms(stream.viewers) / 1000.0 - now, 0.0)
         stream.timer = asyncio.create_task(_flush_later(key, stream, delay))
     return []
+
+
+def _is_final(action_type: str, payload: dict) -> bool:
+    return action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
 
 
 async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
@@ -244,10 +254,7 @@ async def publish_events(debate_id, events: list[tuple[str, dict]]) -> list[dict
     stream = _stream(key)
     async with stream.lock:
         sent = await _publish_locked(key, stream, checked)
-        final = any(
-            kind == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
-            for kind, payload in checked
-        )
+        final = any(_is_final(kind, payload) for kind, payload in checked)
         if final:
             _stop_following(stream)
             _streams.get().pop(key, None)

@@ -153,8 +153,16 @@ async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
     ]
     for kind, payload in events:
         assert (await publish_event(key, kind, payload))["payload"]["seq"] is None
-    await publish_event(key, protocol.STATUS_UPDATE, {"status": "completed"})  # never held
-    running, rest = await _actions(layer, channel, 2)
+    # The final status waits for the tick too, then goes with everything held: 3 viewers at
+    # 100 s per 1,000 make it 0.3 s after the first message.
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 100_000
+    final = await publish_event(key, protocol.STATUS_UPDATE, {"status": "completed"})
+    assert final["payload"]["seq"] == 4  # sent when publish returns, never left to a timer
+    first, second = await _drain(layer, channel, 2)
+    assert second["ts"] - first["ts"] >= 0.3
+    running, rest = (
+        [orjson.loads(t) for _, t in protocol.layer_events(m)] for m in (first, second)
+    )
     assert [(a["type"], a["payload"]["seq"]) for a in running + rest] == [
         (protocol.STATUS_UPDATE, 1),
         (protocol.TURN_CHANGE, 2),
