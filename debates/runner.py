@@ -43,11 +43,8 @@ import concurrent.futures
 import contextvars
 import json
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from datetime import timedelta
@@ -67,10 +64,11 @@ from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker
 from debates.models import Argument, Debate, DebateStatus
 from streaming import metrics, protocol
 from streaming.publisher import follow_audience, publish_event, publish_events, stop_following
+from tradeapp.instance import process_id
 
 logger = logging.getLogger(__name__)
 
-PROCESS_RUNNER_ID = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+PROCESS_RUNNER_ID = process_id()
 CONTROL_MESSAGE_TYPE = "debate.control"
 MAX_ERROR_CHARS = 300
 MAX_KEPT_FUTURES = 1000

@@ -37,6 +37,7 @@ from streaming import metrics, protocol, services
 from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
 from streaming.fastwrite import encode_text_frame
+from tradeapp.instance import process_id
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class Hub:
     def __init__(self) -> None:
         self.layer = get_channel_layer()
         self.channel: str | None = None
-        self.process = services.PROCESS
+        self.process = process_id()
         self.debates: dict[str, _Debate] = {}
         self._probes: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []

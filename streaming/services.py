@@ -4,7 +4,7 @@ No database write happens per token: a Viewer row is written twice per connectio
 Rows are written in batches (streaming.ledger): one transaction per batch of connects, one
 UPDATE per batch of disconnects.
 Stale rows (SIGTERM may cancel a consumer without running its disconnect): with REDIS_URL each
-row names its server process (``Viewer.process``, this module's PROCESS), every process
+row names its server process (``Viewer.process``, ``tradeapp.instance.process_id``), every process
 refreshes one key of its own (TTL 3 x WS_PING_INTERVAL_S) on its hub tick, and any process
 closes the open rows, older than that TTL, of processes whose key is gone, and its own open rows
 that no local consumer holds. The tick's cost does not grow with the viewers: one SET, one query
@@ -14,8 +14,6 @@ at, so a row just written is never taken for stale.
 """
 
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -29,12 +27,11 @@ from django.utils import timezone
 from debates.models import Debate, Viewer
 from debates.selectors import live_viewer_counts, live_viewers
 from streaming import backends
+from tradeapp.instance import process_id
 
 logger = logging.getLogger(__name__)
 
 STALE_PROCESSES_MAX = 1000  # per sweep; the next tick takes the rest
-# host, pid and a random part (a container's pid is the same after every restart).
-PROCESS = f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _alive_ttl_s() -> int:
@@ -65,7 +62,7 @@ def viewers_open(
             user=request.user if getattr(request.user, "is_authenticated", False) else None,
             channel_name=request.channel_name,
             client_ip=request.client_ip,
-            process=PROCESS,
+            process=process_id(),
         )
         if request.debate_id in debates
         else None
@@ -96,10 +93,11 @@ def _sweepable(before):
 
 
 def _other_processes(process: str, before) -> list[str]:
-    """The processes, other than `process`, that own open rows connected before `before`."""
+    """The processes, other than `process`, that own open rows connected before `before` ("" for
+    rows written before Viewer.process existed: no process refreshes that key)."""
     return list(
         _sweepable(before)
-        .exclude(process__in=(process, ""))
+        .exclude(process=process)
         .order_by()
         .values_list("process", flat=True)
         .distinct()[:STALE_PROCESSES_MAX]

@@ -564,13 +564,14 @@ async def test_stale_viewer_rows_are_swept_with_redis(debate, use_redis, setting
             "alive": row("host-2-alive"),
             "mine": row("host-3-me"),
             "my_orphan": row("host-3-me"),  # no local consumer holds it
+            "before_processes": row(""),  # written before rows named their process
         }
     )()
     await services.process_keepalive("host-2-alive")
     closed = await services.viewer_sweep_stale(
         process="host-3-me", local_ids={rows["mine"]}, process_started_at=0
     )
-    assert closed == 2
+    assert closed == 3
     open_after = await database_sync_to_async(
         lambda: set(
             Viewer.objects.filter(disconnected_at__isnull=True).values_list("pk", flat=True)
@@ -585,12 +586,12 @@ async def test_stale_viewer_rows_are_swept_with_redis(debate, use_redis, setting
 
 
 async def test_a_viewer_row_names_the_process_whose_hub_sweeps_for_it(debate):
-    from streaming import services
+    from tradeapp.instance import process_id
 
     comm, _ = await connect(debate.id)
     row = await database_sync_to_async(Viewer.objects.get)(debate=debate)
-    assert row.process == services.PROCESS == get_hub().process
-    assert str(os.getpid()) in row.process
+    assert row.process == process_id() == get_hub().process
+    assert f":{os.getpid()}:" in row.process
     await comm.disconnect()
 
 
