@@ -101,6 +101,10 @@ class RunawayOutputError(RuntimeError):
     """The model kept writing past MAX_ARGUMENT_CHARS."""
 
 
+class UnfinishedGraphError(RuntimeError):
+    """The debate graph stopped streaming before the moderator's verdict was saved."""
+
+
 def idle_timeout_s() -> float:
     """Seconds without a token or a finished node after which a run counts as stalled.
 
@@ -266,6 +270,7 @@ class DebateRun:
         self._publish_lock = asyncio.Lock()
         self._started_at = 0.0  # monotonic time the run started, for time to first token
         self._first_token_sent = False
+        self._verdict_saved = False
 
     # Called from any thread through signal_cancel, or from the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -354,6 +359,10 @@ class DebateRun:
             self._work.cancel()
         try:
             await self._work
+            if asyncio.current_task().cancelling():
+                # Our cancel reached the work, and something under it (a library) swallowed it:
+                # still a shutdown, never a completed debate.
+                raise asyncio.CancelledError
             final, error = DebateStatus.COMPLETED, ""
         except asyncio.CancelledError:
             if asyncio.current_task().cancelling():
@@ -452,6 +461,12 @@ class DebateRun:
                 buffer, size = [], 0
                 if item["agent"] != MODERATOR:
                     await self._turn_change(item["turn"] + 1, debate.max_turns)
+                else:
+                    self._verdict_saved = True
+        if not self._verdict_saved:
+            raise UnfinishedGraphError(
+                f"the graph stopped at turn {self._turn}, before the verdict."
+            )
 
     def _next_turn(self, turn: int, max_turns: int) -> tuple[str, dict]:
         """Move to `turn`; return its TURN_CHANGE event."""

@@ -168,3 +168,39 @@ def test_a_runner_that_cannot_be_launched_fails_the_debate(auth_client, user, mo
     debate.refresh_from_db()
     assert (debate.status, debate.error) == ("failed", "The runner could not be started.")
     assert debate.finished_at is not None
+
+
+async def test_a_cancel_swallowed_under_the_run_still_ends_it_as_a_shutdown(claimed, monkeypatch):
+    started, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def drive_swallowing_cancels(self, debate):
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.set()  # as a library that waits for its thread and returns might
+
+    monkeypatch.setattr(DebateRun, "_drive", drive_swallowing_cancels)
+    debate = await sync_to_async(claimed)()
+    task = asyncio.create_task(DebateRun(debate.id, runner_id="r1").run())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert swallowed.is_set()
+    await debate.arefresh_from_db()
+    assert (debate.status, debate.runner_id) == ("running", "r1")  # never "completed"
+
+
+async def test_a_graph_that_stops_before_the_verdict_fails_the_debate(claimed, monkeypatch):
+    class ShortGraph:
+        async def astream(self, state, config, stream_mode):
+            return
+            yield  # an async generator that ends at once
+
+    monkeypatch.setattr(runner, "build_graph", lambda llm: ShortGraph())
+    debate = await sync_to_async(claimed)()
+    assert await DebateRun(debate.id, runner_id="r1").run() == "failed"
+    await debate.arefresh_from_db()
+    assert debate.status == "failed"
+    assert debate.error.startswith("UnfinishedGraphError: the graph stopped at turn 1")
