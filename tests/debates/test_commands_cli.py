@@ -146,6 +146,9 @@ def test_run_debate_interrupted_cancels_the_debate_and_exits_non_zero(cli_env):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a test run started in the background (`cmd &`, nohup) ignores
+        # SIGINT, and a child inherits that, so Ctrl-C would never reach it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         header = child.stdout.readline()  # "Debate <id> about BTC, 4 turns"
