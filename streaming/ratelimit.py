@@ -5,10 +5,8 @@ every process, on the connection pool of streaming.backends) when REDIS_URL is s
 MemoryStorage in this process otherwise.
 """
 
-import asyncio
 import ipaddress
 import logging
-import weakref
 
 from django.conf import settings
 from limits import parse
@@ -16,12 +14,11 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from streaming import backends
+from streaming.backends import PerLoop
 
 logger = logging.getLogger(__name__)
 
-_limiters: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = (
-    weakref.WeakKeyDictionary()
-)
+_limiters: PerLoop[dict] = PerLoop(dict)
 
 
 def _storage_uri(url: str) -> str:
@@ -29,7 +26,7 @@ def _storage_uri(url: str) -> str:
 
 
 def _limiter() -> MovingWindowRateLimiter:
-    per_loop = _limiters.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _limiters.get()
     url = backends.redis_url()
     cache_key = (url, backends.key("ratelimit"))
     limiter = per_loop.get(cache_key)

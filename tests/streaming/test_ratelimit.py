@@ -27,7 +27,7 @@ async def test_redis_limit_is_shared_by_two_processes(settings, use_redis):
 
     settings.WS_RATE_LIMIT = "4/minute"
     assert await _hits("10.9.9.9", 2) == [True, True]
-    ratelimit._limiters.clear()  # a fresh storage object, like another process
+    ratelimit._limiters.pop()  # a fresh storage object, like another process
     assert await _hits("10.9.9.9", 3) == [True, True, False]
 
 
