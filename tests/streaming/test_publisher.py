@@ -125,19 +125,26 @@ def test_the_interval_widens_with_the_audience_up_to_the_cap(settings):
     assert flush_interval_ms(50_000) == 0
 
 
-@pytest.mark.django_db(transaction=True)
-async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
+async def _watched_debate(settings, viewers: int):
+    """A running debate with `viewers` open Viewer rows (and one closed), coalescing at 60 s
+    per viewer, and a channel in its group: (debate id, layer, channel)."""
     settings.TOKEN_FLUSH_INTERVAL_MS = 1
-    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000  # 3 viewers: 180 s
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000
     settings.TOKEN_FLUSH_MAX_MS = 600_000
     debate = await Debate.objects.acreate(asset="BTC", status=DebateStatus.RUNNING)
-    for _ in range(3):
+    for _ in range(viewers):
         await Viewer.objects.acreate(debate=debate)
-    await Viewer.objects.acreate(debate=debate, disconnected_at=timezone.now())
+    await Viewer.objects.acreate(debate=debate, disconnected_at=timezone.now())  # not counted
     key = str(debate.id)
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(protocol.group_name(key), channel)
+    return key, layer, channel
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
+    key, layer, channel = await _watched_debate(settings, viewers=3)  # 180 s
 
     await publish_event(key, protocol.STATUS_UPDATE, {"status": "running"})
     for _ in range(200):  # the audience is counted off the event loop
@@ -246,16 +253,7 @@ async def test_a_malformed_event_stops_the_whole_group_before_anything_is_sent()
 
 @pytest.mark.django_db(transaction=True)
 async def test_an_audience_counted_before_running_coalesces_the_opening_turn(settings):
-    settings.TOKEN_FLUSH_INTERVAL_MS = 1
-    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000  # 2 viewers: 120 s
-    settings.TOKEN_FLUSH_MAX_MS = 600_000
-    debate = await Debate.objects.acreate(asset="BTC", status=DebateStatus.RUNNING)
-    for _ in range(2):
-        await Viewer.objects.acreate(debate=debate)
-    key = str(debate.id)
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(protocol.group_name(key), channel)
+    key, layer, channel = await _watched_debate(settings, viewers=2)  # 120 s
 
     await publisher.follow_audience(key)
     assert publisher._stream(key).viewers == 2  # counted before anything is published
