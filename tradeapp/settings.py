@@ -1,6 +1,8 @@
 """Django settings, read from the environment (see .env.example and DESIGN §2)."""
 
+import os
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,6 +88,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
     )
+    # Tests get a file, not Django's shared-cache in-memory database: the runner writes from its
+    # own thread, and shared-cache table locks fail at once ("database table is locked") where
+    # a file's busy timeout waits.
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(Path(tempfile.gettempdir()) / f"tradeapp-test-{os.getpid()}.sqlite3")
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache --------------------------------------------------------------
