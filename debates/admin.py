@@ -1,9 +1,13 @@
-"""Django admin for debates, their arguments and their viewers."""
+"""Django admin for debates and their arguments."""
 
 from django.contrib import admin, messages
-from django.db.models import Count, Q
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
 
-from debates.models import Argument, Debate, Viewer
+from debates import lifecycle
+from debates.models import Argument, Debate
+from debates.services import DebateStateError
+from streaming import presence
 
 
 class ArgumentInline(admin.TabularInline):
@@ -61,15 +65,15 @@ class DebateAdmin(admin.ModelAdmin):
             super()
             .get_queryset(request)
             .select_related("created_by")
-            .annotate(
-                argument_count=Count("arguments", distinct=True),
-                live_viewer_count=Count(
-                    "viewers",
-                    filter=Q(viewers__disconnected_at__isnull=True),
-                    distinct=True,
-                ),
-            )
+            .annotate(argument_count=Count("arguments", distinct=True))
         )
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        counts = presence.audience_counts([debate.pk for debate in changelist.result_list])
+        for debate in changelist.result_list:
+            debate.live_viewer_count = counts.get(debate.pk, 0)
+        return changelist
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
@@ -89,16 +93,12 @@ class DebateAdmin(admin.ModelAdmin):
     def turns(self, obj: Debate) -> str:
         return f"{obj.argument_count}/{obj.max_turns}"
 
-    @admin.display(description="live viewers", ordering="live_viewer_count")
+    @admin.display(description="live viewers")
     def live_viewers(self, obj: Debate) -> int:
-        return obj.live_viewer_count
+        return getattr(obj, "live_viewer_count", 0)
 
     def _control(self, request, queryset, service, verb: str) -> None:
-        """Apply a start/cancel service to each selected debate and report what happened."""
-        from django.core.exceptions import PermissionDenied
-
-        from debates.services import DebateStateError
-
+        """Apply a start/cancel to each selected debate and report what happened."""
         done, skipped = 0, []
         for debate in queryset:
             try:
@@ -112,61 +112,8 @@ class DebateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Start selected debates")
     def start_debates(self, request, queryset) -> None:
-        from debates.services import debate_start
-
-        self._control(request, queryset, debate_start, "Started")
+        self._control(request, queryset, lifecycle.start, "Started")
 
     @admin.action(description="Cancel selected debates")
     def cancel_debates(self, request, queryset) -> None:
-        from debates.services import debate_cancel
-
-        self._control(request, queryset, debate_cancel, "Cancelled")
-
-
-class LiveOnlyFilter(admin.SimpleListFilter):
-    """Show only viewers whose socket is open."""
-
-    title = "connection"
-    parameter_name = "live"
-
-    def lookups(self, request, model_admin):
-        return [("yes", "Live only"), ("no", "Disconnected")]
-
-    def queryset(self, request, queryset):
-        if self.value() == "yes":
-            return queryset.filter(disconnected_at__isnull=True)
-        if self.value() == "no":
-            return queryset.filter(disconnected_at__isnull=False)
-        return queryset
-
-
-@admin.register(Viewer)
-class ViewerAdmin(admin.ModelAdmin):
-    """Who is watching, and who watched."""
-
-    list_display = ["id", "debate", "user", "client_ip", "connected_at", "disconnected_at"]
-    list_filter = [LiveOnlyFilter, "connected_at"]
-    search_fields = ["debate__id", "debate__asset", "user__username", "client_ip", "process"]
-    list_select_related = ["debate", "user"]
-    readonly_fields = [
-        "debate",
-        "user",
-        "channel_name",
-        "process",
-        "client_ip",
-        "connected_at",
-        "disconnected_at",
-    ]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    actions = ["disconnect_viewers"]
-
-    @admin.action(description="Disconnect selected viewers")
-    def disconnect_viewers(self, request, queryset) -> None:
-        """Close the selected live sockets, whichever daphne process holds them."""
-        from streaming.control import disconnect_viewers
-
-        count = disconnect_viewers(queryset.filter(disconnected_at__isnull=True))
-        self.message_user(request, f"Asked {count} live viewer(s) to disconnect.")
+        self._control(request, queryset, lifecycle.cancel, "Cancelled")

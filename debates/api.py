@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from debates import selectors, services
+from debates import lifecycle, selectors, services
 from debates.filters import DebateFilter
 from debates.models import Debate
 from debates.serializers import DebateCreateSerializer, DebateSerializer, DebateStateSerializer
@@ -82,7 +82,7 @@ class DebateStartApi(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         """Claim the debate and launch its runner (202), or 409 if it is not pending."""
-        return _control(request, pk, services.debate_start)
+        return _control(request, pk, lifecycle.start)
 
 
 class DebateCancelApi(APIView):
@@ -91,4 +91,4 @@ class DebateCancelApi(APIView):
     @extend_schema(request=None, responses=CONTROL_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         """Cancel the debate (202), or 409 if it has already finished."""
-        return _control(request, pk, services.debate_cancel)
+        return _control(request, pk, lifecycle.cancel)

@@ -1,6 +1,6 @@
 """ASGI middleware that starts a serving process's stale-debate janitor on its first request."""
 
-from debates.runner import ensure_janitor
+from debates.runs.janitor import ensure_janitor
 
 
 class StaleDebateJanitorMiddleware:

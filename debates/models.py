@@ -1,4 +1,4 @@
-"""Debate, Argument and Viewer models."""
+"""Debate and Argument models."""
 
 import uuid
 
@@ -135,44 +135,3 @@ class Argument(models.Model):
 
     def __str__(self) -> str:
         return f"turn {self.turn} ({self.agent})"
-
-
-class Viewer(models.Model):
-    """One WebSocket connection watching a debate."""
-
-    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="viewers")
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="viewers",
-    )
-    channel_name = models.CharField(max_length=255)
-    # The server process holding the socket (host-pid-random): the stale-viewer sweep closes
-    # the rows of processes that stopped refreshing their liveness key.
-    process = models.CharField(max_length=64, blank=True, default="")
-    client_ip = models.GenericIPAddressField(null=True, blank=True)
-    connected_at = models.DateTimeField(default=timezone.now)
-    disconnected_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-connected_at"]
-        indexes = [
-            models.Index(fields=["debate", "disconnected_at"], name="viewer_debate_live_idx"),
-            models.Index(fields=["-connected_at"], name="viewer_connected_idx"),
-            # The stale-viewer sweep reads open rows only, however long the history grows.
-            models.Index(
-                fields=["connected_at"],
-                condition=models.Q(disconnected_at__isnull=True),
-                name="viewer_open_idx",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"viewer {self.pk} of {self.debate_id}"
-
-    @property
-    def is_live(self) -> bool:
-        """True while the socket is open."""
-        return self.disconnected_at is None

@@ -1,18 +1,16 @@
-"""Debate reads: every query the API, admin and pages share."""
+"""Debate reads: every query the API, admin, pages and runs share."""
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from debates.models import Argument, Debate, Viewer
-
-LIVE_VIEWERS = Q(viewers__disconnected_at__isnull=True)
+from debates.engine.state import ArgumentItem
+from debates.models import Argument, Debate
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
-    """Debates newest first, with arguments in order and the live viewer count."""
+    """Debates newest first, with arguments in order."""
     qs = (
         Debate.objects.select_related("created_by")
         .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
-        .annotate(viewer_count=Count("viewers", filter=LIVE_VIEWERS))
         .order_by("-created_at")
     )
     if status:
@@ -27,24 +25,14 @@ def debate_arguments(*, debate_id) -> QuerySet[Argument]:
     return Argument.objects.filter(debate_id=debate_id).order_by("turn")
 
 
-def live_viewers(*, debate_id=None) -> QuerySet[Viewer]:
-    """Open viewer connections, optionally of one debate."""
-    qs = Viewer.objects.filter(disconnected_at__isnull=True)
-    if debate_id is not None:
-        qs = qs.filter(debate_id=debate_id)
-    return qs
+def debate_transcript(*, debate_id) -> list[ArgumentItem]:
+    """The saved transcript as the engine's argument items (to resume a debate)."""
+    return [
+        ArgumentItem(turn=a.turn, agent=a.agent, content=a.content)
+        for a in debate_arguments(debate_id=debate_id)
+    ]
 
 
-def live_viewer_counts(*, debate_ids) -> dict:
-    """Open viewer connections per debate id, 0 for a debate without any."""
-    counts = dict.fromkeys(debate_ids, 0)
-    rows = (
-        live_viewers()
-        .filter(debate_id__in=counts)
-        .order_by()
-        .values("debate_id")
-        .annotate(n=Count("pk"))
-        .values_list("debate_id", "n")
-    )
-    counts.update(rows)
-    return counts
+def debate_status(*, debate_id) -> str:
+    """The debate's current status ("" when it does not exist)."""
+    return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""

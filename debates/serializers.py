@@ -7,6 +7,7 @@ from rest_framework import serializers
 from debates import services
 from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
 from debates.validators import ASSET_HELP
+from streaming import presence
 
 
 class ArgumentSerializer(serializers.ModelSerializer):
@@ -58,12 +59,21 @@ class MarketSerializer(serializers.Serializer):
         return [c["c"] for c in candles if isinstance(c, dict) and c.get("c") is not None]
 
 
+class DebateListSerializer(serializers.ListSerializer):
+    """Debates, with the live audience of all of them read at once."""
+
+    def to_representation(self, data):
+        debates = list(data.all() if hasattr(data, "all") else data)
+        self.context["viewer_counts"] = presence.audience_counts([d.pk for d in debates])
+        return super().to_representation(debates)
+
+
 class DebateSerializer(serializers.ModelSerializer):
     """A debate with its transcript and verdict."""
 
     arguments = ArgumentSerializer(many=True, read_only=True)
     verdict = VerdictSerializer(read_only=True, allow_null=True)
-    viewer_count = serializers.IntegerField(read_only=True, default=0)
+    viewer_count = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
     can_control = serializers.SerializerMethodField()
@@ -87,6 +97,14 @@ class DebateSerializer(serializers.ModelSerializer):
             "can_control",
         ]
         read_only_fields = fields
+        list_serializer_class = DebateListSerializer
+
+    def get_viewer_count(self, obj: Debate) -> int:
+        """Sockets watching the debate now, over every server process (streaming.presence)."""
+        counts = self.context.get("viewer_counts")
+        if counts is None:
+            counts = presence.audience_counts([obj.pk])
+        return counts.get(obj.pk, 0)
 
     @extend_schema_field(MarketSerializer(allow_null=True))
     def get_market(self, obj: Debate) -> dict | None:
@@ -120,10 +138,8 @@ class DebateCreateSerializer(serializers.Serializer):
 
     def validate_asset(self, value: str) -> str:
         """Normalise to an upper-case ticker the market data provider supports."""
-        from debates.services import validate_supported_asset
-
         try:
-            return validate_supported_asset(value)
+            return services.validate_supported_asset(value)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.messages) from None
 

@@ -1,7 +1,21 @@
-"""Debate business logic: every write to debates goes through here."""
+"""Debate business logic: every write to the debates tables, and every status announcement.
+
+Each function here is one short transaction. A function that changes a debate's status also
+announces it to viewers (a STATUS_UPDATE through streaming.publisher), on commit: nothing else
+publishes a status. Two announcements follow a run rather than a row change: a run announces
+``running`` when it begins (``run_begin``; held for its opening, and again after a takeover), and
+a cancel of a debate whose run is alive leaves the announcement to that run once it has stopped
+(``run_stopped``), so the final status is always the debate's last event.
+
+The run's own writes (heartbeat, market context, argument, verdict, finish) only take effect
+while the row is still ``running`` under the caller's runner id, so a run that was cancelled or
+taken over can never write into a debate it no longer owns.
+"""
 
 import logging
+from datetime import timedelta
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -9,10 +23,17 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from debates.models import DEFAULT_TURNS, Debate, DebateStatus
+from debates.engine.market import get_provider
+from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus
+from debates.selectors import debate_status
 from debates.validators import normalise_asset
+from streaming import protocol
+from streaming.publisher import publish_events
 
 logger = logging.getLogger(__name__)
+
+# How long the announcement of `running` waits to go out together with the run's first token.
+OPENING_HOLD_S = 0.05
 
 
 class DebateStateError(Exception):
@@ -21,8 +42,6 @@ class DebateStateError(Exception):
 
 def market_provider():
     """The configured market data provider (MARKET_DATA_PROVIDER)."""
-    from debates.engine.market import get_provider
-
     return get_provider(settings.MARKET_DATA_PROVIDER, settings.MARKET_DATA_URL)
 
 
@@ -35,6 +54,29 @@ def validate_supported_asset(asset: str) -> str:
             {"asset": [f"No {provider.name} market data for {asset!r}."]}, code="unsupported"
         )
     return asset
+
+
+def stale_cutoff():
+    """Heartbeats older than this belong to dead runners."""
+    return timezone.now() - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
+
+
+# --- Announcing statuses ----------------------------------------------------------------------
+
+
+def _announce(debate_id, status: str, *, hold_s: float = 0.0) -> None:
+    """Publish the debate's STATUS_UPDATE once the current transaction commits."""
+
+    def publish_status() -> None:
+        events = [(protocol.STATUS_UPDATE, {"status": status})]
+        async_to_sync(publish_events)(debate_id, events, hold_s=hold_s)
+
+    # robust: the status is in the database either way; a failed publish is logged, and viewers
+    # get the status from the database when they reconnect.
+    transaction.on_commit(publish_status, robust=True)
+
+
+# --- Debates, as users and operators change them --------------------------------------------
 
 
 @transaction.atomic
@@ -57,121 +99,54 @@ def can_control(*, debate: Debate, user: AbstractBaseUser | None) -> bool:
     return user.is_staff or (debate.created_by_id is not None and debate.created_by_id == user.pk)
 
 
-def _check_can_control(debate: Debate, user: AbstractBaseUser | None) -> None:
-    if user is None:
-        return  # trusted callers: management commands
-    if not can_control(debate=debate, user=user):
+def check_can_control(*, debate: Debate, user: AbstractBaseUser | None) -> None:
+    """Raise PermissionDenied unless the user may control the debate (None: a trusted caller)."""
+    if user is not None and not can_control(debate=debate, user=user):
         raise PermissionDenied("Only the debate's creator or staff may start or cancel it.")
 
 
-def debate_start(
-    *,
-    debate: Debate,
-    user: AbstractBaseUser | None,
-    runner_id: str | None = None,
-    launch: bool = True,
-) -> Debate:
-    """Claim a pending debate exactly once (atomic update) and launch its runner."""
-    from debates import runner
-
-    _check_can_control(debate, user)
+def debate_claim(*, debate: Debate, runner_id: str) -> Debate:
+    """Claim a pending debate for a runner exactly once (atomic pending -> running)."""
     now = timezone.now()
-    runner_id = runner_id or runner.PROCESS_RUNNER_ID
     claimed = Debate.objects.filter(pk=debate.pk, status=DebateStatus.PENDING).update(
-        status=DebateStatus.RUNNING,
-        runner_id=runner_id,
-        heartbeat_at=now,
-        started_at=now,
-        error="",
+        status=DebateStatus.RUNNING, runner_id=runner_id, heartbeat_at=now, started_at=now, error=""
     )
     debate.refresh_from_db()
     if claimed != 1:
         raise DebateStateError(f"Debate is {debate.status}, not pending.")
-    if launch:
-        transaction.on_commit(lambda: _launch_or_fail(debate, runner_id))
     return debate
 
 
-def _launch_or_fail(debate: Debate, runner_id: str) -> None:
-    """Launch the claimed debate's runner; if that fails, the debate fails (never left running)."""
-    from debates import runner
-
-    try:
-        runner.launch(debate.pk, runner_id=runner_id)
-    except Exception:
-        logger.exception("could not launch the runner of debate %s", debate.pk)
-        failed = Debate.objects.filter(
-            pk=debate.pk, status=DebateStatus.RUNNING, runner_id=runner_id
-        ).update(
-            status=DebateStatus.FAILED,
-            error="The runner could not be started.",
-            finished_at=timezone.now(),
-        )
-        if failed:
-            _publish_status(debate.pk, DebateStatus.FAILED)
+@transaction.atomic
+def debate_cancel(*, debate: Debate) -> str | None:
+    """Cancel a pending or running debate; return the runner id of its live run, which must
+    now stop and then announce the status (``run_stopped``), or None when announced here."""
+    current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
+    if current is None or current.status not in (DebateStatus.PENDING, DebateStatus.RUNNING):
         debate.refresh_from_db()
-
-
-def debate_cancel(*, debate: Debate, user: AbstractBaseUser | None) -> Debate:
-    """Cancel a pending or running debate; its runner, in any process, stops within a token."""
-    from debates import runner
-
-    _check_can_control(debate, user)
-    now = timezone.now()
-    with transaction.atomic():
-        current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
-        if current is None or current.status not in (DebateStatus.PENDING, DebateStatus.RUNNING):
-            debate.refresh_from_db()
-            raise DebateStateError(f"Debate is already {debate.status}.")
-        stale = current.status == DebateStatus.RUNNING and (
-            current.heartbeat_at is None or current.heartbeat_at < runner.stale_cutoff()
-        )
-        # Nobody will publish the final status of a pending or orphaned debate but us.
-        publish_here = current.status == DebateStatus.PENDING or stale
-        Debate.objects.filter(pk=debate.pk, status=current.status).update(
-            status=DebateStatus.CANCELLED, finished_at=now
-        )
-        if publish_here:
-            transaction.on_commit(lambda: _publish_status(debate.pk, DebateStatus.CANCELLED))
-        else:
-            transaction.on_commit(lambda: runner.signal_cancel(debate.pk))
+        raise DebateStateError(f"Debate is already {debate.status}.")
+    live_runner = current.status == DebateStatus.RUNNING and (
+        current.heartbeat_at is not None and current.heartbeat_at >= stale_cutoff()
+    )
+    Debate.objects.filter(pk=debate.pk).update(
+        status=DebateStatus.CANCELLED, finished_at=timezone.now()
+    )
     debate.refresh_from_db()
-    return debate
+    if live_runner:
+        return current.runner_id
+    _announce(debate.pk, DebateStatus.CANCELLED)
+    return None
 
 
-async def publish_status(debate_id, status: str) -> None:
-    """Publish a debate's STATUS_UPDATE (for changes made without a runner)."""
-    from streaming import protocol
-    from streaming.publisher import publish_event
-
-    await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": status})
-
-
-def _publish_status(debate_id, status: str) -> None:
-    """Publish a STATUS_UPDATE from sync code (onto the server loop when there is one)."""
-    from asgiref.sync import async_to_sync
-
-    try:
-        async_to_sync(publish_status)(debate_id, status)
-    except Exception:
-        logger.exception("could not publish the status of debate %s", debate_id)
-
-
-def recover_stale_debates(*, runner_id: str) -> list:
+def debates_take_over_stale(*, runner_id: str) -> list:
     """Re-claim running debates whose runner stopped heartbeating; return their ids."""
-    from debates import runner
-
-    cutoff = runner.stale_cutoff()
     stale = Debate.objects.filter(status=DebateStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True)
+        Q(heartbeat_at__lt=stale_cutoff()) | Q(heartbeat_at__isnull=True)
     )
     claimed = []
     for debate_id, old_runner, old_beat in stale.values_list("pk", "runner_id", "heartbeat_at"):
         won = Debate.objects.filter(
-            pk=debate_id,
-            status=DebateStatus.RUNNING,
-            runner_id=old_runner,
-            heartbeat_at=old_beat,
+            pk=debate_id, status=DebateStatus.RUNNING, runner_id=old_runner, heartbeat_at=old_beat
         ).update(runner_id=runner_id, heartbeat_at=timezone.now())
         if won == 1:
             logger.info("taking over debate %s from dead runner %s", debate_id, old_runner)
@@ -179,21 +154,93 @@ def recover_stale_debates(*, runner_id: str) -> list:
     return claimed
 
 
-def fail_stale_debates() -> list:
+def debates_fail_stale() -> list:
     """Mark running debates with a stale heartbeat failed (instead of resuming them)."""
-    from debates import runner
-
     stale = Debate.objects.filter(status=DebateStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=runner.stale_cutoff()) | Q(heartbeat_at__isnull=True)
+        Q(heartbeat_at__lt=stale_cutoff()) | Q(heartbeat_at__isnull=True)
     )
     failed = []
     for debate_id, old_runner, old_beat in stale.values_list("pk", "runner_id", "heartbeat_at"):
-        if Debate.objects.filter(
-            pk=debate_id, status=DebateStatus.RUNNING, runner_id=old_runner, heartbeat_at=old_beat
-        ).update(
-            status=DebateStatus.FAILED,
-            error="The runner stopped (stale heartbeat).",
-            finished_at=timezone.now(),
-        ):
-            failed.append(debate_id)
+        with transaction.atomic():
+            if Debate.objects.filter(
+                pk=debate_id,
+                status=DebateStatus.RUNNING,
+                runner_id=old_runner,
+                heartbeat_at=old_beat,
+            ).update(
+                status=DebateStatus.FAILED,
+                error="The runner stopped (stale heartbeat).",
+                finished_at=timezone.now(),
+            ):
+                _announce(debate_id, DebateStatus.FAILED)
+                failed.append(debate_id)
     return failed
+
+
+# --- A run's own writes (each only while the row is running under its runner id) -----------
+
+
+def _owned(debate_id, runner_id):
+    return Debate.objects.filter(pk=debate_id, status=DebateStatus.RUNNING, runner_id=runner_id)
+
+
+def run_begin(*, debate_id, runner_id: str) -> bool:
+    """A run begins: prove it alive and announce ``running`` (held for its opening)."""
+    with transaction.atomic():
+        if _owned(debate_id, runner_id).update(heartbeat_at=timezone.now()) != 1:
+            return False
+        _announce(debate_id, DebateStatus.RUNNING, hold_s=OPENING_HOLD_S)
+    return True
+
+
+def run_heartbeat(*, debate_id, runner_id: str) -> bool:
+    """Prove the run alive; False when the debate is no longer the caller's."""
+    return _owned(debate_id, runner_id).update(heartbeat_at=timezone.now()) == 1
+
+
+def run_save_market(*, debate_id, runner_id: str, market: dict) -> bool:
+    """Store the market snapshot the debate is grounded in."""
+    now = timezone.now()
+    return _owned(debate_id, runner_id).update(market_context=market, heartbeat_at=now) == 1
+
+
+def run_save_argument(
+    *, debate_id, runner_id: str, turn: int, agent: str, content: str, verdict: dict | None
+) -> bool:
+    """Save one finished turn (and the moderator's verdict with its turn); False when the
+    debate is no longer the caller's (nothing is saved)."""
+    fields = {"heartbeat_at": timezone.now()}
+    if verdict is not None:
+        fields.update(
+            verdict_recommendation=verdict["recommendation"],
+            verdict_confidence=verdict["confidence"],
+            verdict_rationale=verdict["rationale"],
+        )
+    with transaction.atomic():
+        # The conditional update locks the row, so a concurrent cancel is either before (no save)
+        # or after (the argument is kept) - never a saved argument on a cancelled debate.
+        if _owned(debate_id, runner_id).update(**fields) != 1:
+            return False
+        Argument.objects.create(debate_id=debate_id, turn=turn, agent=agent, content=content)
+    return True
+
+
+def run_finish(*, debate_id, runner_id: str, status: str, error: str = "") -> bool:
+    """End the caller's run with a final status and announce it; False when not the caller's."""
+    now = timezone.now()
+    with transaction.atomic():
+        done = _owned(debate_id, runner_id).update(
+            status=status, error=error, finished_at=now, heartbeat_at=now
+        )
+        if done:
+            _announce(debate_id, status)
+    return done == 1
+
+
+def run_stopped(*, debate_id) -> str:
+    """A run stopped because its debate was cancelled: announce the cancel (which waited for
+    the run to stop); return the debate's status."""
+    status = debate_status(debate_id=debate_id)
+    if status == DebateStatus.CANCELLED:
+        _announce(debate_id, status)
+    return status

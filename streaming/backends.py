@@ -1,10 +1,13 @@
-"""Shared back-ends of the streaming layer: the per-event-loop async Redis client and key names."""
+"""Shared back-ends of the streaming layer: the Redis clients (async per event loop, and one sync
+client per process) and key names."""
 
 import asyncio
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+import redis
 from django.conf import settings
 from redis import asyncio as aioredis
 
@@ -35,6 +38,10 @@ class PerLoop(Generic[T]):
     def pop(self) -> T | None:
         """Forget the running loop's object and return it, if it had one."""
         return self._objects.pop(asyncio.get_running_loop(), None)
+
+    def items(self) -> list[tuple[asyncio.AbstractEventLoop, T]]:
+        """Every loop's object, with its loop (e.g. to reach sockets held by another loop)."""
+        return [(loop, obj) for loop, obj in list(self._objects.items()) if not loop.is_closed()]
 
 
 _clients: PerLoop[dict] = PerLoop(dict)
@@ -68,3 +75,19 @@ def redis_client() -> aioredis.Redis:
         client = aioredis.Redis.from_pool(pool)
         per_loop[url] = client
     return client
+
+
+_sync_clients: dict[str, redis.Redis] = {}
+_sync_lock = threading.Lock()
+
+
+def redis_sync_client() -> redis.Redis:
+    """The process's sync Redis client (thread-safe pool), for views and the admin."""
+    url = redis_url()
+    with _sync_lock:
+        client = _sync_clients.get(url)
+        if client is None:
+            client = _sync_clients[url] = redis.Redis.from_url(
+                url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+            )
+        return client

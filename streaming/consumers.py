@@ -2,13 +2,17 @@
 
 Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004) looked up
 with the viewer row in one batched database call (streaming.ledger); the hub subscription
-(live events are buffered from here on), ``DEBATE/CONNECTED``, the catch-up (every logged
-event after ``?lastSeq=N``, or from seq 1; a pending or running debate's log is the whole
-truth, read without the database; a finished debate whose log expired is replayed from its
-archive with the live seqs, see streaming.archive, or else synthesised from its arguments with
-``CONNECTED.reset`` set for a resuming client, see streaming.replay), the buffered live events
-with seq above the last one sent, and live events. An unexpected failure closes 4500 with a
-logged trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+(live events are buffered from here on), ``DEBATE/CONNECTED``, the catch-up, the buffered live
+events with seq above the last one sent, and live events. The catch-up reads one of two
+sources: the event log (every event after ``?lastSeq=N``, or from seq 1; a pending or running
+debate's log is the whole truth, read without the database), or, for a finished debate whose
+log expired, its archive (streaming.archive: the live seqs, or a synthesis with
+``CONNECTED.reset`` set for a resuming client). An unexpected failure closes 4500 with a logged
+trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+
+Consumers take no channel of their own (no channel-layer subscription per socket): live events
+come from the process's hub, and operator commands through the process's control channel
+(streaming.control), which the hub routes to the socket.
 """
 
 import asyncio
@@ -22,8 +26,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from debates.models import Debate
-from streaming import metrics, protocol
-from streaming.archive import archive_events
+from streaming import metrics, presence, protocol
+from streaming.archive import archive_debate, archive_read
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
@@ -31,16 +35,16 @@ from streaming.fastwrite import frame_writer
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import allow_connection, client_ip
-from streaming.replay import synthesise_events
 
 logger = logging.getLogger(__name__)
 
 # Handlers that skip Channels' per-message aclose_old_connections() (a thread hop each): they
 # never touch the database, or only through database_sync_to_async, whose thread closes old
 # connections itself.
-_NO_DB_HANDLERS = frozenset(
-    {"websocket.connect", "websocket.receive", "websocket.disconnect", "viewer.disconnect"}
-)
+_NO_DB_HANDLERS = frozenset({"websocket.connect", "websocket.receive", "websocket.disconnect"})
+# No channel layer alias is configured under this name: get_channel_layer() gives None, so a
+# socket costs no channel (with the Redis pub/sub layer, one SUBSCRIBE each).
+NO_CHANNEL_LAYER = "no-channel-layer-per-socket"
 
 
 def origin_allowed(scope) -> bool:
@@ -70,6 +74,8 @@ def _parse_last_seq(raw: str | None) -> int | None:
 
 class DebateConsumer(AsyncJsonWebsocketConsumer):
     """One viewer of one debate at /ws/debate/<id>/."""
+
+    channel_layer_alias = NO_CHANNEL_LAYER
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -124,11 +130,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         debate_id = _parse_debate_id(raw_id)
         if debate_id is None:
             return await self.refuse(Close.NOT_FOUND)
-        viewer, viewers = await get_ledger().open(
-            debate_id=debate_id,
-            user=self.scope.get("user"),
-            channel_name=getattr(self, "channel_name", ""),
-            client_ip=ip,
+        viewer = await get_ledger().open(
+            debate_id=debate_id, user=self.scope.get("user"), client_ip=ip
         )
         if viewer is None:
             return await self.refuse(Close.NOT_FOUND)
@@ -150,6 +153,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await get_hub().join(self.debate_id, self)
         self._joined = True
         debate, latest, events, reset = await self._catch_up(debate)
+        viewers = presence.viewers_now(self.debate_id)
         await self._send_text(
             protocol.encode(
                 protocol.connected(self.debate_id, debate.status, latest, viewers, reset=reset)
@@ -174,19 +178,19 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         if not debate.is_finished:
             return debate, 0, [], False  # pending, or running without a log: live only
         debate = await database_sync_to_async(Debate.objects.get)(pk=debate.pk)
-        archived = await database_sync_to_async(archive_events)(debate_id=debate.pk)
-        if archived:
-            latest = archived[-1][0]
-            return await self._reset_if_ahead(
-                debate, latest, [e for e in archived if e[0] > self.last_sent]
-            )
-        synthesised = await database_sync_to_async(synthesise_events)(debate)
-        if not synthesised:
+        archived = await database_sync_to_async(archive_read)(debate_id=debate.pk)
+        if archived is None:
+            archived = await archive_debate(debate.pk)
+        if archived is None:
             return debate, 0, [], False
-        # A synthesised replay has its own numbering: a resuming client starts over from seq 1.
-        reset = self.last_sent > 0
-        self.last_sent = 0
-        return debate, synthesised[-1][0], synthesised, reset
+        events, synthesised = archived
+        if synthesised and self.last_sent:
+            # A synthesis has its own numbering: a resuming client starts over from seq 1.
+            self.last_sent = 0
+            return debate, events[-1][0], events, True
+        return await self._reset_if_ahead(
+            debate, events[-1][0], [e for e in events if e[0] > self.last_sent]
+        )
 
     async def _reset_if_ahead(self, debate, latest, events):
         if self.last_sent <= latest:
@@ -196,8 +200,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.last_sent = 0
         events = await get_event_log().read_after(self.debate_id, 0)
         if not events:
-            archived = await database_sync_to_async(archive_events)(debate_id=debate.pk)
-            events = archived or []
+            archived = await database_sync_to_async(archive_read)(debate_id=debate.pk)
+            events = archived[0] if archived else []
         return debate, latest, events, True
 
     async def _go_live(self) -> None:
@@ -304,8 +308,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         if content["type"] == protocol.PING:
             await self._send_text(protocol.encode(protocol.pong()))
 
-    async def viewer_disconnect(self, message):
-        """Called when an operator disconnects this viewer (admin action)."""
+    async def operator_disconnect(self) -> None:
+        """Called by the hub when an operator disconnects this viewer (admin action)."""
         await self.refuse(Close.OPERATOR_DISCONNECT)
 
     async def disconnect(self, code):
@@ -328,8 +332,6 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             metrics.ACTIVE_CONNECTIONS.dec()
         if self.viewer_id is not None:
             try:
-                await get_ledger().close(
-                    viewer_id=self.viewer_id, debate_id=uuid.UUID(self.debate_id)
-                )
+                await get_ledger().close(viewer_id=self.viewer_id)
             except Exception:
                 logger.warning("closing viewer %s failed", self.viewer_id, exc_info=True)

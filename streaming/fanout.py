@@ -19,8 +19,11 @@ seq they sent.
 
 The same tick sends ``DEBATE/PING`` to the live local viewers of every debate that had no event
 within the interval (any frame proves the link is alive; a large audience's debate is not given
-an extra write per viewer), refreshes this process's liveness key and sweeps stale viewer rows
-(see streaming.services).
+an extra write per viewer), refreshes this process's liveness key and audience counts
+(streaming.presence) and sweeps stale viewer rows (streaming.services).
+
+The hub also moves the process's audience count as consumers join and leave, and closes the
+sockets an operator disconnects (the ``viewers.disconnect`` command of streaming.control).
 """
 
 import asyncio
@@ -33,7 +36,7 @@ from datetime import datetime
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streaming import metrics, protocol, services
+from streaming import control, metrics, presence, protocol, services
 from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
 from streaming.fastwrite import encode_text_frame
@@ -79,6 +82,7 @@ class Hub:
         self._probes: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
         self._start_lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()  # sockets an operator disconnects
         self.started_at = PROCESS_STARTED_AT
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -89,6 +93,7 @@ class Hub:
         async with self._start_lock:
             if self.channel is None:
                 channel = await self.layer.new_channel("hub.")
+                await control.ensure_listening()
                 self._tasks = [
                     asyncio.create_task(self._receive_loop(channel), name="hub-receive"),
                     asyncio.create_task(self._tick_loop(), name="hub-tick"),
@@ -113,6 +118,8 @@ class Hub:
         await self._ensure_started()
         state = self.debates.setdefault(debate_id, _Debate())
         async with state.lock:
+            if consumer not in state.members:
+                presence.joined(debate_id)
             state.members.add(consumer)
             if not state.subscribed:
                 await self.layer.group_add(protocol.group_name(debate_id), self.channel)
@@ -126,7 +133,9 @@ class Hub:
         if state is None:
             return
         async with state.lock:
-            state.members.discard(consumer)
+            if consumer in state.members:
+                state.members.discard(consumer)
+                presence.left(debate_id)
             if not state.members and state.subscribed:
                 state.subscribed = False
                 if self.channel is not None:
@@ -230,7 +239,7 @@ class Hub:
         interval = float(settings.WS_PING_INTERVAL_S)
         try:
             # Start-up sweep: rows a killed process left open (SIGTERM may skip disconnect).
-            await services.process_keepalive(self.process)
+            await presence.process_keepalive()
             await services.viewer_sweep_stale(
                 process=self.process, local_ids=set(), process_started_at=self.started_at
             )
@@ -276,13 +285,34 @@ class Hub:
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
         local_ids = {v for v in viewer_ids if v is not None}
-        await services.process_keepalive(self.process)
+        await presence.process_keepalive()
         await services.viewer_sweep_stale(
             process=self.process, local_ids=local_ids, process_started_at=self.started_at
         )
 
+    def disconnect_viewers(self, viewer_ids: set[int]) -> int:
+        """Close the local sockets of these viewers with 4008 (on this hub's loop)."""
+        found = [
+            consumer
+            for state in self.debates.values()
+            for consumer in state.members
+            if consumer.viewer_id in viewer_ids
+        ]
+        for consumer in found:
+            task = asyncio.ensure_future(consumer.operator_disconnect())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return len(found)
+
 
 _hubs: PerLoop[Hub] = PerLoop(Hub)
+
+
+def on_disconnect_command(message: dict) -> None:
+    """The ``viewers.disconnect`` control command: close these viewers' sockets held here."""
+    viewer_ids = {int(pk) for pk in message.get("viewers", [])}
+    for loop, hub in _hubs.items():
+        loop.call_soon_threadsafe(hub.disconnect_viewers, viewer_ids)
 
 
 def get_hub() -> Hub:

@@ -8,32 +8,23 @@ once, and while requests keep coming at most one batch of opens and one of close
 BATCH_INTERVAL_S, so a burst costs one hop and one transaction per batch (a hop costs ~1 ms
 of CPU here, a row ~50 µs; the hop's Python also holds the GIL the event loop needs). A batch
 that fails fails its own waiters only (their sockets close 4500) and its transaction leaves
-no row behind.
-
-``CONNECTED.viewers`` costs no COUNT(*) per connect either: a debate's live count is read
-inside a batch at most once per COUNT_MAX_AGE_S, then moved by this process's own opens and
-closes. It is exact within one process and lags other processes by at most that long; the
-REST ``viewerCount`` still counts in the database.
+no row behind. The rows say who watches (the admin); how many watch is streaming.presence.
 """
 
 import asyncio
 import logging
-import time
 import uuid
-from collections import Counter
-from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 
-from debates.models import Viewer
 from streaming import services
 from streaming.backends import PerLoop
+from streaming.models import Viewer
 from streaming.services import ViewerRequest
 
 logger = logging.getLogger(__name__)
 
 BATCH_INTERVAL_S = 0.02
-COUNT_MAX_AGE_S = 1.0
 MAX_BATCH = 500
 
 
@@ -41,34 +32,25 @@ class LedgerError(Exception):
     """Raised to each waiter of a batch whose database write failed."""
 
 
-@dataclass
-class _Count:
-    value: int
-    read_at: float
-
-
 class ViewerLedger:
     """Batched viewer opens and closes for the sockets of one event loop."""
 
     def __init__(self) -> None:
         self._opens: list[tuple[ViewerRequest, asyncio.Future]] = []
-        self._closes: list[tuple[int, uuid.UUID, asyncio.Future | None]] = []
-        self._counts: dict[uuid.UUID, _Count] = {}
+        self._closes: list[tuple[int, asyncio.Future | None]] = []
         self._task: asyncio.Task | None = None
 
-    async def open(
-        self, *, debate_id: uuid.UUID, user, channel_name: str, client_ip: str | None
-    ) -> tuple[Viewer | None, int]:
-        """The socket's new Viewer row (None: no such debate) and the debate's live viewers."""
+    async def open(self, *, debate_id: uuid.UUID, user, client_ip: str | None) -> Viewer | None:
+        """The socket's new Viewer row (None: no such debate)."""
         future = asyncio.get_running_loop().create_future()
-        self._opens.append((ViewerRequest(debate_id, user, channel_name, client_ip), future))
+        self._opens.append((ViewerRequest(debate_id, user, client_ip), future))
         self._wake()
         return await future
 
-    async def close(self, *, viewer_id: int, debate_id: uuid.UUID) -> None:
+    async def close(self, *, viewer_id: int) -> None:
         """Mark the viewer's row closed."""
         future = asyncio.get_running_loop().create_future()
-        self._closes.append((viewer_id, debate_id, future))
+        self._closes.append((viewer_id, future))
         self._wake()
         await future
 
@@ -90,50 +72,33 @@ class ViewerLedger:
             self._task = None  # nothing queued is left: the next request starts a new task
 
     async def _write_opens(self, batch: list[tuple[ViewerRequest, asyncio.Future]]) -> None:
-        now = time.monotonic()
-        self._counts = {d: c for d, c in self._counts.items() if now - c.read_at < COUNT_MAX_AGE_S}
         requests = [request for request, _future in batch]
-        stale = {r.debate_id for r in requests} - self._counts.keys()
         try:
-            viewers, counts = await database_sync_to_async(services.viewers_open)(
-                requests=requests, count_debate_ids=stale
-            )
+            viewers = await database_sync_to_async(services.viewers_open)(requests=requests)
         except BaseException as exc:
             _fail([future for _request, future in batch], exc, f"opening {len(batch)} viewers")
             if not isinstance(exc, Exception):
                 raise
             return
-        for debate_id, value in counts.items():
-            self._counts[debate_id] = _Count(value, now)
-        opened = Counter(viewer.debate_id for viewer in viewers if viewer is not None)
-        for debate_id, n in opened.items():
-            if debate_id not in counts:
-                self._counts[debate_id].value += n
         for (_request, future), viewer in zip(batch, viewers, strict=True):
             if future.cancelled():
                 # The socket went away while its row was written: close the row for it.
                 if viewer is not None:
-                    self._closes.append((viewer.pk, viewer.debate_id, None))
-            elif viewer is None:
-                future.set_result((None, 0))
+                    self._closes.append((viewer.pk, None))
             else:
-                future.set_result((viewer, self._counts[viewer.debate_id].value))
+                future.set_result(viewer)
 
-    async def _write_closes(self, batch: list[tuple[int, uuid.UUID, asyncio.Future | None]]):
-        futures = [future for _viewer_id, _debate_id, future in batch if future is not None]
+    async def _write_closes(self, batch: list[tuple[int, asyncio.Future | None]]) -> None:
+        futures = [future for _viewer_id, future in batch if future is not None]
         try:
             await database_sync_to_async(services.viewers_close)(
-                viewer_ids=[viewer_id for viewer_id, _debate_id, _future in batch]
+                viewer_ids=[viewer_id for viewer_id, _future in batch]
             )
         except BaseException as exc:
             _fail(futures, exc, f"closing {len(batch)} viewers")
             if not isinstance(exc, Exception):
                 raise
             return
-        for debate_id, n in Counter(debate_id for _viewer_id, debate_id, _f in batch).items():
-            count = self._counts.get(debate_id)
-            if count is not None:
-                count.value = max(count.value - n, 0)
         for future in futures:
             if not future.done():
                 future.set_result(None)

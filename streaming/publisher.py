@@ -1,50 +1,54 @@
-"""The one function through which the runner publishes debate events.
+"""The one way debate events are published: seq, event log, coalescing, channel-layer message.
 
-``publish_event`` validates the event, coalesces, gives each event the next seq of its debate
-through the event log (atomic in Redis), and publishes the event's pre-encoded JSON text once to
-the channel-layer group ``debate.<id>`` as ``{"type": "debate.event", "debate", "seq", "text",
-"ts"}``, or several events in one message as ``{..., "events": [[seq, text], ...]}``
-(``protocol.layer_events`` reads both); each process's hub (streaming.fanout) writes them to its
-local viewers, one write per message and viewer. ``publish_events`` publishes several events
-together. Per debate a lock serialises publishing, so seq order is publish order.
+``publish_events(debate_id, events, hold_s=0)`` validates the events, holds them in the debate's
+outbox (the one batching mechanism), gives each event the next seq of its debate through the
+event log (atomic in Redis) when the outbox goes out, and publishes the events' pre-encoded JSON
+texts to the channel-layer group ``debate.<id>`` as one message: ``{"type": "debate.event",
+"debate", "seq", "text", "ts"}`` for one event, ``{..., "events": [[seq, text], ...]}`` for
+several (``protocol.layer_events`` reads both). Each process's hub (streaming.fanout) writes a
+message to its local viewers, one write per viewer. Per debate a lock serialises publishing, so
+seq order is publish order.
+
+A debate's outbox lives on the event loop that publishes its events (the loop running the
+debate); a publish from another thread or loop (a service announcing a status on commit) is
+handed to that loop, so every event of a debate goes through one outbox in order.
 
 Coalescing (TOKEN_FLUSH_INTERVAL_MS, 0 disables) sends at most one message per debate per
-interval. An event is held in the debate's outbox, where a token joins the token before it if
-of the same (agent, turn) (so ARGUMENT_COMPLETE.content still equals what the tokens spelled),
-and the outbox goes out as one message when the event must go at once, or else by a timer one
-interval after the last message. At once means: the first event after a quiet interval; with a
-small audience also any non-token event and the first token of each turn. A final STATUS_UPDATE
-is never left to a timer: with a small audience it goes at once, with a large one its publish
-waits for the tick (at most the interval) and sends. Events take their timestamp when they are
-sent.
+interval. In the outbox a token joins the token before it when of the same (agent, turn), so
+ARGUMENT_COMPLETE.content still equals what the tokens spelled. The outbox goes out as one
+message when the newest event must go at once, or else by a timer one interval after the last
+message. At once means: the first event after a quiet interval; with a small audience also any
+non-token event and the first token of each turn. ``hold_s`` holds events until the next event
+that goes out, or at most that long (a debate's opening: ``running`` and the first TURN_CHANGE
+go out with the first token, so each viewer waits for one write, unless the model is slow). A
+final STATUS_UPDATE is never left to a timer: with a small audience it goes at once, with a
+large one its publish waits for the tick and sends. Events take their timestamp when sent.
 
 The interval widens with the audience: every message costs each viewer's server a write, so a
-large audience gets fewer, larger messages. From just before a debate's `running`
-(``follow_audience``, called by the runner) until its final status, its open viewers are
-counted every AUDIENCE_REFRESH_S, and the interval is
+large audience gets fewer, larger messages. From a debate's ``running`` until its final status
+(or ``release``), its audience (streaming.presence: no database query) is read when ``running``
+is published and then every AUDIENCE_REFRESH_S, and the interval is
 ``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
 ``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
-the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened
-past TOKEN_FLUSH_INTERVAL_MS (a large audience), every event waits for the next tick, so each
-viewer gets one write per interval.
+the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened past
+TOKEN_FLUSH_INTERVAL_MS (a large audience), every event waits for the next tick, so each viewer
+gets one write per interval.
 
-After a debate's final STATUS_UPDATE its whole event log is archived in the database
-(streaming.archive), so a replay after the log's TTL has the live seqs and texts.
+After a debate's final STATUS_UPDATE it is archived (streaming.archive), so a replay after the
+log's TTL has the live seqs and texts.
 """
 
 import asyncio
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from debates.selectors import live_viewers
-from streaming import protocol
-from streaming.archive import archive_debate_log
-from streaming.backends import PerLoop
+from streaming import presence, protocol
+from streaming.archive import archive_debate
 from streaming.eventlog import get_event_log
 
 logger = logging.getLogger(__name__)
@@ -52,27 +56,38 @@ logger = logging.getLogger(__name__)
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 AUDIENCE_REFRESH_S = 2.0
 
+Event = tuple[str, dict]
+
 
 @dataclass
 class _DebateStream:
+    loop: asyncio.AbstractEventLoop
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    outbox: list[tuple[str, dict]] = field(default_factory=list)  # held events, tokens merged
+    outbox: list[Event] = field(default_factory=list)  # held events, tokens merged
     timer: asyncio.Task | None = None
+    timer_due: float = float("inf")  # loop time the timer flushes at
     sent_key: tuple | None = None  # (agent, turn) of the last token sent
     sent_at: float = float("-inf")  # loop time of the last message sent
     viewers: int = 0
     audience: asyncio.Task | None = None
 
 
-_streams: PerLoop[dict[str, _DebateStream]] = PerLoop(dict)
+_streams: dict[str, _DebateStream] = {}
+_streams_lock = threading.Lock()
 
 
 def _stream(debate_id: str) -> _DebateStream:
-    per_loop = _streams.get()
-    stream = per_loop.get(debate_id)
-    if stream is None:
-        stream = per_loop[debate_id] = _DebateStream()
-    return stream
+    """The debate's stream: its own loop's, or a new one on the running loop."""
+    loop = asyncio.get_running_loop()
+    with _streams_lock:
+        stream = _streams.get(debate_id)
+        if (
+            stream is None
+            or stream.loop.is_closed()
+            or (stream.loop is not loop and not stream.loop.is_running())
+        ):
+            stream = _streams[debate_id] = _DebateStream(loop=loop)
+        return stream
 
 
 def flush_interval_ms(viewers: int) -> float:
@@ -84,32 +99,30 @@ def flush_interval_ms(viewers: int) -> float:
     return min(max(base, wanted), max(float(settings.TOKEN_FLUSH_MAX_MS), base))
 
 
-def _count_viewers(debate_id: str) -> int:
-    return live_viewers(debate_id=debate_id).count()
-
-
 def _follows_audience() -> bool:
     return flush_interval_ms(0) > 0 and float(settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS) > 0
 
 
-async def _count_into(debate_id: str, stream: _DebateStream) -> None:
+async def _count_audience(debate_id: str, stream: _DebateStream) -> None:
     try:
-        stream.viewers = await database_sync_to_async(_count_viewers)(debate_id)
+        stream.viewers = await presence.audience(debate_id)
     except Exception:
-        logger.warning("counting the viewers of debate %s failed", debate_id, exc_info=True)
+        logger.warning("reading the audience of debate %s failed", debate_id, exc_info=True)
 
 
-async def _follow_audience(debate_id: str, stream: _DebateStream, delay: float) -> None:
-    """Keep stream.viewers near the debate's open viewer count while the debate runs."""
-    await asyncio.sleep(delay)
-    while _streams.get().get(debate_id) is stream:
-        await _count_into(debate_id, stream)
+async def _follow_audience(debate_id: str, stream: _DebateStream) -> None:
+    """Keep stream.viewers near the debate's audience while the debate runs."""
+    while _streams.get(debate_id) is stream:
         await asyncio.sleep(AUDIENCE_REFRESH_S)
+        await _count_audience(debate_id, stream)
 
 
-def _start_following(debate_id: str, stream: _DebateStream, delay: float = 0.0) -> None:
+async def _start_following(debate_id: str, stream: _DebateStream) -> None:
+    # Counted before its opening is sent, so a large audience's first events already go out
+    # at the interval it needs, not one message each.
     if stream.audience is None and _follows_audience():
-        stream.audience = asyncio.create_task(_follow_audience(debate_id, stream, delay))
+        await _count_audience(debate_id, stream)
+        stream.audience = asyncio.create_task(_follow_audience(debate_id, stream))
 
 
 def _stop_following(stream: _DebateStream) -> None:
@@ -118,22 +131,18 @@ def _stop_following(stream: _DebateStream) -> None:
         stream.audience = None
 
 
-async def follow_audience(debate_id) -> None:
-    """Count the debate's open viewers now, then every AUDIENCE_REFRESH_S until its final
-    status (or stop_following). A runner calls this before `running`, so a large audience's
-    first events already go out at the interval it needs, not one message each."""
-    key = str(debate_id)
-    stream = _stream(key)
-    if stream.audience is None and _follows_audience():
-        await _count_into(key, stream)
-        _start_following(key, stream, delay=AUDIENCE_REFRESH_S)
-
-
-def stop_following(debate_id) -> None:
-    """Stop counting the debate's audience (a run that ends without a final status)."""
-    stream = _streams.get().get(str(debate_id))
-    if stream is not None:
+def release(debate_id) -> None:
+    """Stop following the debate's audience (a run that ends without a final status)."""
+    stream = _streams.get(str(debate_id))
+    if stream is not None and stream.loop is _running_loop():
         _stop_following(stream)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def _append(debate_id: str, action_type: str, fields: dict) -> tuple[int, str, dict]:
@@ -174,7 +183,7 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
     """Send the outbox now as one message (consecutive seqs); return the actions sent."""
     if stream.timer is not None and stream.timer is not asyncio.current_task():
         stream.timer.cancel()
-    stream.timer = None
+    stream.timer, stream.timer_due = None, float("inf")
     events, stream.outbox = stream.outbox, []
     if not events:
         return []
@@ -182,8 +191,6 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
     for action_type, payload in events:
         if action_type == protocol.TOKEN_RECEIVED:
             stream.sent_key = (payload["agent"], payload["turn"])
-        elif action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
-            _start_following(debate_id, stream)
         logged.append(await _append(debate_id, action_type, payload))
     await _send(debate_id, logged)
     stream.sent_at = asyncio.get_running_loop().time()
@@ -200,6 +207,17 @@ async def _flush_later(debate_id: str, stream: _DebateStream, delay: float) -> N
                 logger.exception("event flush of debate %s failed", debate_id)
 
 
+def _flush_at(debate_id: str, stream: _DebateStream, due: float) -> None:
+    """Make sure the outbox goes out by loop time `due` at the latest."""
+    if stream.timer is not None and stream.timer_due <= due:
+        return
+    if stream.timer is not None:
+        stream.timer.cancel()
+    delay = max(due - stream.loop.time(), 0.0)
+    stream.timer = asyncio.create_task(_flush_later(debate_id, stream, delay))
+    stream.timer_due = due
+
+
 def _goes_out_now(stream: _DebateStream, action_type: str, payload: dict, now: float) -> bool:
     """Whether this event (with anything held) is sent at once rather than at the next tick."""
     base = flush_interval_ms(0) / 1000.0
@@ -214,27 +232,31 @@ def _goes_out_now(stream: _DebateStream, action_type: str, payload: dict, now: f
     return interval <= base and stream.sent_key != (payload["agent"], payload["turn"])
 
 
-async def _publish_locked(key: str, stream: _DebateStream, events) -> list[dict]:
-    loop = asyncio.get_running_loop()
+def _is_final(action_type: str, payload: dict) -> bool:
+    return action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+
+
+async def _publish_locked(key: str, stream: _DebateStream, events, hold_s: float) -> list[dict]:
     for action_type, payload in events:
+        if action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
+            await _start_following(key, stream)
         _hold(stream, action_type, payload)
     action_type, payload = events[-1]
-    now = loop.time()
+    now = stream.loop.time()
+    final = _is_final(action_type, payload)
+    if hold_s > 0 and not final:
+        _flush_at(key, stream, now + hold_s)
+        return []
     if _goes_out_now(stream, action_type, payload, now):
         return await _flush_locked(key, stream)
     delay = max(stream.sent_at + flush_interval_ms(stream.viewers) / 1000.0 - now, 0.0)
-    if _is_final(action_type, payload):
+    if final:
         # The last message waits for the tick too (else it is a second fan-out right behind
-        # the previous one), and the caller archives the log only once it is sent.
+        # the previous one), and the debate is archived only once it is sent.
         await asyncio.sleep(delay)
         return await _flush_locked(key, stream)
-    if stream.timer is None:
-        stream.timer = asyncio.create_task(_flush_later(key, stream, delay))
+    _flush_at(key, stream, now + delay)
     return []
-
-
-def _is_final(action_type: str, payload: dict) -> bool:
-    return action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
 
 
 async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
@@ -242,25 +264,33 @@ async def publish_event(debate_id, action_type: str, payload: dict) -> dict:
     return (await publish_events(debate_id, [(action_type, payload)]))[-1]
 
 
-async def publish_events(debate_id, events: list[tuple[str, dict]]) -> list[dict]:
+async def publish_events(debate_id, events: list[Event], *, hold_s: float = 0.0) -> list[dict]:
     """Publish debate events in order; events published together go out together, in one
-    message (e.g. a debate's opening: `running`, the first TURN_CHANGE and the first token, so
-    each viewer waits for one write). Returns the actions this call sent (events held before
-    included, merged tokens as one), or, when it sent nothing, these events with seq None."""
+    message. ``hold_s`` > 0 holds them for the next event that goes out, at most that long.
+    Returns the actions this call sent (events held before included, merged tokens as one),
+    or, when it sent nothing, these events with seq None."""
     key = str(debate_id)
     checked = [(protocol.normalise_type(kind), payload) for kind, payload in events]
     for kind, payload in checked:
         protocol.event_payload(kind, key, payload)  # refuse malformed events before any is sent
     stream = _stream(key)
+    if stream.loop is not asyncio.get_running_loop():
+        # Another loop runs this debate: publish there, through its outbox, in order.
+        future = asyncio.run_coroutine_threadsafe(
+            publish_events(key, checked, hold_s=hold_s), stream.loop
+        )
+        return await asyncio.wrap_future(future)
     async with stream.lock:
-        sent = await _publish_locked(key, stream, checked)
+        sent = await _publish_locked(key, stream, checked, hold_s)
         final = any(_is_final(kind, payload) for kind, payload in checked)
         if final:
             _stop_following(stream)
-            _streams.get().pop(key, None)
+            with _streams_lock:
+                if _streams.get(key) is stream:
+                    del _streams[key]
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
-        await archive_debate_log(key)
+        await archive_debate(key)
     if sent:
         return sent
     return [

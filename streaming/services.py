@@ -1,11 +1,12 @@
-"""Viewer rows: open on connect, close on disconnect, and sweep the ones a dead process left open.
+"""Viewer rows: open on connect, close on disconnect, sweep the ones a dead process left open, and
+disconnect viewers on an operator's request.
 
 No database write happens per token: a Viewer row is written twice per connection.
 Rows are written in batches (streaming.ledger): one transaction per batch of connects, one
 UPDATE per batch of disconnects.
 Stale rows (SIGTERM may cancel a consumer without running its disconnect): with REDIS_URL each
 row names its server process (``Viewer.process``, ``tradeapp.instance.process_id``), every process
-refreshes one key of its own (TTL 3 x WS_PING_INTERVAL_S) on its hub tick, and any process
+refreshes one key of its own (streaming.presence) on its hub tick, and any process
 closes the open rows, older than that TTL, of processes whose key is gone, and its own open rows
 that no local consumer holds. The tick's cost does not grow with the viewers: one SET, one query
 for the other processes, one MGET. Without Redis (one process), open rows that are not this
@@ -20,22 +21,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from debates.models import Debate, Viewer
-from debates.selectors import live_viewer_counts, live_viewers
-from streaming import backends
+from debates.models import Debate
+from streaming import backends, control, presence
+from streaming.models import Viewer
+from streaming.selectors import live_viewers
 from tradeapp.instance import process_id
 
 logger = logging.getLogger(__name__)
 
 STALE_PROCESSES_MAX = 1000  # per sweep; the next tick takes the rest
-
-
-def _alive_ttl_s() -> int:
-    return max(int(3 * float(settings.WS_PING_INTERVAL_S)), 5)
 
 
 @dataclass(frozen=True)
@@ -44,15 +41,11 @@ class ViewerRequest:
 
     debate_id: uuid.UUID
     user: object
-    channel_name: str
     client_ip: str | None
 
 
-def viewers_open(
-    *, requests: Sequence[ViewerRequest], count_debate_ids: Collection[uuid.UUID] = ()
-) -> tuple[list[Viewer | None], dict[uuid.UUID, int]]:
-    """Record a batch of opened sockets (None where the debate does not exist) and count the
-    live viewers of count_debate_ids (those that exist) after it."""
+def viewers_open(*, requests: Sequence[ViewerRequest]) -> list[Viewer | None]:
+    """Record a batch of opened sockets (None where the debate does not exist)."""
     # The lookup stays outside the transaction: on SQLite a transaction that reads first
     # cannot take the write lock while another process writes (SQLITE_BUSY, no busy wait).
     debates = Debate.objects.in_bulk({request.debate_id for request in requests})
@@ -60,7 +53,6 @@ def viewers_open(
         Viewer(
             debate=debates[request.debate_id],
             user=request.user if getattr(request.user, "is_authenticated", False) else None,
-            channel_name=request.channel_name,
             client_ip=request.client_ip,
             process=process_id(),
         )
@@ -68,11 +60,9 @@ def viewers_open(
         else None
         for request in requests
     ]
-    counted = [debate_id for debate_id in count_debate_ids if debate_id in debates]
     with transaction.atomic():
         Viewer.objects.bulk_create([viewer for viewer in viewers if viewer is not None])
-        counts = live_viewer_counts(debate_ids=counted) if counted else {}
-    return viewers, counts
+    return viewers
 
 
 def viewers_close(*, viewer_ids: Collection[int]) -> int:
@@ -80,12 +70,6 @@ def viewers_close(*, viewer_ids: Collection[int]) -> int:
     return Viewer.objects.filter(pk__in=viewer_ids, disconnected_at__isnull=True).update(
         disconnected_at=timezone.now()
     )
-
-
-async def process_keepalive(process: str) -> None:
-    """Refresh this process's liveness key (Redis only); its viewers' rows are then not stale."""
-    if backends.redis_url():
-        await backends.redis_client().set(backends.key("process", process), 1, ex=_alive_ttl_s())
 
 
 def _sweepable(before):
@@ -128,14 +112,12 @@ async def viewer_sweep_stale(
         stale = await database_sync_to_async(_not_local)(local_ids, before)
         closed = await database_sync_to_async(viewers_close)(viewer_ids=stale) if stale else 0
     else:
-        before = timezone.now() - timedelta(seconds=_alive_ttl_s())
+        before = timezone.now() - timedelta(seconds=presence.alive_ttl_s())
         closed = 0
         others = await database_sync_to_async(_other_processes)(process, before)
         if others:
-            alive = await backends.redis_client().mget(
-                [backends.key("process", other) for other in others]
-            )
-            dead = [other for other, flag in zip(others, alive, strict=True) if flag is None]
+            alive = await presence.processes_alive(others)
+            dead = [other for other, up in zip(others, alive, strict=True) if not up]
             if dead:
                 closed += await database_sync_to_async(viewers_close_of_processes)(
                     processes=dead, before=before
@@ -146,3 +128,16 @@ async def viewer_sweep_stale(
     if closed:
         logger.info("closed %d stale viewer rows", closed)
     return closed
+
+
+def viewers_disconnect(*, viewers) -> int:
+    """Close the open sockets of these Viewer rows, in whichever process holds them (each gets
+    DEBATE/ERROR then close 4008); return how many were asked."""
+    by_process: dict[str, list[int]] = {}
+    for pk, process in viewers.filter(disconnected_at__isnull=True).values_list("pk", "process"):
+        by_process.setdefault(process, []).append(pk)
+    for process, ids in by_process.items():
+        control.send_sync(process, {"type": "viewers.disconnect", "viewers": ids})
+    count = sum(len(ids) for ids in by_process.values())
+    logger.info("operator asked %d viewers to disconnect", count)
+    return count

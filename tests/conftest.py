@@ -8,6 +8,9 @@ import redis
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from debates.runs import launch
+from streaming import control, presence
+
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
@@ -47,6 +50,17 @@ def auth_client(access_token) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _process_state_left_clean():
+    """Each test starts with no audience counted, no control listener and no runner thread,
+    and leaves none behind."""
+    presence.reset()
+    yield
+    launch.stop_runner_loop()
+    control.forget_listener()
+    presence.reset()
 
 
 @pytest.fixture

@@ -84,9 +84,11 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL and a busy timeout let the runner write while daphne serves reads.
+    # WAL and a busy timeout let the runner write while daphne serves reads; transactions take
+    # the write lock when they begin (BEGIN IMMEDIATE), so one that reads and then writes waits
+    # for another writer instead of failing at once with "database is locked".
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"}
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;", "transaction_mode": "IMMEDIATE"}
     )
     # Tests get a file, not Django's shared-cache in-memory database: the runner writes from its
     # own thread, and shared-cache table locks fail at once ("database table is locked") where
@@ -207,9 +209,9 @@ MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "sample")
 MARKET_DATA_URL = env_str("MARKET_DATA_URL")
 DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
-# 0: derived from the LLM timeouts (debates.runner.idle_timeout_s).
+# 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
-# With Redis, debates started over REST run on their own thread's loop (debates.runner).
+# With Redis, debates started over REST run on their own thread's loop (debates.runs.launch).
 DEBATE_RUNNER_OWN_THREAD = env_bool("DEBATE_RUNNER_OWN_THREAD", True)
 
 WS_ALLOWED_ORIGINS = env_list(

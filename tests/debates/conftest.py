@@ -27,6 +27,6 @@ def claimed(user):
 
     def make(asset="BTC", max_turns=2, runner_id="r1") -> Debate:
         debate = services.debate_create(asset=asset, max_turns=max_turns, created_by=user)
-        return services.debate_start(debate=debate, user=user, runner_id=runner_id, launch=False)
+        return services.debate_claim(debate=debate, runner_id=runner_id)
 
     return make

@@ -3,7 +3,9 @@
 import pytest
 from django.utils import timezone
 
-from debates.models import Argument, Debate, Viewer
+from debates.models import Argument, Debate
+from streaming import presence
+from streaming.models import Viewer
 
 pytestmark = pytest.mark.django_db
 
@@ -18,9 +20,11 @@ def admin_client_logged_in(client, staff_user):
 def debate(user):
     debate = Debate.objects.create(asset="BTC", status="running", max_turns=4, created_by=user)
     Argument.objects.create(debate=debate, turn=1, agent="bull", content="Momentum is strong.")
-    Viewer.objects.create(debate=debate, channel_name="live-1", client_ip="127.0.0.1")
-    Viewer.objects.create(debate=debate, channel_name="live-2", client_ip="127.0.0.2")
-    Viewer.objects.create(debate=debate, channel_name="gone", disconnected_at=timezone.now())
+    Viewer.objects.create(debate=debate, client_ip="127.0.0.1")
+    Viewer.objects.create(debate=debate, client_ip="127.0.0.2")
+    Viewer.objects.create(debate=debate, disconnected_at=timezone.now())
+    for _ in range(2):  # the two open sockets, as this process's hub counts them
+        presence.joined(str(debate.id))
     return debate
 
 
@@ -56,7 +60,7 @@ def test_debate_add_page_renders(admin_client_logged_in):
 
 
 def test_viewer_live_only_filter(admin_client_logged_in, debate):
-    resp = admin_client_logged_in.get("/admin/debates/viewer/?live=yes")
+    resp = admin_client_logged_in.get("/admin/streaming/viewer/?live=yes")
     assert resp.status_code == 200
     html = resp.content.decode()
     assert "127.0.0.1" in html

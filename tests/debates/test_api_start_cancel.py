@@ -8,8 +8,9 @@ from django.test import override_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from debates import runner, services
+from debates import services
 from debates.models import Argument, Debate
+from debates.runs import launch, run
 from tests.stubs.events import FlakyModel
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast")]
@@ -34,7 +35,7 @@ def debate(user):
 
 
 def wait_for_run(debate_id) -> str:
-    future = runner.background_future(debate_id)
+    future = launch.background_future(debate_id)
     return future.result(timeout=WAIT_S) if future is not None else "not launched"
 
 
@@ -86,7 +87,7 @@ def test_a_pending_debate_can_be_cancelled_and_then_not_started(auth_client, deb
 
 def test_cancel_a_running_debate(auth_client, debate, monkeypatch):
     # The model hangs mid-turn, so the debate is certainly running when the cancel arrives.
-    monkeypatch.setattr(runner, "build_llm", lambda *a, **k: FlakyModel(hang_on_turn=1))
+    monkeypatch.setattr(run, "build_llm", lambda *a, **k: FlakyModel(hang_on_turn=1))
     assert auth_client.post(f"/api/debates/{debate.id}/start/").status_code == 202
     resp = auth_client.post(f"/api/debates/{debate.id}/cancel/")
     assert resp.json() == {"id": str(debate.id), "status": "cancelled"}
@@ -99,13 +100,13 @@ def test_cancel_a_running_debate(auth_client, debate, monkeypatch):
 
 def test_concurrent_starts_give_one_202_one_409_and_one_run(user, debate, monkeypatch):
     launches = []
-    real_launch = runner.launch
+    real_launch = launch.launch
 
     def counting_launch(debate_id, **kwargs):
         launches.append(debate_id)
         return real_launch(debate_id, **kwargs)
 
-    monkeypatch.setattr(runner, "launch", counting_launch)
+    monkeypatch.setattr(launch, "launch", counting_launch)
     barrier = threading.Barrier(2)
     codes = []
 

@@ -9,10 +9,11 @@ from channels.testing import HttpCommunicator
 from django.test import override_settings
 from django.utils import timezone
 
-from debates import runner
 from debates.middleware import StaleDebateJanitorMiddleware
 from debates.models import Argument, Debate, DebateStatus
+from debates.runs import janitor, launch
 from tests.stubs.events import BIG_LAYER, close_async_db_connections  # noqa: F401 - a fixture
+from tradeapp.instance import process_id
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -49,12 +50,12 @@ async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
         CHANNEL_LAYERS=BIG_LAYER,
     ):
         debate = await sync_to_async(_stale_debate)()
-        loop_tasks_before = set(runner._tasks)
+        loop_tasks_before = set(janitor._tasks)
         for path in ("/healthz", "/readyz"):
             response = await HttpCommunicator(wrapped, "GET", path).get_response()
             assert response["status"] == 200
         assert calls == ["/healthz", "/readyz"]
-        janitors = [t for t in runner._tasks - loop_tasks_before if not t.done()]
+        janitors = [t for t in janitor._tasks - loop_tasks_before if not t.done()]
         try:
             for _ in range(600):
                 await debate.arefresh_from_db()
@@ -62,10 +63,10 @@ async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
                     break
                 await asyncio.sleep(0.05)
             assert debate.status == DebateStatus.COMPLETED
-            assert debate.runner_id == runner.PROCESS_RUNNER_ID
+            assert debate.runner_id == process_id()
             turns = [(a.turn, a.agent) async for a in Argument.objects.filter(debate=debate)]
             assert turns == [(1, "bull"), (2, "bear"), (3, "moderator")]
         finally:
-            for task in list(runner._tasks):
+            for task in [*janitor._tasks, *launch._tasks]:
                 task.cancel()
             await asyncio.gather(*janitors, return_exceptions=True)

@@ -4,7 +4,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from debates.models import Argument, Debate, DebateStatus, Viewer
+from debates.models import Argument, Debate, DebateStatus
+from streaming.models import Viewer
 
 
 @pytest.mark.django_db
@@ -80,7 +81,7 @@ def test_is_finished(status, finished):
 @pytest.mark.django_db
 def test_viewer_is_live_until_disconnected(user):
     debate = Debate.objects.create(asset="BTC")
-    viewer = Viewer.objects.create(debate=debate, user=user, channel_name="c", client_ip="::1")
+    viewer = Viewer.objects.create(debate=debate, user=user, client_ip="::1")
     assert viewer.is_live
     viewer.disconnected_at = viewer.connected_at
     assert not viewer.is_live

@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from debates import services
 from debates.models import Argument
-from debates.runner import DebateRun
+from debates.runs.run import DebateRun
 from streaming import protocol
 from tests.stubs.events import (
     BIG_LAYER,
@@ -42,7 +42,7 @@ def stub():
 def claimed(user):
     def make(max_turns=2):
         debate = services.debate_create(asset="ETH", max_turns=max_turns, created_by=user)
-        return services.debate_start(debate=debate, user=user, runner_id="r1", launch=False)
+        return services.debate_claim(debate=debate, runner_id="r1")
 
     return make
 

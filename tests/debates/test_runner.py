@@ -8,10 +8,11 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from django.utils import timezone
 
-from debates import runner, services
+from debates import lifecycle, services
 from debates.engine.market import MarketDataError
 from debates.models import Argument, Debate
-from debates.runner import DebateRun
+from debates.runs import errors, launch
+from debates.runs.run import DebateRun, local_run
 from streaming import protocol
 from tests.stubs.events import (
     EventCollector,
@@ -131,18 +132,18 @@ async def test_cancel_stops_within_a_token_and_drops_the_partial_argument(claime
     after_stop = []
 
     def observer(action_type, payload):
-        run = runner.local_run(debate.id)
+        run = local_run(debate.id)
         if run is not None and run._stop_reason and action_type == protocol.TOKEN_RECEIVED:
             after_stop.append(payload)
 
     async def cancel_at_fifth_token(action):
         turn2 = [e for e in events.of(protocol.TOKEN_RECEIVED) if e["turn"] == 2]
         if action["type"] == protocol.TOKEN_RECEIVED and len(turn2) == 5 and not cancelled:
-            cancelled.append(await sync_to_async(services.debate_cancel)(debate=debate, user=None))
+            cancelled.append(await sync_to_async(lifecycle.cancel)(debate=debate, user=None))
 
     cancelled = []
     async with EventCollector(debate.id, on_event=cancel_at_fifth_token) as events:
-        task = runner.launch(
+        task = launch.launch(
             debate.id, runner_id="r1", llm=FlakyModel(endless_on_turn=2), observer=observer
         )
         assert await task == "cancelled"
@@ -156,13 +157,13 @@ async def test_cancel_stops_within_a_token_and_drops_the_partial_argument(claime
     assert debate.status == "cancelled"
     assert debate.finished_at is not None
     assert [a.turn async for a in Argument.objects.filter(debate=debate)] == [1]
-    assert runner.local_run(debate.id) is None
+    assert local_run(debate.id) is None
 
 
-async def test_cancel_reaches_a_runner_in_another_process_through_the_control_group(claimed):
+async def test_cancel_reaches_a_run_that_was_not_launched_here(claimed):
     debate = await sync_to_async(claimed)(max_turns=2)
-    # Not launched through runner.launch, so this process does not know the run: the cancel
-    # must travel over the channel layer, as it would to another daphne process.
+    # Run directly (as manage.py run_debate does), not through launch(): the run registers
+    # itself, so the cancel's stop finds it.
     run = DebateRun(debate.id, runner_id="r1", llm=FlakyModel(hang_on_turn=1))
 
     async def cancel_when_hanging(action):
@@ -170,11 +171,11 @@ async def test_cancel_reaches_a_runner_in_another_process_through_the_control_gr
             action["type"] == protocol.TOKEN_RECEIVED
             and len(events.of(protocol.TOKEN_RECEIVED)) == 3
         ) and not done:
-            done.append(await sync_to_async(services.debate_cancel)(debate=debate, user=None))
+            done.append(await sync_to_async(lifecycle.cancel)(debate=debate, user=None))
 
     done = []
     async with EventCollector(debate.id, on_event=cancel_when_hanging) as events:
-        assert runner.local_run(debate.id) is None
+        assert local_run(debate.id) is None
         assert await run.run() == "cancelled"
         await events.finished.wait()
     assert events.events[-1]["payload"]["status"] == "cancelled"
@@ -232,7 +233,7 @@ async def test_stale_debate_is_taken_over_and_resumed_after_its_last_argument(cl
     fresh = await sync_to_async(claimed)(max_turns=2, runner_id="alive")
     await sync_to_async(_make_stale)(stale, arguments=2)
 
-    claimed_ids = await sync_to_async(services.recover_stale_debates)(runner_id="r2")
+    claimed_ids = await sync_to_async(services.debates_take_over_stale)(runner_id="r2")
     assert claimed_ids == [stale.id]
     async with EventCollector(stale.id) as events:
         assert await DebateRun(stale.id, runner_id="r2").run() == "completed"
@@ -250,11 +251,11 @@ async def test_stale_debate_is_taken_over_and_resumed_after_its_last_argument(cl
 async def test_takeover_is_exclusive(claimed):
     debate = await sync_to_async(claimed)(runner_id="dead")
     await sync_to_async(_make_stale)(debate, arguments=0)
-    first = await sync_to_async(services.recover_stale_debates)(runner_id="a")
-    second = await sync_to_async(services.recover_stale_debates)(runner_id="b")
+    first = await sync_to_async(services.debates_take_over_stale)(runner_id="a")
+    second = await sync_to_async(services.debates_take_over_stale)(runner_id="b")
     assert (first, second) == ([debate.id], [])
 
 
 def test_describe_error_is_short_and_clear():
-    assert runner.describe_error(RuntimeError("x\nTraceback...")) == "RuntimeError: x"
-    assert len(runner.describe_error(ValueError("y" * 5000))) <= runner.MAX_ERROR_CHARS
+    assert errors.describe_error(RuntimeError("x\nTraceback...")) == "RuntimeError: x"
+    assert len(errors.describe_error(ValueError("y" * 5000))) <= errors.MAX_ERROR_CHARS

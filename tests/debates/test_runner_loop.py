@@ -8,9 +8,11 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from django.utils import timezone
 
-from debates import runner
 from debates.models import Debate
+from debates.runs import janitor, launch
+from debates.runs.run import local_run
 from tests.stubs.events import close_async_db_connections  # noqa: F401 - a fixture
+from tradeapp.instance import process_id
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -20,8 +22,8 @@ pytestmark = [
 
 async def _start_from_a_view(debate_id):
     """Launch as the start view does: sync code in a thread under this (server) loop."""
-    future = await sync_to_async(runner.launch)(debate_id)
-    run = runner.local_run(debate_id)
+    future = await sync_to_async(launch.launch)(debate_id)
+    run = local_run(debate_id)
     status = await asyncio.wrap_future(future)
     return run, status
 
@@ -40,10 +42,10 @@ def _redis_settings(redis_url, redis_prefix):
 
 async def test_with_redis_the_debate_runs_on_the_runner_thread(claimed, redis_url, redis_prefix):
     with _redis_settings(redis_url, redis_prefix):
-        debate = await sync_to_async(claimed)(max_turns=1, runner_id=runner.PROCESS_RUNNER_ID)
+        debate = await sync_to_async(claimed)(max_turns=1, runner_id=process_id())
         run, status = await _start_from_a_view(debate.id)
     assert status == "completed"
-    assert run.loop is runner._runner_loop()
+    assert run.loop is launch.runner_loop()
     assert run.loop is not asyncio.get_running_loop()
 
 
@@ -53,7 +55,7 @@ async def test_without_redis_or_when_turned_off_it_runs_on_the_server_loop(
 ):
     redis = "" if own_thread else redis_url  # either cause alone keeps it on the server loop
     with override_settings(REDIS_URL=redis, DEBATE_RUNNER_OWN_THREAD=own_thread):
-        debate = await sync_to_async(claimed)(max_turns=1, runner_id=runner.PROCESS_RUNNER_ID)
+        debate = await sync_to_async(claimed)(max_turns=1, runner_id=process_id())
         run, status = await _start_from_a_view(debate.id)
     assert status == "completed"
     assert run.loop is asyncio.get_running_loop()
@@ -67,17 +69,17 @@ async def test_with_redis_a_taken_over_debate_runs_on_the_runner_thread(
         await Debate.objects.filter(pk=debate.pk).aupdate(
             heartbeat_at=timezone.now() - timedelta(hours=1)
         )
-        janitor = asyncio.create_task(runner._janitor())
+        sweeper = asyncio.create_task(janitor.janitor())
         try:
             for _ in range(600):
-                run = runner.local_run(debate.id)
-                future = runner.background_future(debate.id)
+                run = local_run(debate.id)
+                future = launch.background_future(debate.id)
                 if run is not None and future is not None:
                     break
                 await asyncio.sleep(0.05)
             assert await asyncio.wrap_future(future) == "completed"
         finally:
-            janitor.cancel()
-            await asyncio.gather(janitor, return_exceptions=True)
-    assert run.runner_id == runner.PROCESS_RUNNER_ID
-    assert run.loop is runner._runner_loop()
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+    assert run.runner_id == process_id()
+    assert run.loop is launch.runner_loop()

@@ -6,9 +6,9 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from debates import runner
+from debates import services
 from debates.engine.llm import OfflineAnalystModel
-from debates.runner import DebateRun
+from debates.runs.run import DebateRun
 from streaming import protocol
 from tests.stubs.events import EventCollector, close_async_db_connections  # noqa: F401
 
@@ -39,7 +39,7 @@ async def _run(debate_id, llm=None) -> EventCollector:
 
 
 async def test_the_opening_and_the_first_token_are_one_message(claimed, monkeypatch):
-    monkeypatch.setattr(runner, "OPENING_HOLD_S", 60.0)  # never the reason it goes out
+    monkeypatch.setattr(services, "OPENING_HOLD_S", 60.0)  # never the reason it goes out
     debate = await sync_to_async(claimed)(max_turns=1)
     events = await _run(debate.id)
     assert events.messages[0] == [*OPENING, protocol.TOKEN_RECEIVED]
@@ -48,7 +48,7 @@ async def test_the_opening_and_the_first_token_are_one_message(claimed, monkeypa
 
 async def test_a_model_slow_to_start_gets_its_opening_sent_first(claimed, monkeypatch):
     # The hold's timer is set before the model starts thinking, so it always fires first.
-    monkeypatch.setattr(runner, "OPENING_HOLD_S", 0.01)
+    monkeypatch.setattr(services, "OPENING_HOLD_S", 0.01)
     debate = await sync_to_async(claimed)(max_turns=1)
     events = await _run(debate.id, llm=SlowToStartModel(seed="slow", tokens_per_s=0))
     assert events.messages[0] == OPENING
@@ -58,7 +58,7 @@ async def test_a_model_slow_to_start_gets_its_opening_sent_first(claimed, monkey
 async def test_a_model_that_fails_before_its_first_token_still_shows_the_opening(
     claimed, monkeypatch
 ):
-    monkeypatch.setattr(runner, "OPENING_HOLD_S", 60.0)
+    monkeypatch.setattr(services, "OPENING_HOLD_S", 60.0)
 
     class BrokenModel(OfflineAnalystModel):
         async def _astream(self, messages, stop=None, run_manager=None, **kwargs):

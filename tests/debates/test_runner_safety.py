@@ -1,22 +1,26 @@
 """Runner safety: nothing leaves a debate `running` forever, nothing leaks, events follow saves."""
 
 import asyncio
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.test import override_settings
 
-from debates import runner, services
+from debates import services
 from debates.engine.state import ArgumentItem
 from debates.models import Argument, Debate
-from debates.runner import DebateRun
-from streaming import protocol
+from debates.runs import launch
+from debates.runs import run as run_module
+from debates.runs.run import DebateRun
+from streaming import control, protocol
 from tests.stubs.events import (
     EventCollector,
     FlakyModel,
     close_async_db_connections,  # noqa: F401 - a fixture
 )
+from tradeapp.instance import process_id
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -42,13 +46,13 @@ async def test_a_model_that_hangs_mid_turn_fails_the_debate_instead_of_heartbeat
 
 def test_the_default_idle_timeout_outlasts_every_openai_retry_and_a_slow_offline_rate():
     with override_settings(OPENAI_TIMEOUT_S=30, OPENAI_MAX_RETRIES=2, OFFLINE_LLM_TOKENS_PER_S=0.5):
-        assert runner.idle_timeout_s() == 60 + 90 + 2
+        assert run_module.idle_timeout_s() == 60 + 90 + 2
     with override_settings(DEBATE_IDLE_TIMEOUT_S=7):
-        assert runner.idle_timeout_s() == 7
+        assert run_module.idle_timeout_s() == 7
 
 
 async def test_a_runaway_model_fails_the_debate(claimed, monkeypatch):
-    monkeypatch.setattr(runner, "MAX_ARGUMENT_CHARS", 300)
+    monkeypatch.setattr(run_module, "MAX_ARGUMENT_CHARS", 300)
     debate = await sync_to_async(claimed)()
     run = DebateRun(debate.id, runner_id="r1", llm=FlakyModel(endless_on_turn=1))
     assert await run.run() == "failed"
@@ -85,14 +89,14 @@ async def test_shutting_down_the_process_leaves_the_debate_to_be_taken_over(clai
 
 
 async def test_a_final_status_that_cannot_be_published_still_ends_the_run(claimed, monkeypatch):
-    real = runner.publish_event
+    real = services.publish_events
 
-    async def flaky_publish(debate_id, action_type, payload):
-        if action_type == protocol.STATUS_UPDATE and payload["status"] == "completed":
+    async def flaky_publish(debate_id, events, **kwargs):
+        if events == [(protocol.STATUS_UPDATE, {"status": "completed"})]:
             raise ConnectionError("redis went away")
-        return await real(debate_id, action_type, payload)
+        return await real(debate_id, events, **kwargs)
 
-    monkeypatch.setattr(runner, "publish_event", flaky_publish)
+    monkeypatch.setattr(services, "publish_events", flaky_publish)
     debate = await sync_to_async(claimed)(max_turns=1)
     assert await DebateRun(debate.id, runner_id="r1").run() == "completed"
     await debate.arefresh_from_db()
@@ -126,17 +130,16 @@ async def test_text_that_differs_from_its_tokens_restarts_the_turn_before_it_com
     assert [a.turn async for a in Argument.objects.filter(debate=debate)] == [1, 2]
 
 
-async def test_the_control_subscription_is_released_after_a_cancel(claimed, redis_url):
+async def test_a_stop_sent_over_the_control_channel_stops_the_run(claimed, redis_url):
     layers = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [redis_url]},
+            "CONFIG": {"hosts": [redis_url], "prefix": f"t{uuid.uuid4().hex[:10]}"},
         }
     }
-    with override_settings(CHANNEL_LAYERS=layers):
-        debate = await sync_to_async(claimed)()
+    with override_settings(CHANNEL_LAYERS=layers, REDIS_URL=redis_url):
+        debate = await sync_to_async(claimed)(runner_id=process_id())
         layer = get_channel_layer()
-        model = FlakyModel(hang_on_turn=1, hang_after_tokens=3)
         tokens, hanging = [], asyncio.Event()
 
         def observer(action_type, payload):
@@ -145,22 +148,27 @@ async def test_the_control_subscription_is_released_after_a_cancel(claimed, redi
                 if len(tokens) == 3:
                     hanging.set()
 
-        run = DebateRun(debate.id, runner_id="r1", llm=model, observer=observer)
-        task = asyncio.create_task(run.run())
-        await hanging.wait()
-        # The model hangs mid-turn: only the control message can stop the run now.
-        assert len(layer.channels) == 1
-        await sync_to_async(services.debate_cancel)(debate=debate, user=None)
-        assert await task == "cancelled"
-        assert layer.channels == {}
-        await layer.flush()
+        model = FlakyModel(hang_on_turn=1, hang_after_tokens=3)
+        task = asyncio.create_task(DebateRun(debate.id, llm=model, observer=observer).run())
+        try:
+            await hanging.wait()
+            # The model hangs mid-turn: only a stop can end the run now. It travels through
+            # Redis as it would from another process: published to this process's group.
+            await Debate.objects.filter(pk=debate.pk).aupdate(status="cancelled")
+            message = {"type": "debate.stop", "debate": str(debate.id), "reason": "cancelled"}
+            await layer.group_send(control.group_for(process_id()), message)
+            assert await task == "cancelled"
+            assert len(layer.channels) == 1  # one control subscription for the whole process
+        finally:
+            await control.stop_listening()
+            await layer.flush()
 
 
 def test_a_runner_that_cannot_be_launched_fails_the_debate(auth_client, user, monkeypatch):
     def broken_launch(debate_id, **kwargs):
         raise RuntimeError("no event loop")
 
-    monkeypatch.setattr(runner, "launch", broken_launch)
+    monkeypatch.setattr(launch, "launch", broken_launch)
     debate = services.debate_create(asset="ETH", max_turns=1, created_by=user)
     resp = auth_client.post(f"/api/debates/{debate.id}/start/")
     assert resp.status_code == 202
@@ -173,7 +181,7 @@ def test_a_runner_that_cannot_be_launched_fails_the_debate(auth_client, user, mo
 async def test_a_cancel_swallowed_under_the_run_still_ends_it_as_a_shutdown(claimed, monkeypatch):
     started, swallowed = asyncio.Event(), asyncio.Event()
 
-    async def drive_swallowing_cancels(self, debate):
+    async def drive_swallowing_cancels(self):
         started.set()
         try:
             await asyncio.sleep(3600)
@@ -198,7 +206,7 @@ async def test_a_graph_that_stops_before_the_verdict_fails_the_debate(claimed, m
             return
             yield  # an async generator that ends at once
 
-    monkeypatch.setattr(runner, "build_graph", lambda llm: ShortGraph())
+    monkeypatch.setattr(run_module, "build_graph", lambda llm: ShortGraph())
     debate = await sync_to_async(claimed)()
     assert await DebateRun(debate.id, runner_id="r1").run() == "failed"
     await debate.arefresh_from_db()

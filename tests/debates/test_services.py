@@ -5,8 +5,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from debates import selectors, services
-from debates.models import Argument, Debate, Viewer
+from debates.models import Argument, Debate
 from debates.validators import normalise_asset
+from streaming import presence
+from streaming import selectors as streaming_selectors
+from streaming.models import Viewer
 
 
 @pytest.mark.parametrize(
@@ -51,19 +54,20 @@ def test_debate_create_refuses_bad_turns(user):
 
 
 @pytest.mark.django_db
-def test_debate_list_counts_only_live_viewers_and_filters():
+def test_debate_list_filters_and_live_viewers_are_the_open_rows():
     btc = Debate.objects.create(asset="BTC", status="running")
     eth = Debate.objects.create(asset="ETH")
-    Viewer.objects.create(debate=btc, channel_name="a")
-    Viewer.objects.create(debate=btc, channel_name="b")
-    Viewer.objects.create(debate=btc, channel_name="c", disconnected_at=timezone.now())
+    Viewer.objects.create(debate=btc)
+    Viewer.objects.create(debate=btc)
+    Viewer.objects.create(debate=btc, disconnected_at=timezone.now())
     Argument.objects.create(debate=btc, turn=2, agent="bear", content="2")
     Argument.objects.create(debate=btc, turn=1, agent="bull", content="1")
 
-    counts = {d.asset: d.viewer_count for d in selectors.debate_list()}
-    assert counts == {"BTC": 2, "ETH": 0}
+    assert [d.asset for d in selectors.debate_list()] == ["ETH", "BTC"]
     assert [d.asset for d in selectors.debate_list(status="running")] == ["BTC"]
     assert [d.asset for d in selectors.debate_list(asset="eth")] == ["ETH"]
     assert [a.turn for a in selectors.debate_arguments(debate_id=btc.id)] == [1, 2]
-    assert selectors.live_viewers(debate_id=btc.id).count() == 2
-    assert selectors.live_viewers(debate_id=eth.id).count() == 0
+    assert streaming_selectors.live_viewers(debate_id=btc.id).count() == 2
+    assert streaming_selectors.live_viewers(debate_id=eth.id).count() == 0
+    presence.joined(str(btc.id))
+    assert presence.audience_counts([btc.id, eth.id]) == {btc.id: 1, eth.id: 0}

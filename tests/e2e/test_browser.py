@@ -196,7 +196,7 @@ def admin_log_in(admin, server) -> None:
 
 def disconnect_viewers_in_admin(admin, server, debate_id: str) -> None:
     """An operator disconnects the debate's live viewers with the admin action."""
-    admin.goto(f"{server.base_url}/admin/debates/viewer/?live=yes&q={debate_id}")
+    admin.goto(f"{server.base_url}/admin/streaming/viewer/?live=yes&q={debate_id}")
     admin.locator("#action-toggle").check()
     admin.locator("select[name=action]").select_option("disconnect_viewers")
     admin.get_by_role("button", name="Go").click()

@@ -8,13 +8,13 @@ from datetime import timedelta
 import jwt
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
-from debates.models import Argument, Debate, DebateStatus, Viewer
-from streaming import consumers, protocol
+from debates.models import Argument, Debate, DebateStatus
+from streaming import backends, consumers, presence, protocol, services
 from streaming.fanout import get_hub
+from streaming.models import Viewer
 from streaming.publisher import publish_event
 from tests.streaming.conftest import (
     ORIGIN,
@@ -71,7 +71,6 @@ async def test_user_jwt_is_accepted_and_recorded_on_the_viewer(debate, user):
     viewer = await database_sync_to_async(Viewer.objects.get)(debate=debate)
     assert viewer.user_id == user.pk
     assert viewer.client_ip == "127.0.0.1"
-    assert viewer.channel_name
     assert viewer.disconnected_at is None
     await comm.disconnect()
     await asyncio.sleep(0)
@@ -498,11 +497,16 @@ async def test_heartbeat_ping(debate):
 
 async def test_operator_disconnect_closes_4008(debate):
     comm, _ = await connect(debate.id)
-    viewer = await database_sync_to_async(Viewer.objects.get)(debate=debate)
-    await get_channel_layer().send(viewer.channel_name, {"type": "viewer.disconnect"})
+    other, _ = await connect(debate.id)
+    viewer = await database_sync_to_async(Viewer.objects.filter(debate=debate).earliest)("pk")
+    await database_sync_to_async(services.viewers_disconnect)(
+        viewers=Viewer.objects.filter(pk=viewer.pk)
+    )
     error = await comm.receive_json_from(timeout=5)
     assert error["payload"]["code"] == 4008
     assert await comm.receive_output(timeout=5) == {"type": "websocket.close", "code": 4008}
+    assert await other.receive_nothing(timeout=0.1)  # only the one asked for
+    await other.disconnect()
 
 
 async def test_admin_action_disconnects_selected_viewers(debate, staff_user, client):
@@ -512,7 +516,7 @@ async def test_admin_action_disconnects_selected_viewers(debate, staff_user, cli
     def run_action():
         client.force_login(staff_user)
         return client.post(
-            "/admin/debates/viewer/",
+            "/admin/streaming/viewer/",
             {"action": "disconnect_viewers", "_selected_action": [viewer.pk]},
         )
 
@@ -529,14 +533,14 @@ async def test_viewer_count_in_connected(debate):
     assert first["payload"]["viewers"] == 1
     assert second["payload"]["viewers"] == 2
     await first_comm.disconnect()
+    assert presence.audience_counts([debate.id]) == {debate.id: 1}
     await second_comm.disconnect()
+    assert presence.audience_counts([debate.id]) == {debate.id: 0}
 
 
 async def test_stale_viewer_rows_are_swept(debate):
-    from streaming import services
-
     stale = await database_sync_to_async(Viewer.objects.create)(
-        debate=debate, channel_name="gone", connected_at=timezone.now() - timedelta(hours=1)
+        debate=debate, connected_at=timezone.now() - timedelta(hours=1)
     )
     closed = await services.viewer_sweep_stale(
         process="specific.me!", local_ids=set(), process_started_at=timezone.now().timestamp()
@@ -547,15 +551,11 @@ async def test_stale_viewer_rows_are_swept(debate):
 
 
 async def test_stale_viewer_rows_are_swept_with_redis(debate, use_redis, settings):
-    from streaming import services
-
     settings.WS_PING_INTERVAL_S = 30  # process keys live 90 s
     old, new = timezone.now() - timedelta(hours=1), timezone.now()
 
     def row(process, connected_at=old):
-        return Viewer.objects.create(
-            debate=debate, channel_name="c", process=process, connected_at=connected_at
-        ).pk
+        return Viewer.objects.create(debate=debate, process=process, connected_at=connected_at).pk
 
     rows = await database_sync_to_async(
         lambda: {
@@ -567,7 +567,8 @@ async def test_stale_viewer_rows_are_swept_with_redis(debate, use_redis, setting
             "before_processes": row(""),  # written before rows named their process
         }
     )()
-    await services.process_keepalive("host-2-alive")
+    # "host-2-alive" refreshed its liveness key, as each process's hub tick does.
+    await backends.redis_client().set(backends.key("process", "host-2-alive"), 1, ex=90)
     closed = await services.viewer_sweep_stale(
         process="host-3-me", local_ids={rows["mine"]}, process_started_at=0
     )

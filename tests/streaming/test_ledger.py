@@ -1,4 +1,4 @@
-"""The viewer ledger: batched Viewer writes on connect and disconnect, failures, and counts."""
+"""The viewer ledger: batched Viewer writes on connect and disconnect, and their failures."""
 
 import asyncio
 import threading
@@ -9,9 +9,10 @@ from channels.db import database_sync_to_async
 from django.db import DatabaseError
 from django.utils import timezone
 
-from debates.models import Debate, DebateStatus, Viewer
-from streaming import consumers, ledger, protocol, services
+from debates.models import Debate, DebateStatus
+from streaming import backends, consumers, presence, protocol, services
 from streaming.ledger import get_ledger
+from streaming.models import Viewer
 from tests.streaming.conftest import communicator, connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,10 +61,13 @@ async def test_concurrent_connects_share_one_database_batch(debate, monkeypatch)
 
     assert gate.sizes == [1, 7]
     assert [m["type"] for _c, m in results] == [protocol.CONNECTED] * 8
-    assert [m["payload"]["viewers"] for _c, m in results] == [1] + [8] * 7
+    counts = [m["payload"]["viewers"] for _c, m in results]
+    assert counts[0] == 1  # alone when it connected
+    assert all(2 <= n <= 8 for n in counts[1:])
+    assert max(counts) == 8
     rows = await database_sync_to_async(_rows)(debate)
     assert len(rows) == 8
-    assert all(row.disconnected_at is None and row.channel_name for row in rows)
+    assert all(row.disconnected_at is None and row.process for row in rows)
     for comm, _m in results:
         await comm.disconnect()
     rows = await database_sync_to_async(_rows)(debate)
@@ -71,19 +75,19 @@ async def test_concurrent_connects_share_one_database_batch(debate, monkeypatch)
 
 
 async def test_a_failed_batch_closes_its_sockets_4500_and_writes_nothing(debate, monkeypatch):
-    monkeypatch.setattr(ledger, "COUNT_MAX_AGE_S", 0.0)  # every batch counts, after its inserts
     gate = Gate(services.viewers_open)
     monkeypatch.setattr(services, "viewers_open", gate)
     calls = []
-    real_counts = services.live_viewer_counts
+    real_insert = Viewer.objects.bulk_create
 
-    def counts_failing_once(**kwargs):
-        calls.append(kwargs)
+    def insert_then_fail_once(rows, **kwargs):
+        calls.append(rows)
+        inserted = real_insert(rows, **kwargs)
         if len(calls) == 2:
-            raise DatabaseError("simulated failure inside the second batch")
-        return real_counts(**kwargs)
+            raise DatabaseError("simulated failure inside the second batch, after its inserts")
+        return inserted
 
-    monkeypatch.setattr(services, "live_viewer_counts", counts_failing_once)
+    monkeypatch.setattr(Viewer.objects, "bulk_create", insert_then_fail_once)
     first = asyncio.create_task(connect(debate.id))
     await until(gate.entered.is_set)
     failing = [communicator(debate.id) for _ in range(3)]
@@ -117,30 +121,22 @@ async def test_opens_and_closes_issued_together_are_one_batch_each(debate, monke
     missing = uuid.uuid4()
     requests = [debate.id, debate.id, debate.id, missing]
     opened = await asyncio.gather(
-        *(
-            book.open(debate_id=d, user=None, channel_name=f"c{i}", client_ip="10.0.0.1")
-            for i, d in enumerate(requests)
-        )
+        *(book.open(debate_id=d, user=None, client_ip="10.0.0.1") for d in requests)
     )
-    assert [n for _viewer, n in opened] == [3, 3, 3, 0]
-    assert opened[3][0] is None
-    viewers = [viewer for viewer, _n in opened[:3]]
+    assert opened[3] is None
+    viewers = opened[:3]
     assert all(viewer.debate.pk == debate.pk for viewer in viewers)
-    await asyncio.gather(*(book.close(viewer_id=v.pk, debate_id=debate.id) for v in viewers))
+    await asyncio.gather(*(book.close(viewer_id=v.pk) for v in viewers))
     assert closes.sizes == [3]
     rows = await database_sync_to_async(_rows)(debate)
     assert [row.disconnected_at is not None for row in rows] == [True] * 3
-    _viewer, n = await book.open(debate_id=debate.id, user=None, channel_name="d", client_ip=None)
-    assert n == 1  # moved by this process's own closes, or counted again: the same answer
 
 
 async def test_a_socket_gone_while_its_row_is_written_gets_the_row_closed(debate, monkeypatch):
     gate = Gate(services.viewers_open)
     monkeypatch.setattr(services, "viewers_open", gate)
     book = get_ledger()
-    task = asyncio.create_task(
-        book.open(debate_id=debate.id, user=None, channel_name="c", client_ip=None)
-    )
+    task = asyncio.create_task(book.open(debate_id=debate.id, user=None, client_ip=None))
     await until(gate.entered.is_set)
     task.cancel()
     gate.release.set()
@@ -152,11 +148,18 @@ async def test_a_socket_gone_while_its_row_is_written_gets_the_row_closed(debate
     assert rows[0].disconnected_at is not None
 
 
-async def test_connected_viewers_counts_other_processes_rows(debate, monkeypatch):
-    monkeypatch.setattr(ledger, "COUNT_MAX_AGE_S", 0.0)
-    await database_sync_to_async(Viewer.objects.create)(debate=debate, channel_name="elsewhere")
-    comm, first = await connect(debate.id)
-    assert first["payload"]["viewers"] == 2
+async def test_connected_viewers_counts_other_processes_viewers(debate, use_redis):
+    client = backends.redis_client()
+    now = int((await client.time())[0])
+    # Another server process reported one viewer of this debate, as streaming.presence does.
+    await client.hset(backends.key("audience", debate.id), "other-process", f"1:{now}")
+    comm, _first = await connect(debate.id)
+    await until(lambda: str(debate.id) in presence._seen)  # the others' count, read back
+    second, hello = await connect(debate.id)
+    assert hello["payload"]["viewers"] == 3
+    await presence.publish_counts()  # what the flush does at most FLUSH_S after a change
+    assert await presence.audience(debate.id) == 3
+    await second.disconnect()
     await comm.disconnect()
 
 
@@ -169,8 +172,8 @@ async def test_a_pending_debate_without_a_log_reads_nothing_else(db, monkeypatch
     def forbidden(*args, **kwargs):
         raise AssertionError("the database rebuild ran for a pending debate")
 
-    monkeypatch.setattr(consumers, "archive_events", forbidden)
-    monkeypatch.setattr(consumers, "synthesise_events", forbidden)
+    monkeypatch.setattr(consumers, "archive_read", forbidden)
+    monkeypatch.setattr(consumers, "archive_debate", forbidden)
     comm, first = await connect(debate.id, last_seq=3)
     assert first["payload"] == {
         "debateId": str(debate.id),

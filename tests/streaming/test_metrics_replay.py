@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from debates.models import Argument, Debate, DebateStatus
-from streaming.replay import synthesise_events
+from streaming.archive import synthesise_events
 
 
 def test_metrics_endpoint_lists_streaming_metrics(client):

@@ -5,10 +5,9 @@ import asyncio
 import orjson
 import pytest
 from channels.layers import get_channel_layer
-from django.utils import timezone
 
-from debates.models import Debate, DebateStatus, Viewer
-from streaming import protocol, publisher
+from debates.models import Debate, DebateStatus
+from streaming import presence, protocol, publisher
 from streaming.eventlog import get_event_log
 from streaming.publisher import flush, flush_interval_ms, publish_event, publish_events
 
@@ -126,16 +125,16 @@ def test_the_interval_widens_with_the_audience_up_to_the_cap(settings):
 
 
 async def _watched_debate(settings, viewers: int):
-    """A running debate with `viewers` open Viewer rows (and one closed), coalescing at 60 s
-    per viewer, and a channel in its group: (debate id, layer, channel)."""
+    """A running debate with an audience of `viewers` (as this process's hub counts them),
+    coalescing at 60 s per viewer, and a channel in its group: (debate id, layer, channel)."""
     settings.TOKEN_FLUSH_INTERVAL_MS = 1
     settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 60_000_000
     settings.TOKEN_FLUSH_MAX_MS = 600_000
     debate = await Debate.objects.acreate(asset="BTC", status=DebateStatus.RUNNING)
-    for _ in range(viewers):
-        await Viewer.objects.acreate(debate=debate)
-    await Viewer.objects.acreate(debate=debate, disconnected_at=timezone.now())  # not counted
     key = str(debate.id)
+    for _ in range(viewers + 1):
+        presence.joined(key)
+    presence.left(key)  # a viewer that left is not counted
     layer = get_channel_layer()
     channel = await layer.new_channel()
     await layer.group_add(protocol.group_name(key), channel)
@@ -147,11 +146,7 @@ async def test_a_running_debate_coalesces_by_its_counted_audience(settings):
     key, layer, channel = await _watched_debate(settings, viewers=3)  # 180 s
 
     await publish_event(key, protocol.STATUS_UPDATE, {"status": "running"})
-    for _ in range(200):  # the audience is counted off the event loop
-        if publisher._stream(key).viewers:
-            break
-        await asyncio.sleep(0.01)
-    assert publisher._stream(key).viewers == 3
+    assert publisher._stream(key).viewers == 3  # counted when `running` is published
     # A large audience: everything waits for the next tick (180 s away), even a turn's opening.
     events = [
         (protocol.TURN_CHANGE, {"currentAgent": "bull", "turn": 1}),
@@ -252,13 +247,8 @@ async def test_a_malformed_event_stops_the_whole_group_before_anything_is_sent()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_an_audience_counted_before_running_coalesces_the_opening_turn(settings):
+async def test_the_audience_is_counted_with_running_so_the_opening_turn_coalesces(settings):
     key, layer, channel = await _watched_debate(settings, viewers=2)  # 120 s
-
-    await publisher.follow_audience(key)
-    assert publisher._stream(key).viewers == 2  # counted before anything is published
-    following = publisher._stream(key).audience
-    assert following is not None
 
     opening = [
         (protocol.STATUS_UPDATE, {"status": "running"}),
@@ -267,6 +257,9 @@ async def test_an_audience_counted_before_running_coalesces_the_opening_turn(set
     ]
     sent = await publish_events(key, opening)
     assert [a["payload"]["seq"] for a in sent] == [1, 2, 3]  # the first message goes at once
+    assert publisher._stream(key).viewers == 2  # counted before it was sent
+    following = publisher._stream(key).audience
+    assert following is not None
     # The next token of the same turn waits for the tick instead of a message of its own.
     held = await publish_event(
         key, protocol.TOKEN_RECEIVED, {"agent": "bull", "token": "b", "turn": 1}
@@ -274,7 +267,7 @@ async def test_an_audience_counted_before_running_coalesces_the_opening_turn(set
     assert held["payload"]["seq"] is None
     assert publisher._stream(key).audience is following  # "running" did not restart the count
 
-    publisher.stop_following(key)
+    publisher.release(key)
     await asyncio.sleep(0)
     assert following.cancelled()
     assert publisher._stream(key).audience is None

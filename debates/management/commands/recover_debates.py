@@ -2,12 +2,11 @@
 
 import asyncio
 
-from asgiref.sync import async_to_sync
 from django.core.management.base import BaseCommand, CommandError
 
-from debates import services
+from debates import lifecycle, services
 from debates.models import DebateStatus
-from debates.runner import PROCESS_RUNNER_ID, DebateRun
+from debates.runs.run import DebateRun
 
 
 class Command(BaseCommand):
@@ -26,19 +25,16 @@ class Command(BaseCommand):
 
     def handle(self, *args, fail: bool, **options) -> None:
         if fail:
-            ids = services.fail_stale_debates()
-            for debate_id in ids:
-                async_to_sync(services.publish_status)(debate_id, "failed")
+            ids = services.debates_fail_stale()
             self.stdout.write(f"Marked {len(ids)} stale debate(s) failed.")
             return
-        runner_id = f"recover:{PROCESS_RUNNER_ID}"
-        ids = services.recover_stale_debates(runner_id=runner_id)
+        ids = lifecycle.recover(launch_runs=False)
         if not ids:
             self.stdout.write("No stale debates.")
             return
 
         async def resume_all():
-            runs = [DebateRun(debate_id, runner_id=runner_id) for debate_id in ids]
+            runs = [DebateRun(debate_id) for debate_id in ids]
             # return_exceptions: one crashed run must not cancel the others mid-debate.
             return await asyncio.gather(*(run.run() for run in runs), return_exceptions=True)
 

@@ -4,15 +4,15 @@ import asyncio
 import sys
 import time
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from debates import services
 from debates.models import MAX_TURNS, MIN_TURNS, DebateStatus
-from debates.runner import PROCESS_RUNNER_ID, DebateRun
+from debates.runs.run import DebateRun
 from streaming import protocol
+from tradeapp.instance import process_id
 
 COLOURS = {"bull": "\033[32m", "bear": "\033[31m", "moderator": "\033[36m"}
 BOLD, RESET = "\033[1m", "\033[0m"
@@ -86,8 +86,8 @@ class Command(BaseCommand):
             debate = services.debate_create(asset=asset, max_turns=turns, created_by=creator)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        runner_id = f"cli:{PROCESS_RUNNER_ID}"
-        services.debate_start(debate=debate, user=None, runner_id=runner_id, launch=False)
+        runner_id = process_id()
+        services.debate_claim(debate=debate, runner_id=runner_id)
         printer = Printer(self.stdout, colour)
         self.stdout.write(f"Debate {debate.id} about {debate.asset}, {turns} turns")
         run = DebateRun(
@@ -96,11 +96,13 @@ class Command(BaseCommand):
         try:
             status = asyncio.run(run.run())
         except KeyboardInterrupt:
-            debate.refresh_from_db()
-            if debate.status == DebateStatus.RUNNING:
-                services.debate_cancel(debate=debate, user=None)
-                # Our runner is gone, so nobody else will tell the watchers.
-                async_to_sync(services.publish_status)(debate.id, DebateStatus.CANCELLED)
+            # This process was the run: it ends the debate itself (and tells the watchers).
+            services.run_finish(
+                debate_id=debate.id,
+                runner_id=runner_id,
+                status=DebateStatus.CANCELLED,
+                error="Interrupted.",
+            )
             raise CommandError(f"Debate {debate.id} cancelled (interrupted).") from None
         total = time.monotonic() - printer.started
         debate.refresh_from_db()

@@ -1,0 +1,401 @@
+"""One run of one claimed debate: the graph's tokens and turns published, its arguments saved.
+
+A run announces itself (``services.run_begin``: ``running``, held until the opening's first
+token), streams each turn's tokens through streaming.publisher, saves each finished argument
+(``services.run_save_argument``) before its ARGUMENT_COMPLETE goes out, and ends the debate
+(``services.run_finish``, which announces the final status). Every database call is one short
+service call in a worker thread, retried on SQLite's transient lock errors, never held across an
+await.
+
+Stopping. ``request_stop`` (thread-safe through the run's loop; debates.runs.launch calls it for
+a cancel, whether sent here or through the control channel, and the heartbeat for a debate that
+is no longer this run's or that stalled) cancels the run where it is, mid-token: the partial
+argument is dropped (its tokens were streamed, but no Argument row and no ARGUMENT_COMPLETE are
+written). A turn being saved is never cut: its save and its ARGUMENT_COMPLETE finish first. A
+cancelled debate's status is then announced by the run (``services.run_stopped``), so it is the
+debate's last event.
+
+Failures. Any exception ends the debate `failed` with a short error (no stack); finished
+arguments stay saved. So does a run that stalls: the heartbeat proves the process is alive, not
+that the debate moves, so the heartbeat loop also fails a run that has had no token and no
+finished node for ``idle_timeout_s()``; and a model that writes past MAX_ARGUMENT_CHARS in one
+turn fails it too. A CancelledError nobody asked for fails the debate; only the process's own
+shutdown (the run task itself cancelled) leaves it `running` for takeover.
+
+Takeover. A run of a debate taken over from a dead runner rebuilds the graph's state from the
+saved arguments and the stored market context and continues after the last saved argument; it
+announces ``running`` again and re-sends the unfinished turn's TURN_CHANGE, which restarts that
+turn's text (docs/streaming.md).
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import OperationalError, close_old_connections
+
+from debates import selectors, services
+from debates.engine.graph import build_graph
+from debates.engine.llm import build_llm, message_text
+from debates.engine.market import get_provider
+from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
+from debates.models import DebateStatus
+from debates.runs.errors import (
+    RunawayOutputError,
+    StopRun,
+    UnfinishedGraphError,
+    describe_error,
+    known_failure,
+)
+from streaming import control, metrics, protocol, publisher
+from tradeapp.instance import process_id
+
+logger = logging.getLogger(__name__)
+
+DB_RETRIES = 5
+# An argument longer than this is a runaway model, not an argument: the debate fails.
+MAX_ARGUMENT_CHARS = 20_000
+
+Observer = Callable[[str, dict], None]
+
+_active: dict[str, "DebateRun"] = {}
+_active_lock = threading.Lock()
+
+
+def local_run(debate_id) -> "DebateRun | None":
+    """This process's run of the debate, while it runs."""
+    return _active.get(str(debate_id))
+
+
+def stop_local(debate_id, reason: str) -> bool:
+    """Stop this process's run of the debate (thread-safe); False when it runs none."""
+    run = local_run(debate_id)
+    if run is None or run.loop is None or run.loop.is_closed():
+        return False
+    run.loop.call_soon_threadsafe(run.request_stop, reason)
+    return True
+
+
+def on_stop_command(message: dict) -> None:
+    """The ``debate.stop`` control command: stop this process's run of the debate."""
+    stop_local(message["debate"], message.get("reason", "cancelled"))
+
+
+def idle_timeout_s() -> float:
+    """Seconds without a token or a finished node after which a run counts as stalled.
+
+    DEBATE_IDLE_TIMEOUT_S when set; otherwise long enough for every retry of a timed-out OpenAI
+    request plus a slow offline rate, with a minute to spare.
+    """
+    configured = getattr(settings, "DEBATE_IDLE_TIMEOUT_S", None)
+    if configured:
+        return float(configured)
+    openai_worst = float(settings.OPENAI_TIMEOUT_S) * (int(settings.OPENAI_MAX_RETRIES) + 1)
+    rate = float(settings.OFFLINE_LLM_TOKENS_PER_S)
+    return 60.0 + openai_worst + (1.0 / rate if rate > 0 else 0.0)
+
+
+async def _service(fn, **kwargs):
+    """Call a sync service in a worker thread, retrying SQLite's transient lock errors."""
+
+    def call():
+        for attempt in range(DB_RETRIES):
+            try:
+                return fn(**kwargs)
+            except OperationalError as exc:
+                if "locked" not in str(exc) or attempt == DB_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))  # in the worker thread, never on the loop
+        return None
+
+    return await sync_to_async(call)()
+
+
+class DebateRun:
+    """Drives one claimed debate through the graph, saving and publishing as it goes."""
+
+    def __init__(
+        self,
+        debate_id,
+        *,
+        runner_id: str | None = None,
+        llm_kind: str | None = None,
+        tokens_per_s: float | None = None,
+        llm=None,
+        market_provider=None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.debate_id = str(debate_id)
+        self.runner_id = runner_id or process_id()
+        self.llm_kind = llm_kind or settings.DEBATE_LLM
+        self.tokens_per_s = (
+            settings.OFFLINE_LLM_TOKENS_PER_S if tokens_per_s is None else tokens_per_s
+        )
+        self.llm = llm
+        self.market_provider = market_provider
+        self.observer = observer
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.status: str = DebateStatus.RUNNING
+        self.error: str = ""
+        self._stop_reason: str | None = None
+        self._work: asyncio.Task | None = None
+        self._saving = False  # a finished turn is being saved and announced: never cut it
+        self._progress_at = 0.0  # loop time of the last token or finished node
+        self._started_at = 0.0  # monotonic time the run started, for time to first token
+        self._first_token_sent = False
+        self._verdict_saved = False
+        self._turn = 0
+        self._agent = ""
+
+    # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
+    def request_stop(self, reason: str) -> None:
+        """Ask the run to stop now ('cancelled', 'lost' or 'stalled'); idempotent."""
+        if self._stop_reason is None:
+            self._stop_reason = reason
+        if self._work is not None and not self._work.done() and not self._saving:
+            self._work.cancel()
+
+    @contextlib.contextmanager
+    def _uninterrupted(self):
+        """A stop asked for inside this block takes effect when it ends."""
+        self._saving = True
+        try:
+            yield
+        finally:
+            self._saving = False
+        if self._stop_reason is not None and self._work is asyncio.current_task():
+            self._work.cancel()
+
+    async def _publish(self, action_type: str, payload: dict, *, hold_s: float = 0.0) -> None:
+        await publisher.publish_events(self.debate_id, [(action_type, payload)], hold_s=hold_s)
+        if action_type == protocol.TOKEN_RECEIVED and not self._first_token_sent:
+            self._first_token_sent = True
+            metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
+        if self.observer is not None:
+            self.observer(action_type, payload)
+
+    def register(self) -> None:
+        """Make this run the process's run of its debate (``local_run``) until it ends."""
+        with _active_lock:
+            _active[self.debate_id] = self
+
+    async def run(self) -> str:
+        """Run to the end; return the final status (the DB row is the source of truth)."""
+        self.loop = asyncio.get_running_loop()
+        self.register()
+        try:
+            await control.ensure_listening()
+            return await self._run()
+        finally:
+            with _active_lock:
+                if _active.get(self.debate_id) is self:
+                    del _active[self.debate_id]
+            publisher.release(self.debate_id)
+            # The run's DB calls share one worker thread: release its connection like a request.
+            await sync_to_async(close_old_connections)()
+
+    async def _run(self) -> str:
+        self._started_at = time.monotonic()
+        if not await _service(
+            services.run_begin, debate_id=self.debate_id, runner_id=self.runner_id
+        ):
+            # Cancelled between the claim and this start, or taken over: the cancel's
+            # announcement waited for this run.
+            self.status = await _service(services.run_stopped, debate_id=self.debate_id)
+            logger.info("debate %s not ours to run (%s)", self.debate_id, self.status)
+            return self.status
+        heartbeat = asyncio.create_task(self._heartbeat_loop())
+        self._progress_at = self.loop.time()
+        self._work = asyncio.create_task(self._drive())
+        if self._stop_reason:
+            self._work.cancel()
+        try:
+            await self._work
+            if asyncio.current_task().cancelling():
+                # Our cancel reached the work, and something under it (a library) swallowed it:
+                # still a shutdown, never a completed debate.
+                raise asyncio.CancelledError
+            final, error = DebateStatus.COMPLETED, ""
+        except asyncio.CancelledError:
+            if asyncio.current_task().cancelling():
+                raise  # the process is shutting down: leave the heartbeat to go stale
+            if self._stop_reason == "stalled":
+                final = DebateStatus.FAILED
+                error = f"No progress for {idle_timeout_s():g} s: the LLM or a service stalled."
+            elif self._stop_reason is None:
+                # Cancelled from inside (a library, not us): never leave the debate running.
+                final, error = DebateStatus.FAILED, "The run was cancelled unexpectedly."
+            else:
+                final, error = None, ""
+        except StopRun:
+            final, error = None, ""
+        except Exception as exc:
+            final, error = DebateStatus.FAILED, describe_error(exc)
+            if known_failure(exc) is None:
+                logger.exception("debate %s failed", self.debate_id)
+            else:  # an outside service failed as services do: its stack says nothing more
+                logger.warning("debate %s failed: %s", self.debate_id, error)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+        if final is not None and await _service(
+            services.run_finish,
+            debate_id=self.debate_id,
+            runner_id=self.runner_id,
+            status=final,
+            error=error,
+        ):
+            self.status, self.error = final, error
+            return final
+        # Not ours any more: cancelled by a user (announced now), or taken over by another run.
+        self.status = await _service(services.run_stopped, debate_id=self.debate_id)
+        if self.status != DebateStatus.CANCELLED:
+            logger.warning("debate %s lost by runner %s", self.debate_id, self.runner_id)
+        return self.status
+
+    async def _drive(self) -> None:
+        # Everything the first token needs is ready before the opening is published: a large
+        # audience's fan-out of that event would otherwise delay this work on the shared loop.
+        debate = await _service(selectors.debate_list().get, pk=self.debate_id)
+        market = debate.market_context
+        if not market:
+            provider = self.market_provider or get_provider(
+                settings.MARKET_DATA_PROVIDER, settings.MARKET_DATA_URL
+            )
+            market = (await provider.snapshot(debate.asset)).to_dict()
+            if not await _service(
+                services.run_save_market,
+                debate_id=self.debate_id,
+                runner_id=self.runner_id,
+                market=market,
+            ):
+                raise StopRun
+        llm = self.llm or build_llm(
+            self.llm_kind,
+            seed=self.debate_id,
+            tokens_per_s=self.tokens_per_s,
+            api_key=settings.OPENAI_API_KEY,
+            base_url=settings.OPENAI_BASE_URL,
+            model=settings.OPENAI_MODEL,
+            timeout=settings.OPENAI_TIMEOUT_S,
+            max_retries=settings.OPENAI_MAX_RETRIES,
+        )
+        saved = [ArgumentItem(**a) for a in _items(debate)]
+        state = initial_state(
+            asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
+        )
+        if any(a["agent"] == MODERATOR for a in saved):
+            self._verdict_saved = True
+            return  # the verdict was saved before the previous runner died
+        graph = build_graph(llm)
+        # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
+        await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
+        buffer: list[str] = []
+        config = {"recursion_limit": 2 * debate.max_turns + 10}
+        size = 0
+        async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
+            self._progress_at = self.loop.time()
+            if mode == "messages":
+                chunk, meta = data
+                token = message_text(chunk)
+                if token and meta.get("langgraph_node") == self._agent:
+                    buffer.append(token)
+                    size += len(token)
+                    if size > MAX_ARGUMENT_CHARS:
+                        raise RunawayOutputError(
+                            f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+                        )
+                    await self._publish(
+                        protocol.TOKEN_RECEIVED,
+                        {"agent": self._agent, "token": token, "turn": self._turn},
+                    )
+                continue
+            for update in data.values():
+                if not update or not update.get("arguments"):
+                    continue
+                item = update["arguments"][-1]
+                with self._uninterrupted():
+                    await self._complete(item, "".join(buffer), update.get("verdict"))
+                buffer, size = [], 0
+                if item["agent"] != MODERATOR:
+                    await self._turn_change(item["turn"] + 1, debate.max_turns)
+                else:
+                    self._verdict_saved = True
+        if not self._verdict_saved:
+            raise UnfinishedGraphError(
+                f"the graph stopped at turn {self._turn}, before the verdict."
+            )
+
+    async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
+        """Move to `turn` and publish its TURN_CHANGE."""
+        self._turn = turn
+        self._agent = speaker_for_turn(turn) if turn <= max_turns else MODERATOR
+        await self._publish(
+            protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn}, hold_s=hold_s
+        )
+
+    async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
+        content, turn, agent = item["content"], item["turn"], item["agent"]
+        if len(content) > MAX_ARGUMENT_CHARS:
+            raise RunawayOutputError(f"turn {turn} passed {MAX_ARGUMENT_CHARS} characters.")
+        if streamed != content:
+            # Keep the contract (content == concatenated tokens) even for a model that did not
+            # stream all of its answer: send what is missing as one more token, or, when the
+            # streamed text is not a prefix, restart the turn (a TURN_CHANGE of an unfinished
+            # turn restarts its text, as after a takeover) and send the whole text as one token.
+            token = content[len(streamed) :] if content.startswith(streamed) else content
+            if token is content and streamed:
+                logger.warning(
+                    "debate %s turn %s: tokens differ, restarting it", self.debate_id, turn
+                )
+                await self._publish(protocol.TURN_CHANGE, {"currentAgent": agent, "turn": turn})
+            await self._publish(
+                protocol.TOKEN_RECEIVED, {"agent": agent, "token": token, "turn": turn}
+            )
+        if not await _service(
+            services.run_save_argument,
+            debate_id=self.debate_id,
+            runner_id=self.runner_id,
+            turn=turn,
+            agent=agent,
+            content=content,
+            verdict=verdict,
+        ):
+            raise StopRun
+        await self._publish(
+            protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)
+        idle_limit = idle_timeout_s()
+        while True:
+            await asyncio.sleep(interval)
+            if self.loop.time() - self._progress_at > idle_limit:
+                # A hung model or service must not keep a heartbeating debate running forever.
+                logger.warning("debate %s stalled for %.0f s", self.debate_id, idle_limit)
+                self.request_stop("stalled")
+                return
+            try:
+                alive = await _service(
+                    services.run_heartbeat, debate_id=self.debate_id, runner_id=self.runner_id
+                )
+            except Exception:
+                logger.exception("heartbeat of debate %s failed", self.debate_id)
+                continue
+            if not alive:
+                status = await _service(selectors.debate_status, debate_id=self.debate_id)
+                self.request_stop("cancelled" if status == DebateStatus.CANCELLED else "lost")
+                return
+
+
+def _items(debate) -> list[dict]:
+    """The debate's saved arguments (prefetched in turn order) as engine items."""
+    return [
+        {"turn": a.turn, "agent": a.agent, "content": a.content} for a in debate.arguments.all()
+    ]

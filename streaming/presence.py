@@ -1,0 +1,215 @@
+"""Who is here: each server process's liveness key, and the one audience count of each debate.
+
+The audience of a debate is the number of its open sockets that passed every check, summed over
+every server process. Each process counts its own exactly (the hub moves the count as viewers
+join and leave: ``joined``/``left``). With REDIS_URL each process also writes its counts into
+one hash per debate (``<prefix>:stream:audience:<id>``, a field per process holding
+``count:epoch``, the epoch from the Redis server's clock), for the debates whose count changed at
+most every FLUSH_S and for all of them on every hub tick; a reader sums the fields written within
+3 x WS_PING_INTERVAL_S, so a killed process's viewers drop out on their own. One key per debate,
+so the count lives on the debate's node when Redis is sharded. Without Redis one process serves
+everyone and its own counts are the audience.
+
+This is the only viewer count: DEBATE/CONNECTED.viewers (``viewers_now``, no I/O: this process's
+exact count plus the other processes' as last read, at most FLUSH_S old), the publisher's
+coalescing interval (``audience``), the REST ``viewerCount`` and the admin
+(``audience_counts``). No database query counts viewers.
+
+Liveness: each process refreshes ``<prefix>:stream:process:<id>`` on its hub tick (TTL 3 x
+WS_PING_INTERVAL_S); the stale-viewer sweep (streaming.services) reads it.
+"""
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from streaming import backends
+from tradeapp.instance import process_id
+
+logger = logging.getLogger(__name__)
+
+FLUSH_S = 0.5
+
+_WRITE_LUA = """
+local now = redis.call('TIME')[1]
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[i + 1])
+  if count > 0 then
+    redis.call('HSET', key, ARGV[1], count .. ':' .. now)
+    redis.call('EXPIRE', key, ARGV[#ARGV])
+  else
+    redis.call('HDEL', key, ARGV[1])
+  end
+end
+return 1
+"""
+
+_SUM_LUA = """
+local now = tonumber(redis.call('TIME')[1])
+local total = 0
+for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
+  local sep = string.find(value, ':', 1, true)
+  if sep and now - tonumber(string.sub(value, sep + 1)) <= tonumber(ARGV[1]) then
+    total = total + tonumber(string.sub(value, 1, sep - 1))
+  end
+end
+return total
+"""
+
+_local: Counter[str] = Counter()  # debate id -> this process's open sockets
+_seen: dict[str, tuple[int, int]] = {}  # debate id -> (audience, this process's part) last read
+_dirty: set[str] = set()
+_lock = threading.Lock()
+_flusher: asyncio.Task | None = None
+
+
+def alive_ttl_s() -> int:
+    """Seconds a process's liveness key and audience fields last without a refresh."""
+    return max(int(3 * float(settings.WS_PING_INTERVAL_S)), 5)
+
+
+def _audience_key(debate_id) -> str:
+    return backends.key("audience", debate_id)
+
+
+# --- this process's viewers ------------------------------------------------------------------
+
+
+def joined(debate_id: str) -> None:
+    """Called by the hub when a checked socket starts watching the debate in this process."""
+    _move(debate_id, +1)
+
+
+def left(debate_id: str) -> None:
+    """Called by the hub when such a socket stops watching."""
+    _move(debate_id, -1)
+
+
+def _move(debate_id: str, delta: int) -> None:
+    with _lock:
+        _local[debate_id] += delta
+        if _local[debate_id] <= 0:
+            del _local[debate_id]
+        _dirty.add(debate_id)
+    if backends.redis_url():
+        _schedule_flush()
+
+
+def local_counts() -> dict[str, int]:
+    """This process's open sockets per debate."""
+    with _lock:
+        return dict(_local)
+
+
+def viewers_now(debate_id: str) -> int:
+    """The debate's audience without I/O: this process's exact count plus the other processes'
+    as last read (DEBATE/CONNECTED.viewers)."""
+    with _lock:
+        here = _local.get(debate_id, 0)
+        total, here_then = _seen.get(debate_id, (here, here))
+    return max(total - here_then, 0) + here
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+def _schedule_flush() -> None:
+    global _flusher
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # the next hub tick writes it
+    if _flusher is None or _flusher.done() or _flusher.get_loop() is not loop:
+        _flusher = loop.create_task(_flush_soon(), name="audience-flush")
+
+
+async def _flush_soon() -> None:
+    await asyncio.sleep(FLUSH_S)
+    try:
+        await publish_counts()
+    except Exception:
+        logger.warning("writing the audience counts failed", exc_info=True)
+
+
+async def publish_counts(*, every: bool = False) -> None:
+    """Write this process's counts of the debates that changed (``every``: of all it watches,
+    the hub tick's refresh), and read back their audiences for ``viewers_now``."""
+    if not backends.redis_url():
+        return
+    with _lock:
+        ids = sorted(set(_local) | _dirty) if every else sorted(_dirty)
+        _dirty.clear()
+        counts = [_local.get(debate_id, 0) for debate_id in ids]
+    if not ids:
+        return
+    client = backends.redis_client()
+    write = client.register_script(_WRITE_LUA)
+    await write(keys=[_audience_key(i) for i in ids], args=[process_id(), *counts, alive_ttl_s()])
+    totals = await _read_audiences(client, ids)
+    with _lock:
+        for debate_id, total, count in zip(ids, totals, counts, strict=True):
+            if debate_id in _local:
+                _seen[debate_id] = (total, count)
+            else:
+                _seen.pop(debate_id, None)
+
+
+async def _read_audiences(client, debate_ids: list[str]) -> list[int]:
+    script = client.register_script(_SUM_LUA)
+    async with client.pipeline(transaction=False) as pipe:
+        for debate_id in debate_ids:
+            await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+        return [int(total) for total in await pipe.execute()]
+
+
+async def audience(debate_id) -> int:
+    """The debate's audience now, over every process (one Redis call with REDIS_URL)."""
+    key = str(debate_id)
+    if not backends.redis_url():
+        with _lock:
+            return _local.get(key, 0)
+    return (await _read_audiences(backends.redis_client(), [key]))[0]
+
+
+def audience_counts(debate_ids: Iterable) -> dict:
+    """Each debate's audience, keyed as given (REST and admin; one round trip with Redis)."""
+    ids = list(debate_ids)
+    if not backends.redis_url():
+        with _lock:
+            return {debate_id: _local.get(str(debate_id), 0) for debate_id in ids}
+    if not ids:
+        return {}
+    client = backends.redis_sync_client()
+    script = client.register_script(_SUM_LUA)
+    pipe = client.pipeline(transaction=False)
+    for debate_id in ids:
+        script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+    return {debate_id: int(total) for debate_id, total in zip(ids, pipe.execute(), strict=True)}
+
+
+async def process_keepalive() -> None:
+    """Refresh this process's liveness key (Redis only), and its audience fields with it."""
+    if backends.redis_url():
+        client = backends.redis_client()
+        await client.set(backends.key("process", process_id()), 1, ex=alive_ttl_s())
+        await publish_counts(every=True)
+
+
+async def processes_alive(processes: list[str]) -> list[bool]:
+    """Whether each process's liveness key exists (Redis only)."""
+    flags = await backends.redis_client().mget([backends.key("process", p) for p in processes])
+    return [flag is not None for flag in flags]
+
+
+def reset() -> None:
+    """Forget this process's counts (tests)."""
+    global _flusher
+    with _lock:
+        _local.clear()
+        _seen.clear()
+        _dirty.clear()
+    _flusher = None
