@@ -10,23 +10,10 @@
 // "action" (every action applied or received), "connected", "token", "argument", "turn", "status",
 // "error", "ping", "gap".
 
-export const ActionType = Object.freeze({
-  CONNECTED: "DEBATE/CONNECTED",
-  TOKEN_RECEIVED: "DEBATE/TOKEN_RECEIVED",
-  ARGUMENT_COMPLETE: "DEBATE/ARGUMENT_COMPLETE",
-  TURN_CHANGE: "DEBATE/TURN_CHANGE",
-  STATUS_UPDATE: "DEBATE/STATUS_UPDATE",
-  ERROR: "DEBATE/ERROR",
-  PING: "DEBATE/PING",
-});
+import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
 
-export const CloseCode = Object.freeze({
-  UNAUTHORIZED: 4001,
-  ORIGIN_NOT_ALLOWED: 4003,
-  NOT_FOUND: 4004,
-  RATE_LIMITED: 4029,
-  INTERNAL_ERROR: 4500,
-});
+// The constants are generated from streaming/protocol.py; re-exported for existing importers.
+export { ActionType, CloseCode };
 
 /** Connection states shown to the user. */
 export const State = Object.freeze({
@@ -39,7 +26,7 @@ export const State = Object.freeze({
   CLOSED: "closed",
 });
 
-export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+export const TERMINAL_STATUSES = new Set(FINAL_STATUSES);
 
 const EVENT_FOR_TYPE = {
   [ActionType.TOKEN_RECEIVED]: "token",

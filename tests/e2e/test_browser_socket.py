@@ -6,6 +6,7 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
+from streaming import protocol
 from tests.e2e.browser import FAKE_ORIGIN, FAKE_WEBSOCKET_JS, launch_chromium, make_jwt, route_app
 
 pytestmark = pytest.mark.browser
@@ -185,6 +186,32 @@ def test_not_found_stops_retrying(page):
     assert page.evaluate("ds.state") == "failed"
     assert page.evaluate("ds._retryTimer") is None
     assert page.evaluate("FakeWebSocket.instances.length") == 1
+
+
+def test_protocol_module_is_streaming_protocol(page):
+    start(page)
+    constants = page.evaluate(
+        """async () => {
+            const p = await import("/static/js/protocol.js");
+            return {
+                closeCode: p.CloseCode,
+                actionType: p.ActionType,
+                finalStatuses: p.FINAL_STATUSES,
+                frozen: [p.CloseCode, p.ActionType, p.FINAL_STATUSES].every(Object.isFrozen),
+                reexported: mod.CloseCode === p.CloseCode && mod.ActionType === p.ActionType,
+                terminal: [...mod.TERMINAL_STATUSES],
+            };
+        }"""
+    )
+    assert constants["closeCode"] == {member.name: int(member) for member in protocol.Close}
+    assert set(constants["actionType"].values()) == {
+        *protocol.SERVER_TYPES,
+        *protocol.CLIENT_TYPES,
+    }
+    assert constants["finalStatuses"] == list(protocol.FINAL_STATUSES)
+    assert constants["terminal"] == list(protocol.FINAL_STATUSES)
+    assert constants["frozen"] is True
+    assert constants["reexported"] is True
 
 
 def test_unauthorized_refreshes_once_then_reconnects(page):
