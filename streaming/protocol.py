@@ -41,6 +41,10 @@ EVENT_TYPES = tuple(EVENT_FIELDS)
 
 # Frames a client may send.
 CLIENT_TYPES = (PING, PONG)
+# Every message type the server sends.
+SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG)
+# Debate statuses after which no event follows (a STATUS_UPDATE with one ends the stream).
+FINAL_STATUSES = ("completed", "failed", "cancelled")
 MAX_CLIENT_FRAME_CHARS = 4096
 MAX_BAD_FRAMES = 20
 

@@ -4,29 +4,18 @@
 // exponential backoff with jitter, resume with lastSeq (events with seq <= lastSeq are dropped, so
 // no text is repeated or lost), an access-token refresh before connecting when the token is near
 // expiry and once after a 4001, and a heartbeat watchdog that reconnects when nothing (not even
-// DEBATE/PING) has arrived for staleFactor x the ping interval.
+// DEBATE/PING) has arrived for staleFactor x the ping interval. It gives up (state "failed", no
+// reconnect until retry()) on 4003, 4004, 4008 (an operator's disconnect) and 1008 (too many bad
+// frames), and on a 4001 that one token refresh did not mend.
 //
 // Events (CustomEvent, payload in `detail`): "state" {state, previous, code, reason},
 // "action" (every action applied or received), "connected", "token", "argument", "turn", "status",
 // "error", "ping", "gap".
 
-export const ActionType = Object.freeze({
-  CONNECTED: "DEBATE/CONNECTED",
-  TOKEN_RECEIVED: "DEBATE/TOKEN_RECEIVED",
-  ARGUMENT_COMPLETE: "DEBATE/ARGUMENT_COMPLETE",
-  TURN_CHANGE: "DEBATE/TURN_CHANGE",
-  STATUS_UPDATE: "DEBATE/STATUS_UPDATE",
-  ERROR: "DEBATE/ERROR",
-  PING: "DEBATE/PING",
-});
+import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
 
-export const CloseCode = Object.freeze({
-  UNAUTHORIZED: 4001,
-  ORIGIN_NOT_ALLOWED: 4003,
-  NOT_FOUND: 4004,
-  RATE_LIMITED: 4029,
-  INTERNAL_ERROR: 4500,
-});
+// The constants are generated from streaming/protocol.py; re-exported for existing importers.
+export { ActionType, CloseCode };
 
 /** Connection states shown to the user. */
 export const State = Object.freeze({
@@ -39,7 +28,16 @@ export const State = Object.freeze({
   CLOSED: "closed",
 });
 
-export const TERMINAL_STATUSES = new Set(["completed", "failed", "cancelled"]);
+export const TERMINAL_STATUSES = new Set(FINAL_STATUSES);
+
+// Closes that reconnecting cannot mend, or must not: the debate or this origin is refused, an
+// operator removed this viewer on purpose, or this client keeps sending frames the server refuses.
+const GIVE_UP_CODES = new Set([
+  CloseCode.NOT_FOUND,
+  CloseCode.ORIGIN_NOT_ALLOWED,
+  CloseCode.OPERATOR_DISCONNECT,
+  CloseCode.POLICY_VIOLATION,
+]);
 
 const EVENT_FOR_TYPE = {
   [ActionType.TOKEN_RECEIVED]: "token",
@@ -145,6 +143,16 @@ export class DebateSocket extends EventTarget {
     this._teardown(1000, "client stop");
     globalThis.removeEventListener?.("online", this._onOnline);
     this._setState(State.CLOSED);
+  }
+
+  /** Connect again after a failure, at the user's request; resumes after lastSeq. */
+  retry() {
+    if (this.state !== State.FAILED) return this;
+    this.attempt = 0;
+    this._refreshedAfter4001 = false;
+    this._setState(State.RECONNECTING);
+    this._connect();
+    return this;
   }
 
   /** Skip the remaining backoff and reconnect now. */
@@ -291,7 +299,7 @@ export class DebateSocket extends EventTarget {
       this._setState(State.ENDED, { code, reason });
       return;
     }
-    if (code === CloseCode.NOT_FOUND || code === CloseCode.ORIGIN_NOT_ALLOWED) {
+    if (GIVE_UP_CODES.has(code)) {
       this._fail(code, reason);
       return;
     }

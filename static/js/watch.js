@@ -1,6 +1,6 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
-import { DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
+import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
 import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
 
 const POLL_MS = 5000;
@@ -10,6 +10,16 @@ const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
 const $ = (id) => document.getElementById(id);
+
+/** What the page says when the socket gives up with a close code (4001 goes to sign-in). */
+const FAILURE_MESSAGES = {
+  [CloseCode.NOT_FOUND]: "This debate does not exist.",
+  [CloseCode.ORIGIN_NOT_ALLOWED]: "This site's origin is not allowed to connect.",
+  [CloseCode.OPERATOR_DISCONNECT]: "You were disconnected by an operator.",
+  [CloseCode.POLICY_VIOLATION]: "The server closed the connection after too many invalid messages from this page.",
+};
+// Failures a person may try again by hand: nothing is wrong with the debate or this origin.
+const RETRYABLE_BY_HAND = new Set([CloseCode.OPERATOR_DISCONNECT, CloseCode.POLICY_VIOLATION]);
 
 /** Everything the page shows, derived from events (plus REST for asset, viewers, verdict). */
 const state = {
@@ -161,7 +171,7 @@ function renderConnection(connection, detail = {}) {
   state.connection = connection;
   root.dataset.connection = connection;
   const node = $("connection-state");
-  const labels = { failed: detail.code === 4004 ? "not found" : "disconnected", closed: "closed" };
+  const labels = { failed: detail.code === CloseCode.NOT_FOUND ? "not found" : "disconnected", closed: "closed" };
   node.textContent = labels[connection] || connection;
   node.className = `conn conn--${connection}`;
 }
@@ -341,10 +351,10 @@ function start() {
       if (detail.state === State.RECONNECTING && detail.code !== undefined) state.closeCodes.push(detail.code);
       root.dataset.reconnects = String(state.reconnects);
       renderConnection(detail.state, detail);
+      $("reconnect").hidden = !(detail.state === State.FAILED && RETRYABLE_BY_HAND.has(detail.code));
       if (detail.state === State.FAILED) {
-        if (detail.code === 4004) showError("This debate does not exist.");
-        else if (detail.code === 4001) window.location.assign(signInUrl());
-        else if (detail.code === 4003) showError("This site's origin is not allowed to connect.");
+        if (detail.code === CloseCode.UNAUTHORIZED) window.location.assign(signInUrl());
+        else if (FAILURE_MESSAGES[detail.code]) showError(FAILURE_MESSAGES[detail.code]);
       } else if (detail.state === State.LIVE) {
         showError(null);
       }
@@ -362,12 +372,13 @@ function start() {
       if (payload.verdict) renderVerdict(payload.verdict);
     })
     .on("error", (payload) => {
-      if (payload?.message && payload.code !== 4001) showError(payload.message);
+      if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
     .on("action", () => {
       state.lastSeq = socket.lastSeq;
       root.dataset.seq = String(socket.lastSeq);
     });
+  $("reconnect").addEventListener("click", () => socket.retry());
   window.addEventListener("pagehide", () => socket.stop());
   // Back/forward cache: a restored page resumes from its last seq instead of staying frozen.
   window.addEventListener("pageshow", (event) => {

@@ -203,7 +203,9 @@ def disconnect_viewers_in_admin(admin, server, debate_id: str) -> None:
     expect(admin.locator(".messagelist")).to_contain_text("disconnect")
 
 
-def test_server_closes_the_socket_mid_debate_and_the_page_resumes_exactly(page, context, server):
+def test_operator_disconnect_mid_debate_waits_for_the_viewer_then_resumes_exactly(
+    page, context, server
+):
     # The operator is logged in beforehand, and the debate has six turns, so that the disconnect
     # lands well inside the debate however slow the machine is.
     admin = context.new_page()
@@ -215,11 +217,19 @@ def test_server_closes_the_socket_mid_debate_and_the_page_resumes_exactly(page, 
     disconnect_viewers_in_admin(admin, server, debate_id)
     admin.close()
 
-    # The page heals by itself: reconnects with lastSeq and goes live again.
-    wait_page(page, f"Number({VIEW}.dataset.reconnects) >= 1", server)
-    wait_page(page, f"{VIEW}.dataset.connection === 'live'", server)
-    assert 4008 in page.evaluate("window.debateView.state.closeCodes")
-    assert page.evaluate("window.debateView.socket.connections") >= 2
+    # An operator's disconnect is not undone by the page: it says so and offers a reconnect.
+    wait_page(page, f"{VIEW}.dataset.connection === 'failed'", server, allow_failed=True)
+    expect(page.locator("#watch-error")).to_have_text("You were disconnected by an operator.")
+    socket = "window.debateView.socket"
+    assert page.evaluate(f"{socket}.lastClose.code") == 4008
+    assert page.evaluate(f"{socket}._retryTimer") is None
+    connections = page.evaluate(f"{socket}.connections")
+
+    # The viewer reconnects by hand: the page resumes with lastSeq and goes live again.
+    page.get_by_role("button", name="Reconnect").click()
+    wait_page(page, f"['live', 'ended'].includes({VIEW}.dataset.connection)", server)
+    assert page.evaluate(f"{socket}.connections") > connections
+    expect(page.locator("#watch-error")).to_be_hidden()
 
     wait_status(page, "completed", server)
     expect(page.locator("#verdict-summary")).to_be_visible(timeout=LONG)

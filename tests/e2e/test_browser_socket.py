@@ -6,6 +6,7 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
+from streaming import protocol
 from tests.e2e.browser import FAKE_ORIGIN, FAKE_WEBSOCKET_JS, launch_chromium, make_jwt, route_app
 
 pytestmark = pytest.mark.browser
@@ -66,6 +67,14 @@ def connected(status="running", last_seq=0, reset=False):
     return {
         "type": "DEBATE/CONNECTED",
         "payload": {"debateId": "d1", "status": status, "lastSeq": last_seq, "reset": reset},
+        "timestamp": "2026-01-01T00:00:00.000Z",
+    }
+
+
+def error_action(code):
+    return {
+        "type": "DEBATE/ERROR",
+        "payload": {"code": code, "message": "Server says no.", "reason": "test"},
         "timestamp": "2026-01-01T00:00:00.000Z",
     }
 
@@ -185,6 +194,79 @@ def test_not_found_stops_retrying(page):
     assert page.evaluate("ds.state") == "failed"
     assert page.evaluate("ds._retryTimer") is None
     assert page.evaluate("FakeWebSocket.instances.length") == 1
+
+
+# Closes the client must not retry by itself: an operator's disconnect, too many bad frames.
+GIVE_UP = pytest.mark.parametrize(
+    "code", [protocol.Close.OPERATOR_DISCONNECT, protocol.Close.POLICY_VIOLATION]
+)
+
+
+@GIVE_UP
+def test_operator_disconnect_and_too_many_bad_frames_stop_retrying(page, code):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    send(page, 0, token_event(1, 1, "bull", "a"))
+    send(page, 0, error_action(int(code)))
+    ws(page, 0, f"serverClose({int(code)}, 'bye')")
+    assert page.evaluate("window.states") == ["connecting", "live", "failed"]
+    assert page.evaluate("ds.lastClose.code") == code
+    assert page.evaluate("ds._retryTimer") is None
+    assert page.evaluate("window.retries") == []
+    # Coming back online is no reason to reconnect either.
+    page.evaluate("window.dispatchEvent(new Event('online'))")
+    assert page.evaluate("ds.state") == "failed"
+    assert page.evaluate("FakeWebSocket.instances.length") == 1
+
+
+@GIVE_UP
+def test_retry_after_giving_up_resumes_after_the_last_seq(page, code):
+    start(page)
+    socket_count(page, 1)
+    ws(page, 0, "open()")
+    send(page, 0, connected())
+    send(page, 0, token_event(1, 1, "bull", "Rates "))
+    ws(page, 0, f"serverClose({int(code)})")
+    assert page.evaluate("ds.state") == "failed"
+    page.evaluate("ds.retry()")
+    socket_count(page, 2)
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "1"
+    ws(page, 1, "open()")
+    send(page, 1, connected(last_seq=2))
+    send(page, 1, token_event(2, 1, "bull", "fall"))
+    assert page.evaluate("ds.state") == "live"
+    assert page.evaluate("window.text['1:bull']") == "Rates fall"
+    # retry() only acts on a failed client: a live one keeps its socket.
+    page.evaluate("ds.retry()")
+    assert page.evaluate("FakeWebSocket.instances.length") == 2
+
+
+def test_protocol_module_is_streaming_protocol(page):
+    start(page)
+    constants = page.evaluate(
+        """async () => {
+            const p = await import("/static/js/protocol.js");
+            return {
+                closeCode: p.CloseCode,
+                actionType: p.ActionType,
+                finalStatuses: p.FINAL_STATUSES,
+                frozen: [p.CloseCode, p.ActionType, p.FINAL_STATUSES].every(Object.isFrozen),
+                reexported: mod.CloseCode === p.CloseCode && mod.ActionType === p.ActionType,
+                terminal: [...mod.TERMINAL_STATUSES],
+            };
+        }"""
+    )
+    assert constants["closeCode"] == {member.name: int(member) for member in protocol.Close}
+    assert set(constants["actionType"].values()) == {
+        *protocol.SERVER_TYPES,
+        *protocol.CLIENT_TYPES,
+    }
+    assert constants["finalStatuses"] == list(protocol.FINAL_STATUSES)
+    assert constants["terminal"] == list(protocol.FINAL_STATUSES)
+    assert constants["frozen"] is True
+    assert constants["reexported"] is True
 
 
 def test_unauthorized_refreshes_once_then_reconnects(page):
@@ -418,6 +500,53 @@ def test_a_reset_replay_replaces_the_transcript_instead_of_being_dropped(watch):
         }
     ]
     assert page.evaluate("window.debateView.socket.lastSeq") == 4
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (protocol.Close.OPERATOR_DISCONNECT, "You were disconnected by an operator."),
+        (
+            protocol.Close.POLICY_VIOLATION,
+            "The server closed the connection after too many invalid messages from this page.",
+        ),
+    ],
+)
+def test_watch_page_explains_a_close_it_does_not_retry_and_reconnects_on_request(
+    watch, code, message
+):
+    _api, open_page = watch
+    page = open_page()
+    send(page, 0, turn_change(1, 1, "bull"))
+    send(page, 0, token_event(2, 1, "bull", "Rates "))
+    send(page, 0, error_action(int(code)))
+    ws(page, 0, f"serverClose({int(code)})")
+    assert page.locator("#watch-error").text_content() == message
+    assert page.locator("#watch-error").is_visible()
+    assert page.locator("#connection-state").text_content() == "disconnected"
+    assert page.evaluate("window.debateView.socket.state") == "failed"
+    assert page.evaluate("FakeWebSocket.instances.length") == 1
+
+    assert page.locator("#reconnect").is_visible()
+    page.get_by_role("button", name="Reconnect").click()
+    socket_count(page, 2)
+    assert page.evaluate("FakeWebSocket.instances[1].params.get('lastSeq')") == "2"
+    assert page.locator("#reconnect").is_hidden()
+    ws(page, 1, "open()")
+    send(page, 1, connected(last_seq=3))
+    send(page, 1, token_event(3, 1, "bull", "fall"))
+    assert page.evaluate("window.debateView.socket.state") == "live"
+    assert page.locator("#watch-error").is_hidden()
+    assert shown(page, 1, "bull") == "Rates fall"
+
+
+def test_watch_page_offers_no_reconnect_for_a_missing_debate(watch):
+    _api, open_page = watch
+    page = open_page()
+    ws(page, 0, "serverClose(4004)")
+    assert page.locator("#watch-error").text_content() == "This debate does not exist."
+    assert page.locator("#connection-state").text_content() == "not found"
+    assert page.locator("#reconnect").is_hidden()
 
 
 def test_cancel_button_only_for_those_who_may_cancel(watch):

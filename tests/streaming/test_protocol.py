@@ -78,6 +78,29 @@ def test_close_codes_are_the_documented_ones():
             assert code in protocol.CLOSE_MESSAGES
 
 
+def test_server_types_are_every_message_type_once():
+    assert sorted(protocol.SERVER_TYPES) == sorted(
+        {
+            protocol.CONNECTED,
+            protocol.TOKEN_RECEIVED,
+            protocol.ARGUMENT_COMPLETE,
+            protocol.TURN_CHANGE,
+            protocol.STATUS_UPDATE,
+            protocol.ERROR,
+            protocol.PING,
+            protocol.PONG,
+        }
+    )
+
+
+def test_final_statuses_are_the_finished_debate_statuses():
+    from debates.models import FINISHED_STATUSES
+    from streaming import publisher
+
+    assert set(protocol.FINAL_STATUSES) == {str(status) for status in FINISHED_STATUSES}
+    assert set(protocol.FINAL_STATUSES) == publisher.FINAL_STATUSES
+
+
 def test_event_requires_its_fields():
     with pytest.raises(ValueError, match="content"):
         protocol.event_payload(protocol.ARGUMENT_COMPLETE, DEBATE, {"agent": "bull", "turn": 1})
