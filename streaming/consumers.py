@@ -31,10 +31,10 @@ from streaming.archive import archive_debate, archive_read
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
-from streaming.fastwrite import frame_writer
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import allow_connection, client_ip
+from streaming.server import frame_writer
 
 logger = logging.getLogger(__name__)
 

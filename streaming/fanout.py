@@ -39,7 +39,7 @@ from django.conf import settings
 from streaming import control, metrics, presence, protocol, services
 from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
-from streaming.fastwrite import encode_text_frame
+from streaming.server import encode_text_frame
 from tradeapp.instance import process_id
 
 logger = logging.getLogger(__name__)

@@ -41,6 +41,16 @@ SLOW_VIEWERS_DROPPED = Counter(
     "ws_slow_viewers_dropped",
     "Sockets aborted because their unsent data passed WS_SEND_BUFFER_LIMIT_BYTES.",
 )
+SERVER_PATCH_ACTIVE = Gauge(
+    "server_patch_active",
+    "1 when the streaming.server patch is applied in this process, 0 when left off.",
+    ["patch"],
+    multiprocess_mode="liveall",  # one sample per live process, so an unpatched one shows
+)
+FAST_PATH_FRAMES = Counter(
+    "ws_fast_path_frames",
+    "Frames written straight to daphne's sockets by the fast path (flushed once a second).",
+)
 TIME_TO_FIRST_TOKEN = Histogram(
     "debate_time_to_first_token_seconds",
     "From the start of a debate's run to its first token handed to the publisher.",

@@ -1,4 +1,4 @@
-"""Keep tokens out of logs: a logging.Filter and daphne's access log both redact ``token=...``."""
+"""Keep tokens out of logs: redact() and RedactTokenFilter (the access log: streaming.server)."""
 
 import logging
 import re
@@ -28,20 +28,3 @@ class RedactTokenFilter(logging.Filter):
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
-
-
-def patch_daphne_access_log() -> None:
-    """Redact daphne's NCSA access log, which writes paths with query strings to a stream."""
-    try:
-        from daphne.access import AccessLogGenerator
-    except ImportError:
-        return
-    if getattr(AccessLogGenerator.write_entry, "_redacted", False):
-        return
-    original = AccessLogGenerator.write_entry
-
-    def write_entry(self, host, date, request, *args, **kwargs):
-        return original(self, host, date, redact(str(request)), *args, **kwargs)
-
-    write_entry._redacted = True
-    AccessLogGenerator.write_entry = write_entry

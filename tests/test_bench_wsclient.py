@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from bench import wsclient
-from streaming.fastwrite import encode_text_frame
+from streaming.server import encode_text_frame
 
 UPGRADE = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
 

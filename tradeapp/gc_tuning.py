@@ -1,4 +1,4 @@
-"""Garbage-collector tuning for the long-running server process.
+"""Garbage-collector tuning for a daphne serving process (tradeapp.serving calls tune_gc once).
 
 With Python's default thresholds (700, 10, 10) a server holding thousands of WebSocket
 connections runs full (generation 2) collections again and again while connections arrive,

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from debates.models import Debate, DebateStatus
 from streaming.fanout import close_hub
-from tradeapp.asgi import application
+from tradeapp.asgi import routing_application as application  # no serving hooks
 
 ORIGIN = "http://localhost:8000"
 QA_TOKEN = "qa-token-for-tests"

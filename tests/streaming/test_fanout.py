@@ -6,7 +6,7 @@ from streaming import protocol
 from streaming.consumers import DebateConsumer
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
-from streaming.fastwrite import encode_text_frame
+from streaming.server import encode_text_frame
 
 DEBATE = "6f1c1d3e-0000-4000-8000-000000000077"
 

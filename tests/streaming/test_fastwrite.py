@@ -1,13 +1,17 @@
 """The daphne fast path: frames encoded once, Twisted writes tried inline, in order."""
 
 import socket
+import sys
+import types
 
 import pytest
+from prometheus_client import REGISTRY
 from twisted.internet import error, tcp
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from streaming.fastwrite import encode_text_frame, frame_writer, patch_inline_socket_writes
+from streaming.server import encode_text_frame, fast_path, frame_writer, inline_writes
+from streaming.server.frames import count_frames
 
 
 def _parse(data: bytes) -> Frame:
@@ -30,11 +34,94 @@ def test_text_frame_parses_back_to_the_same_text(size):
     assert frame.data.decode("utf-8") == text
 
 
+def test_frames_written_back_to_back_are_counted():
+    frames = [encode_text_frame("x" * size) for size in (0, 5, 200, 70000, 3)]
+    assert count_frames(b"".join(frames)) == 5
+    assert count_frames(frames[3][:-1]) == 0  # a cut frame is not a frame
+    assert count_frames(b"") == 0
+
+
 def test_no_frame_writer_outside_daphne():
     async def send(message):  # e.g. uvicorn or the test communicator
         pass
 
     assert frame_writer(send) is None
+
+
+# --- frame_writer against stand-ins for daphne's server and protocol ------------------------
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written, self._tempDataLen, self.aborted = [], 0, False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def abortConnection(self) -> None:
+        self.aborted = True
+
+
+@pytest.fixture
+def fake_daphne(monkeypatch):
+    """daphne.server and daphne.ws_protocol stand-ins (importing the real daphne.server would
+    install Twisted's reactor in the test process) and a send daphne would pass."""
+    import functools
+
+    class Server:
+        async def handle_reply(self, protocol, message):
+            pass
+
+    class WebSocketProtocol:
+        STATE_OPEN = 1
+
+        def __init__(self) -> None:
+            self.state, self.transport = 1, _Transport()
+
+    monkeypatch.setitem(sys.modules, "daphne.server", types.SimpleNamespace(Server=Server))
+    monkeypatch.setitem(
+        sys.modules,
+        "daphne.ws_protocol",
+        types.SimpleNamespace(WebSocketProtocol=WebSocketProtocol),
+    )
+    protocol = WebSocketProtocol()
+    return protocol, functools.partial(Server().handle_reply, protocol)
+
+
+@pytest.fixture
+def fast_path_on():
+    undo = fast_path.PATCH.apply()
+    yield
+    undo()
+
+
+def _fast_path_frames() -> float:
+    return REGISTRY.get_sample_value("ws_fast_path_frames_total") or 0.0
+
+
+def test_no_frame_writer_while_the_fast_path_is_off(fake_daphne):
+    _protocol, send = fake_daphne
+    assert fast_path.is_daphne_send(send)
+    assert frame_writer(send) is None
+
+
+def test_frame_writer_writes_counts_and_stops_once_closed(fake_daphne, fast_path_on):
+    protocol, send = fake_daphne
+    write = frame_writer(send)
+    before = _fast_path_frames()
+    joined = encode_text_frame("a") + encode_text_frame("b")
+    assert write(joined)
+    assert write(joined)  # the next viewer of the same fan-out: counted without a parse
+    assert write(encode_text_frame("ping"))
+    assert protocol.transport.written == [joined, joined, encode_text_frame("ping")]
+    fast_path.tally.flush()
+    assert _fast_path_frames() - before == 5
+    protocol.state = 3  # closing
+    assert not write(joined)
+    assert len(protocol.transport.written) == 3
+
+
+# --- inline socket writes --------------------------------------------------------------------
 
 
 class _Reactor:
@@ -55,7 +142,7 @@ class _Reactor:
 
 @pytest.fixture
 def transport_pair():
-    patch_inline_socket_writes()
+    undo = inline_writes.PATCH.apply()
     ours, peer = socket.socketpair()
     ours.setblocking(False)
     reactor = _Reactor()
@@ -64,6 +151,7 @@ def transport_pair():
     yield connection, peer, reactor
     ours.close()
     peer.close()
+    undo()
 
 
 def _drain(peer: socket.socket, size: int) -> bytes:

@@ -2,7 +2,10 @@
 
 import logging
 
-from streaming.redaction import RedactTokenFilter, patch_daphne_access_log, redact
+import pytest
+
+from streaming.redaction import RedactTokenFilter, redact
+from streaming.server import access_log
 
 SECRET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
 
@@ -37,12 +40,18 @@ def test_settings_logging_redacts(caplog, capsys):
     assert SECRET not in captured.err + captured.out
 
 
-def test_daphne_access_log_is_redacted():
+@pytest.fixture
+def access_log_patched():
+    undo = access_log.PATCH.apply()
+    yield
+    undo()
+
+
+def test_daphne_access_log_is_redacted(access_log_patched):
     import io
 
     from daphne.access import AccessLogGenerator
 
-    patch_daphne_access_log()
     stream = io.StringIO()
     AccessLogGenerator(stream)(
         "websocket", "connecting", {"client": ["127.0.0.1", 1], "path": f"/ws/?token={SECRET}"}
