@@ -14,20 +14,12 @@ import time
 from collections import defaultdict
 from datetime import datetime
 
-try:
-    import orjson
+import orjson
 
-    _loads = orjson.loads
-except ImportError:  # pragma: no cover - orjson is a runtime dependency
-    import json
+from streaming.protocol import CONNECTED, ERROR, STATUS_UPDATE, TOKEN_RECEIVED
 
-    _loads = json.loads
-
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-TOKEN = "DEBATE/TOKEN_RECEIVED"
-CONNECTED = "DEBATE/CONNECTED"
-STATUS = "DEBATE/STATUS_UPDATE"
-ERROR = "DEBATE/ERROR"
+# Debate statuses after which no event follows; streaming.protocol has no name for them yet.
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 
@@ -122,7 +114,7 @@ def split_frames(buf) -> tuple[list[tuple[int, bool, bytes]], int]:
 
 def parse_event(data: bytes) -> tuple:
     """(type, seq, epoch of timestamp, timestamp, status, error code, turn, token length)."""
-    msg = _loads(data)
+    msg = orjson.loads(data)
     payload = msg.get("payload") or {}
     seq = payload.get("seq")
     timestamp = msg.get("timestamp")
@@ -266,7 +258,7 @@ class Viewer(asyncio.Protocol):
         stats.events += 1
         latency = now - sent_at
         bucket = int(latency * 10_000) if latency > 0 else 0
-        if kind == TOKEN:
+        if kind == TOKEN_RECEIVED:
             stats.token_frames += 1
             stats.token_hist[bucket] += 1
             if latency > stats.token_max:
@@ -288,7 +280,7 @@ class Viewer(asyncio.Protocol):
             self.reordered += 1
         else:
             self.dups += 1
-        if kind == STATUS and status in TERMINAL_STATUSES:
+        if kind == STATUS_UPDATE and status in FINAL_STATUSES:
             self.final_seq = seq
             self.final_status = status
             if not self.done.done():

@@ -239,7 +239,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             self.buffer.extend(events)
             return 0
         if events[0][0] > self.last_sent and self._write_frame is not None:
-            # All of them, in one write (streaming.fastwrite).
+            # All of them, in one write (streaming.server).
             self.last_sent = events[-1][0]
             return len(events) if self._write_frame(joined) else 0
         if events[-1][0] <= self.last_sent:
@@ -268,7 +268,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         return await self._send_shared(text, frame)
 
     async def _send_shared(self, text: str, frame: bytes | None) -> bool:
-        # A frame shared by every viewer goes straight to daphne's socket (streaming.fastwrite).
+        # A frame shared by every viewer goes straight to daphne's socket (streaming.server).
         if frame is not None and self._write_frame is not None:
             return self._write_frame(frame)
         await self.base_send({"type": "websocket.send", "text": text})

@@ -6,7 +6,7 @@ process has one hub per event loop with one channel of its own; the hub joins th
 ``debate.<id>`` while at least one local viewer watches that debate, receives each event once
 (its JSON text already encoded by the publisher), and writes the same text to each local
 consumer's ASGI send; under daphne the frame is encoded once and written straight to each socket
-(streaming.fastwrite). Events that arrive while a fan-out runs (or are published together, see
+(streaming.server). Events that arrive while a fan-out runs (or are published together, see
 ``publisher.publish_events``) go out in the next fan-out as one write per viewer. Consumers stay
 ``AsyncJsonWebsocketConsumer``s: they register with the hub on connect and leave it on
 disconnect.

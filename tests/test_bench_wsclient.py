@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from bench import wsclient
+from streaming.protocol import CONNECTED, STATUS_UPDATE, TOKEN_RECEIVED
 from streaming.server import encode_text_frame
 
 UPGRADE = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
@@ -28,14 +29,14 @@ class FakeTransport:
         self.closed = True
 
 
-def event_frame(seq: int, kind: str = wsclient.TOKEN, **payload) -> bytes:
+def event_frame(seq: int, kind: str = TOKEN_RECEIVED, **payload) -> bytes:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
     text = orjson.dumps({"type": kind, "payload": {"seq": seq, **payload}, "timestamp": stamp})
     return encode_text_frame(text.decode())
 
 
 def connected_frame() -> bytes:
-    return encode_text_frame(orjson.dumps({"type": wsclient.CONNECTED, "payload": {}}).decode())
+    return encode_text_frame(orjson.dumps({"type": CONNECTED, "payload": {}}).decode())
 
 
 def new_viewer(stats: wsclient.Stats) -> wsclient.Viewer:
@@ -56,7 +57,7 @@ async def test_frames_split_at_every_byte_are_read_like_whole_ones():
         + connected_frame()
         + event_frame(1, token="a" * 200)  # 16-bit length header
         + event_frame(2, token="b")
-        + event_frame(3, wsclient.STATUS, status="completed")
+        + event_frame(3, STATUS_UPDATE, status="completed")
     )
     stats = wsclient.Stats()
     viewer = new_viewer(stats)

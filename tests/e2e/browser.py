@@ -3,21 +3,13 @@
 import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-PYTHON = sys.executable
+from bench.launcher import BASE_DIR as ROOT
+from bench.launcher import Server, cluster, free_port
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -29,7 +21,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-STARTUP_DEADLINE_S = 60
 USERNAME = "u"
 PASSWORD = "p-browser-test"
 
@@ -46,169 +37,20 @@ def require_chromium() -> str:
     return CHROMIUM
 
 
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class LiveServer:
-    """One daphne process serving the project on its own database."""
-
-    port: int
-    env: dict
-    log_path: Path
-    proc: subprocess.Popen | None = None
-    cleanup: list = field(default_factory=list)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def manage(self, *args: str, stdin: str | None = None) -> str:
-        """Run manage.py against this server's database; return stdout, raise on failure."""
-        result = subprocess.run(
-            [PYTHON, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
-        return result.stdout
-
-    def shell(self, code: str) -> str:
-        """Run Python in `manage.py shell` against this server's database."""
-        return self.manage("shell", "--no-imports", "-c", code)
-
-    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
-        """Call the REST API; return (status, JSON body)."""
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method)
-        request.add_header("Accept", "application/json")
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw = response.read()
-                return response.status, json.loads(raw) if raw else None
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, json.loads(raw) if raw else None
-
-    def token(self, username: str = USERNAME, password: str = PASSWORD) -> dict:
-        """A fresh JWT pair for the test user."""
-        status, data = self.api(
-            "POST", "/api/auth/token/", {"username": username, "password": password}
-        )
-        assert status == 200, data
-        return data
-
-    def start(self) -> None:
-        """Start daphne and wait until /healthz answers."""
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [
-                PYTHON,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "tradeapp.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daphne exited early:\n{self.log_path.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.2)
-        raise RuntimeError(f"daphne did not answer in time:\n{self.log_path.read_text()[-4000:]}")
-
-    def stop(self) -> None:
-        """Stop daphne (SIGTERM, then SIGKILL) — always, even when a test failed."""
-        if self.proc and self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def log_tail(self, chars: int = 4000) -> str:
-        """The end of daphne's log, for failure messages."""
-        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
-
-
-def _database_url(tmp_dir: Path) -> tuple[str, object]:
-    """A fresh database: PostgreSQL when the test run uses it, else a SQLite file."""
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith(("postgres://", "postgresql://")):
-        return f"sqlite:///{tmp_dir / 'browser.sqlite3'}", None
-    import psycopg
-
-    name = f"tradeapp_browser_{uuid.uuid4().hex[:10]}"
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    return base.rsplit("/", 1)[0] + f"/{name}", drop
-
-
 @contextlib.contextmanager
 def live_server(tmp_dir: Path, **extra_env: str):
     """A migrated database with the test user, and daphne serving it; torn down on exit."""
-    port = free_port()
-    db_url, drop_db = _database_url(tmp_dir)
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tradeapp.settings",
-        "DATABASE_URL": db_url,
-        "DEBUG": "1",
-        "OFFLINE_LLM_TOKENS_PER_S": "40",
-        "WS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",
-        **extra_env,
-    }
-    if "REDIS_URL" not in extra_env:
-        env.pop("REDIS_URL", None)  # one process: the in-memory layer and event log suffice
-    server = LiveServer(port=port, env=env, log_path=tmp_dir / f"daphne-{port}.log")
-    try:
-        server.manage("migrate", "--noinput")
-        server.manage("ensure_demo_user", "--username", USERNAME, "--password", PASSWORD)
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        if drop_db:
-            drop_db()
+    port = free_port()  # chosen first: the page's own origin must be allowed
+    with cluster(
+        tmp_dir,
+        name="browser",
+        ports=[port],
+        redis_url=extra_env.get("REDIS_URL"),
+        origins=f"http://127.0.0.1:{port}",
+        user=(USERNAME, PASSWORD),
+        env={"DEBUG": "1", "OFFLINE_LLM_TOKENS_PER_S": "40", **extra_env},
+    ) as launched:
+        yield launched.servers[0]
 
 
 def launch_chromium(playwright):
@@ -220,7 +62,7 @@ def launch_chromium(playwright):
 
 def sign_in(
     page,
-    server: LiveServer,
+    server: Server,
     next_path: str = "/debates/",
     username: str = USERNAME,
     password: str = PASSWORD,

@@ -4,7 +4,9 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bench import stream
+from bench.errors import BenchError
+from bench.report import format_table, write_json
+from bench.run import Config, run
 
 
 class Command(BaseCommand):
@@ -120,7 +122,7 @@ class Command(BaseCommand):
             if not sep:
                 raise CommandError(f"--env expects KEY=VALUE, got {item!r}")
             server_env[key] = value
-        cfg = stream.Config(
+        cfg = Config(
             workers=opts["workers"],
             viewers=opts["viewers"],
             clients=min(opts["clients"], opts["viewers"]),
@@ -145,13 +147,13 @@ class Command(BaseCommand):
             keep=opts["keep"],
         )
         try:
-            report = stream.run(cfg, out=lambda line: self.stderr.write(line))
-        except (stream.BenchError, RuntimeError, OSError) as exc:
+            report = run(cfg, out=lambda line: self.stderr.write(line))
+        except (BenchError, RuntimeError, OSError) as exc:
             raise CommandError(f"benchmark failed: {exc}") from exc
         except KeyboardInterrupt as exc:
             raise CommandError("interrupted; every process started was stopped") from exc
         if opts["json_path"]:
-            stream.write_json(report, opts["json_path"])
-        self.stdout.write(stream.format_table(report))
+            write_json(report, opts["json_path"])
+        self.stdout.write(format_table(report))
         if not report["ok"]:
             raise CommandError("not every viewer received every event of a completed debate")
