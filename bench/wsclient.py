@@ -16,10 +16,11 @@ from datetime import datetime
 
 import orjson
 
+from streaming import protocol
 from streaming.protocol import CONNECTED, ERROR, STATUS_UPDATE, TOKEN_RECEIVED
 
 # Debate statuses after which no event follows; streaming.protocol has no name for them yet.
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+FINAL_STATUSES = frozenset(protocol.FINAL_STATUSES)
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 

@@ -53,7 +53,6 @@ from streaming.eventlog import get_event_log
 
 logger = logging.getLogger(__name__)
 
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 AUDIENCE_REFRESH_S = 2.0
 
 Event = tuple[str, dict]
@@ -233,7 +232,7 @@ def _goes_out_now(stream: _DebateStream, action_type: str, payload: dict, now: f
 
 
 def _is_final(action_type: str, payload: dict) -> bool:
-    return action_type == protocol.STATUS_UPDATE and payload["status"] in FINAL_STATUSES
+    return action_type == protocol.STATUS_UPDATE and payload["status"] in protocol.FINAL_STATUSES
 
 
 async def _publish_locked(key: str, stream: _DebateStream, events, hold_s: float) -> list[dict]:

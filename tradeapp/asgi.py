@@ -1,8 +1,9 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
 Importing this module changes nothing outside the app: ``routing_application`` is the plain
-routing (what tests drive), and ``application`` (what daphne serves) wraps it with
-tradeapp.serving, which installs the server patches and tunes the GC on daphne's first scope.
+routing (what tests drive), and ``application`` (what servers serve) wraps it with
+tradeapp.serving, which on the first scope starts the stale-debate janitor and, under daphne,
+installs the server patches and tunes the GC.
 """
 
 import os
@@ -16,19 +17,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from debates.middleware import StaleDebateJanitorMiddleware  # noqa: E402
 from streaming.auth import JwtQueryAuthMiddleware  # noqa: E402
 from streaming.routing import websocket_urlpatterns  # noqa: E402
-from tradeapp.serving import DaphneServingSetup  # noqa: E402
+from tradeapp.serving import ServingProcess  # noqa: E402
 
 # Origin is checked by the consumer (accept, DEBATE/ERROR, close 4003) so browsers see a code.
-routing_application = StaleDebateJanitorMiddleware(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": JwtQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
-        }
-    )
+routing_application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": JwtQueryAuthMiddleware(URLRouter(websocket_urlpatterns)),
+    }
 )
 
-application = DaphneServingSetup(routing_application)
+application = ServingProcess(routing_application)

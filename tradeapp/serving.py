@@ -1,17 +1,22 @@
-"""Set up a daphne serving process on its first scope: the server patches and GC tuning."""
+"""Set up a serving process on its first scope: the stale-debate janitor, and under daphne the
+server patches and GC tuning."""
 
 import logging
 import sys
 
+from debates.runs.janitor import ensure_janitor
 from streaming import server
 from tradeapp.gc_tuning import tune_gc
 
 logger = logging.getLogger(__name__)
 
 
-class DaphneServingSetup:
-    """ASGI wrapper: on the first scope, when daphne is the server, install streaming.server's
-    patches and tune the garbage collector, once; tests and other servers get neither.
+class ServingProcess:
+    """ASGI wrapper: on the first scope, once, set this process up as a server: start the
+    stale-debate janitor on the server's loop (daphne has no lifespan events, so the first scope
+    is the earliest moment that loop is known; load balancers probe /healthz right after
+    start-up), and, when daphne is the server, install streaming.server's patches and tune the
+    garbage collector. Tests drive tradeapp.asgi.routing_application and get none of it.
 
     ``__call__`` is synchronous on purpose: daphne calls the application and writes a
     WebSocket's "connecting" access-log line right after, before the returned coroutine first
@@ -32,7 +37,7 @@ class DaphneServingSetup:
 
     @staticmethod
     def set_up(send) -> None:
-        """Install the patches and tune the GC when `send` is daphne's."""
+        """Install the patches and tune the GC when `send` is daphne's; start the janitor."""
         if server.is_daphne_send(send):
             server.install()
             tune_gc()
@@ -41,3 +46,4 @@ class DaphneServingSetup:
                 "daphne serves but passes an ASGI send streaming.server does not recognise: "
                 "server patches and GC tuning left off"
             )
+        ensure_janitor()

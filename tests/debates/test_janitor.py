@@ -1,15 +1,13 @@
-"""A serving process takes over stale debates as soon as it serves its first request."""
+"""A serving process's janitor takes over a stale debate at once and resumes it."""
 
 import asyncio
 from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import HttpCommunicator
 from django.test import override_settings
 from django.utils import timezone
 
-from debates.middleware import StaleDebateJanitorMiddleware
 from debates.models import Argument, Debate, DebateStatus
 from debates.runs import janitor, launch
 from tests.stubs.events import BIG_LAYER, close_async_db_connections  # noqa: F401 - a fixture
@@ -34,15 +32,7 @@ def _stale_debate() -> Debate:
     return debate
 
 
-async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
-    calls = []
-
-    async def app(scope, receive, send):
-        calls.append(scope["path"])
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"ok"})
-
-    wrapped = StaleDebateJanitorMiddleware(app)
+async def test_the_janitor_resumes_a_stale_debate_at_once_and_starts_once_per_loop():
     with override_settings(
         OFFLINE_LLM_TOKENS_PER_S=0,
         TOKEN_FLUSH_INTERVAL_MS=0,
@@ -50,12 +40,11 @@ async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
         CHANNEL_LAYERS=BIG_LAYER,
     ):
         debate = await sync_to_async(_stale_debate)()
-        loop_tasks_before = set(janitor._tasks)
-        for path in ("/healthz", "/readyz"):
-            response = await HttpCommunicator(wrapped, "GET", path).get_response()
-            assert response["status"] == 200
-        assert calls == ["/healthz", "/readyz"]
-        janitors = [t for t in janitor._tasks - loop_tasks_before if not t.done()]
+        tasks_before = set(janitor._tasks)
+        janitor.ensure_janitor()
+        janitor.ensure_janitor()  # the first scope of every request calls it: one task
+        started = [t for t in janitor._tasks - tasks_before if not t.done()]
+        assert len(started) == 1
         try:
             for _ in range(600):
                 await debate.arefresh_from_db()
@@ -67,6 +56,6 @@ async def test_first_request_starts_the_janitor_which_resumes_a_stale_debate():
             turns = [(a.turn, a.agent) async for a in Argument.objects.filter(debate=debate)]
             assert turns == [(1, "bull"), (2, "bear"), (3, "moderator")]
         finally:
-            for task in [*janitor._tasks, *launch._tasks]:
+            for task in [*started, *launch._tasks]:
                 task.cancel()
-            await asyncio.gather(*janitors, return_exceptions=True)
+            await asyncio.gather(*started, *launch._tasks, return_exceptions=True)

@@ -1,4 +1,5 @@
-"""tradeapp.serving: patches and GC tuning on daphne's first scope only, never on import."""
+"""tradeapp.serving: the janitor on the first scope; patches and GC tuning on daphne's first
+scope only; nothing on import."""
 
 import json
 import logging
@@ -20,9 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def set_up_calls(monkeypatch):
-    """Record tune_gc instead of freezing this process's collector; uninstall afterwards."""
+    """Record tune_gc (instead of freezing this process's collector) and the janitor's start;
+    uninstall the patches afterwards."""
     calls = []
     monkeypatch.setattr(serving, "tune_gc", lambda: calls.append("tune_gc"))
+    monkeypatch.setattr(serving, "ensure_janitor", lambda: calls.append("janitor"))
     yield calls
     server.uninstall()
 
@@ -48,18 +51,18 @@ def _app(seen: list):
 
 async def test_patches_are_in_place_before_the_first_scope_runs(set_up_calls, daphne_send):
     seen = []
-    wrapped = serving.DaphneServingSetup(_app(seen))
+    wrapped = serving.ServingProcess(_app(seen))
     original = AccessLogGenerator.write_entry
     pending = wrapped({"type": "websocket"}, None, daphne_send)
     # daphne writes the "connecting" access-log line before the app's coroutine first runs.
     assert "access_log_redaction" in server.active()
     assert AccessLogGenerator.write_entry is not original
-    assert set_up_calls == ["tune_gc"]
+    assert set_up_calls == ["tune_gc", "janitor"]
     assert seen == []
     await pending
     assert seen == ["websocket"]
     await wrapped({"type": "http"}, None, daphne_send)
-    assert set_up_calls == ["tune_gc"]  # once
+    assert set_up_calls == ["tune_gc", "janitor"]  # once
 
 
 async def test_other_servers_get_nothing(set_up_calls):
@@ -67,11 +70,11 @@ async def test_other_servers_get_nothing(set_up_calls):
         pass
 
     seen = []
-    wrapped = serving.DaphneServingSetup(_app(seen))
+    wrapped = serving.ServingProcess(_app(seen))
     await wrapped({"type": "http"}, None, send)
     assert seen == ["http"]
     assert server.active() == frozenset()
-    assert set_up_calls == []
+    assert set_up_calls == ["janitor"]  # every server's process takes over stale debates
 
 
 async def test_an_unrecognised_daphne_send_is_logged(set_up_calls, monkeypatch, caplog):
@@ -81,14 +84,14 @@ async def test_an_unrecognised_daphne_send_is_logged(set_up_calls, monkeypatch, 
         pass
 
     with caplog.at_level(logging.WARNING, logger="tradeapp.serving"):
-        await serving.DaphneServingSetup(_app([]))({"type": "http"}, None, send)
+        await serving.ServingProcess(_app([]))({"type": "http"}, None, send)
     assert "server patches and GC tuning left off" in caplog.text
     assert server.active() == frozenset()
-    assert set_up_calls == []
+    assert set_up_calls == ["janitor"]
 
 
 def test_daphne_takes_the_wrapper_for_an_asgi3_app():
-    wrapped = serving.DaphneServingSetup(_app([]))
+    wrapped = serving.ServingProcess(_app([]))
     assert guarantee_single_callable(wrapped) is wrapped
 
 
