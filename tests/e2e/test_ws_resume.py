@@ -14,11 +14,12 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from streaming import protocol
 from tests.e2e.servers import ORIGIN, daphne_cluster, synthetic_debate
 
 pytestmark = pytest.mark.e2e
 
-FINAL = {"completed", "failed", "cancelled"}
+FINAL = set(protocol.FINAL_STATUSES)
 VIEWERS = 6
 MAX_RECONNECTS = 8
 

@@ -3,29 +3,21 @@ fast path (ws_fast_path_frames_total), and the access log is redacted from the f
 
 import asyncio
 import json
-import subprocess
 import time
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
+from bench.launcher import Server, free_port
+from streaming import protocol
 from streaming.server import PATCHES
-from tests.e2e.servers import (
-    ORIGIN,
-    PYTHON,
-    QA_TOKEN,
-    ROOT,
-    Daphne,
-    daphne_cluster,
-    free_port,
-    synthetic_debate,
-)
+from tests.e2e.servers import ORIGIN, QA_TOKEN, daphne_cluster, synthetic_debate
 
 pytestmark = pytest.mark.e2e
 
 DEADLINE_S = 120
-FINAL = {"completed", "failed", "cancelled"}
+FINAL = set(protocol.FINAL_STATUSES)
 
 
 def _samples(server, name: str) -> list[tuple[dict, float]]:
@@ -79,33 +71,17 @@ async def test_a_daphne_viewer_is_served_by_the_fast_path(tmp_path):
         assert active == {patch.name: 1.0 for patch in PATCHES}
 
 
-class _UnprobedDaphne(Daphne):
-    """A daphne whose first scope is the test's own (no /healthz probe): waits for the port."""
-
-    def start(self) -> None:
-        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    PYTHON,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    "tradeapp.asgi:application",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + DEADLINE_S
-        while "Listening on TCP address" not in self.logs():
-            assert self.proc.poll() is None, self.logs()[-4000:]
-            assert time.monotonic() < deadline, self.logs()[-4000:]
-            time.sleep(0.2)
+def _spawn_unprobed(cluster) -> Server:
+    """Another daphne of the cluster whose first scope is the test's own (no /healthz probe):
+    started, then waited for by its "Listening" log line."""
+    server = Server(cluster, len(cluster.servers), free_port())
+    server.spawn()
+    deadline = time.monotonic() + DEADLINE_S
+    while "Listening on TCP address" not in server.logs():
+        assert server.alive(), server.log_tail()
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+    return server
 
 
 async def test_the_first_request_a_daphne_serves_is_redacted_in_its_access_log(
@@ -115,15 +91,8 @@ async def test_the_first_request_a_daphne_serves_is_redacted_in_its_access_log(
         access = probed.token()["access"]
         status, debate = probed.api("POST", "/api/debates/", {"asset": "AAPL"}, access)
         assert status == 201, debate
-        port = free_port()
-        server = _UnprobedDaphne(
-            port=port,
-            env=probed.env,
-            stdout_path=tmp_path / f"first-{port}.out",
-            stderr_path=tmp_path / f"first-{port}.err",
-        )
+        server = _spawn_unprobed(probed.cluster)
         try:
-            server.start()
             server.api("GET", f"/api/debates/?token={access}")  # the first scope it serves
             url = server.ws_url(debate["id"], token=QA_TOKEN)
             async with connect(url, origin=ORIGIN) as ws:

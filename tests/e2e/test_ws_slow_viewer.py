@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from streaming import protocol
 from tests.e2e.servers import ORIGIN, QA_TOKEN, RawSocket, daphne_cluster, synthetic_debate
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +27,7 @@ TURNS, TOKENS, TOKEN_CHARS = 16, 50, 16384  # ~26 MB of frames, ~820 KB per argu
 # allocator's slack (measured: 4.6-5.1 MiB). Unbounded, the same run grew by 26 MiB: the whole
 # stream less the ~2.7 MB the kernel's send buffer holds (docs/streaming.md).
 RSS_BOUND = 10 * MIB
-FINAL = {"completed", "failed", "cancelled"}
+FINAL = set(protocol.FINAL_STATUSES)
 DROPPED = re.compile(r"dropping a slow viewer: (\d+) bytes unsent")
 
 

@@ -14,7 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from debates.engine.llm import OfflineAnalystModel, read_brief, tokenize
 from streaming import protocol
 
-FINAL = {"completed", "failed", "cancelled"}
+FINAL = set(protocol.FINAL_STATUSES)
 BIG_LAYER = {
     "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100000}}
 }
