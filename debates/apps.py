@@ -2,6 +2,8 @@
 
 from django.apps import AppConfig
 
+from streaming import control
+
 
 class DebatesConfig(AppConfig):
     """Debates app: registers its control commands (streaming.control)."""
@@ -10,7 +12,4 @@ class DebatesConfig(AppConfig):
     name = "debates"
 
     def ready(self) -> None:
-        from debates.runs import run
-        from streaming import control
-
-        control.handle("debate.stop", run.on_stop_command)
+        control.handle("debate.stop", "debates.runs.run.on_stop_command")

@@ -2,6 +2,8 @@
 
 from django.apps import AppConfig
 
+from streaming import control
+
 
 class StreamingConfig(AppConfig):
     """Streaming app: registers its control commands (streaming.control)."""
@@ -10,6 +12,4 @@ class StreamingConfig(AppConfig):
     name = "streaming"
 
     def ready(self) -> None:
-        from streaming import control, fanout
-
-        control.handle("viewers.disconnect", fanout.on_disconnect_command)
+        control.handle("viewers.disconnect", "streaming.fanout.on_disconnect_command")

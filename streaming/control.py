@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.utils.module_loading import import_string
 
 from streaming import backends
 from tradeapp.instance import process_id
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict], None]
 
-_handlers: dict[str, Handler] = {}
+_handlers: dict[str, Handler | str] = {}
 _listener: asyncio.Task | None = None
 
 
@@ -34,18 +35,22 @@ def group_for(process: str) -> str:
     return "control." + re.sub(r"[^a-zA-Z0-9._-]", "-", process)[:90]
 
 
-def handle(message_type: str, handler: Handler) -> None:
-    """Register the handler of one command type (an app's ready())."""
+def handle(message_type: str, handler: Handler | str) -> None:
+    """Register the handler of one command type (an app's ready()); a dotted path is imported
+    when the first such command arrives, so registering costs an app no start-up time."""
     _handlers[message_type] = handler
 
 
 def dispatch(message: dict) -> bool:
     """Run the command's handler here; False when nothing handles its type."""
-    handler = _handlers.get(message.get("type", ""))
+    message_type = message.get("type", "")
+    handler = _handlers.get(message_type)
     if handler is None:
-        logger.warning("no handler for control message %r", message.get("type"))
+        logger.warning("no handler for control message %r", message_type)
         return False
     try:
+        if isinstance(handler, str):
+            handler = _handlers[message_type] = import_string(handler)
         handler(message)
     except Exception:
         logger.exception("control message %r failed", message.get("type"))

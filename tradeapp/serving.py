@@ -4,7 +4,7 @@ server patches and GC tuning."""
 import logging
 import sys
 
-from debates.runs.janitor import ensure_janitor
+from debates.janitor import ensure_janitor
 from streaming import server
 from tradeapp.gc_tuning import tune_gc
 

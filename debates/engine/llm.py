@@ -439,6 +439,7 @@ def build_llm(
     if kind == "offline":
         return OfflineAnalystModel(seed=seed, tokens_per_s=tokens_per_s)
     if kind == "openai":
+        # Imported here: only DEBATE_LLM=openai needs it, and it costs ~1 s of start-up.
         from langchain_openai import ChatOpenAI
 
         if not api_key and not base_url:

@@ -4,8 +4,8 @@
   and turns (streaming.publisher) and saving through debates.services.
 - ``launch``: where a run goes (this process's runner thread, the server's loop, or the caller's
   loop), and stopping a run wherever it is (here, or through the control channel).
-- ``janitor``: the periodic takeover of debates whose runner died.
 - ``errors``: what can end a run, and the short, stack-free error a failed debate shows.
 
-Starting, cancelling and recovering debates is debates.lifecycle, which calls into these.
+Starting, cancelling and recovering debates is debates.lifecycle, which calls into these; the
+periodic takeover of debates whose runner died is debates.janitor.
 """

@@ -1,9 +1,9 @@
 """What can end a run, and the short, stack-free error a failed debate shows."""
 
 import json
+import sys
 
 import httpx
-import openai
 
 from debates.engine.market import MarketDataError
 from debates.engine.nodes import IncompleteResponseError
@@ -25,12 +25,16 @@ class UnfinishedGraphError(RuntimeError):
 
 def known_failure(exc: BaseException) -> str | None:
     """A short description of an expected outside failure (LLM, market data), else None."""
-    if isinstance(exc, openai.APITimeoutError):
-        return "LLM request timed out."
-    if isinstance(exc, openai.APIStatusError):
-        return f"LLM endpoint returned HTTP {exc.status_code}."
-    if isinstance(exc, openai.APIConnectionError):
-        return "LLM connection failed or was closed mid-stream."
+    # openai is loaded only once a debate used the OpenAI client (debates.engine.llm): if it is
+    # not, no exception can be one of its own.
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        if isinstance(exc, openai.APITimeoutError):
+            return "LLM request timed out."
+        if isinstance(exc, openai.APIStatusError):
+            return f"LLM endpoint returned HTTP {exc.status_code}."
+        if isinstance(exc, openai.APIConnectionError):
+            return "LLM connection failed or was closed mid-stream."
     if isinstance(exc, httpx.TimeoutException):
         return "LLM request timed out."
     if isinstance(exc, httpx.TransportError):

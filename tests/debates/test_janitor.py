@@ -8,8 +8,9 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from django.utils import timezone
 
+from debates import janitor
 from debates.models import Argument, Debate, DebateStatus
-from debates.runs import janitor, launch
+from debates.runs import launch
 from tests.stubs.events import BIG_LAYER, close_async_db_connections  # noqa: F401 - a fixture
 from tradeapp.instance import process_id
 
