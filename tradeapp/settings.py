@@ -194,7 +194,7 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
-# --- Debates and streaming ----------------------------------------------------------------------
+# --- Debates (the debates app: engine, runs, demo login) ----------------------------------------
 
 DEBATE_LLM = env_str("DEBATE_LLM", "offline")
 if DEBATE_LLM not in {"offline", "openai"}:
@@ -211,8 +211,9 @@ DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
-# With Redis, debates started over REST run on their own thread's loop (debates.runs.launch).
-DEBATE_RUNNER_OWN_THREAD = env_bool("DEBATE_RUNNER_OWN_THREAD", True)
+DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
+
+# --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 
 WS_ALLOWED_ORIGINS = env_list(
     "WS_ALLOWED_ORIGINS",
@@ -231,10 +232,13 @@ TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
 # A large audience gets fewer, larger token frames (streaming.publisher); 0 keeps the interval.
 TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
+# Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
+STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
+
+# --- Serving process (tradeapp.serving) ---------------------------------------------------------
+
 # The server's garbage-collector thresholds (tradeapp.gc_tuning).
 SERVER_GC_THRESHOLDS = env_list("SERVER_GC_THRESHOLDS", ["50000", "50", "100"])
-STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
-DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 
 # --- Security (production) ----------------------------------------------------------------------
 

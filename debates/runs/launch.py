@@ -2,11 +2,10 @@
 
 Getting onto an event loop. DRF 3.18 has no async views, so start/cancel are sync views; under
 daphne Django runs them in asgiref's SyncToAsync thread, where ``async_to_sync`` runs a
-coroutine on the server's own event loop. With Redis (REDIS_URL) and DEBATE_RUNNER_OWN_THREAD
-(the default), ``launch()`` runs the debate on this process's runner loop, in one daemon thread:
-a large audience's fan-out on the server loop then neither delays the first token nor slows the
-debate (socket writes release the GIL), and the Redis channel layer and event log work from any
-loop. Without Redis the in-memory channel layer belongs to the server loop, so the debate must
+coroutine on the server's own event loop. With Redis (REDIS_URL), ``launch()`` runs the debate
+on this process's runner loop, in one daemon thread: a large audience's fan-out on the server
+loop then neither delays the first token nor slows the debate (socket writes release the GIL),
+and the Redis channel layer and event log work from any loop. Without Redis the in-memory channel layer belongs to the server loop, so the debate must
 run there: ``launch()`` finds that loop through ``async_to_sync`` (public asgiref behaviour: it
 runs a one-line coroutine and gets back the loop it ran on) and schedules the debate on it with
 ``asyncio.run_coroutine_threadsafe``. If that loop is not running (a WSGI server, the sync test
@@ -54,7 +53,7 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
 
 
 def _runner_thread_wanted() -> bool:
-    return bool(settings.DEBATE_RUNNER_OWN_THREAD and settings.REDIS_URL)
+    return bool(settings.REDIS_URL)
 
 
 def runner_loop() -> asyncio.AbstractEventLoop:

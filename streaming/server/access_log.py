@@ -12,6 +12,7 @@ from streaming.server.patching import Patch, Undo, replace
 
 def apply() -> Undo:
     """Redact the request line of every access-log entry."""
+    # Imported when applied, in a daphne process: the others skip ~0.2 s of server imports.
     from daphne.access import AccessLogGenerator
 
     original = AccessLogGenerator.write_entry

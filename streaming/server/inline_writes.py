@@ -14,6 +14,7 @@ from streaming.server.patching import Patch, Undo, replace
 
 def apply() -> Undo:
     """Make Twisted's TCP transports send at once when nothing is queued."""
+    # Imported when applied, in a daphne process: the others skip ~0.2 s of server imports.
     from twisted.internet import tcp
 
     queued_write = tcp.Connection.write

@@ -50,12 +50,8 @@ async def test_with_redis_the_debate_runs_on_the_runner_thread(claimed, redis_ur
     assert run.loop is not asyncio.get_running_loop()
 
 
-@pytest.mark.parametrize("own_thread", [True, False])
-async def test_without_redis_or_when_turned_off_it_runs_on_the_server_loop(
-    claimed, redis_url, own_thread
-):
-    redis = "" if own_thread else redis_url  # either cause alone keeps it on the server loop
-    with override_settings(REDIS_URL=redis, DEBATE_RUNNER_OWN_THREAD=own_thread):
+async def test_without_redis_it_runs_on_the_server_loop(claimed):
+    with override_settings(REDIS_URL=""):
         debate = await sync_to_async(claimed)(max_turns=1, runner_id=process_id())
         run, status = await _start_from_a_view(debate.id)
     assert status == "completed"
