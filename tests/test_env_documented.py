@@ -30,9 +30,12 @@ def variables_read(source: str) -> set[str]:
             environ_get = called == "get" and _is_os_environ(getattr(func, "value", None))
             if (called in ENV_READERS or environ_get) and node.args:
                 names.add(_name(node.args[0]))
-        elif isinstance(node, ast.Subscript) and _is_os_environ(node.value):
-            if isinstance(node.ctx, ast.Load):
-                names.add(_name(node.slice))
+        elif (
+            isinstance(node, ast.Subscript)
+            and _is_os_environ(node.value)
+            and isinstance(node.ctx, ast.Load)
+        ):
+            names.add(_name(node.slice))
     return {name for name in names if name} - NOT_CONFIGURATION
 
 
