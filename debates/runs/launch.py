@@ -8,9 +8,10 @@ loop then neither delays the first token nor slows the debate (socket writes rel
 and the Redis channel layer and event log work from any loop. Without Redis the in-memory
 channel layer belongs to the server loop, so the debate must run there: ``launch()`` finds that
 loop through ``async_to_sync`` (public asgiref behaviour: it runs a one-line coroutine and gets
-back the loop it ran on) and schedules the debate on it with ``asyncio.run_coroutine_threadsafe``. If that loop is not running (a WSGI server, the sync test
-client, a shell), asgiref made a throwaway loop, so the runner loop is used as well. From async
-code (run_debate, async tests) ``launch()`` just creates a task. Every task is kept until it
+back the loop it ran on) and schedules the debate on it with ``asyncio.run_coroutine_threadsafe``.
+If that loop is not running (a WSGI server, the sync test client, a shell), asgiref made a
+throwaway loop, so the runner loop is used as well. From async code (run_debate, async tests)
+``launch()`` just creates a task. Every task is kept until it
 ends so it is never garbage-collected mid-debate.
 
 Stopping. ``stop(debate_id, runner_id)`` reaches the debate's run in this process at once, or in
