@@ -33,7 +33,7 @@ from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
-from streaming.ratelimit import allow_connection, client_ip
+from streaming.ratelimit import FrameBudget, allow_connection, client_ip
 from streaming.server import frame_writer
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.closed = False
         self.last_sent = 0
         self.buffer: list[tuple[int, str]] = []
-        self.bad_frames = 0
+        self.bad_frames = 0  # refused frames: bad, or over the socket's rate
+        self.frame_budget = FrameBudget()
         self._joined = False
         self._counted = False
         self._expiry: asyncio.TimerHandle | None = None
@@ -279,13 +280,15 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         metrics.ERRORS.labels(code=str(int(code))).inc()
         await self._send_text(protocol.encode(protocol.error(code, message, reason)))
 
-    async def refuse(self, code: int, message: str | None = None) -> None:
+    async def refuse(
+        self, code: int, message: str | None = None, reason: str | None = None
+    ) -> None:
         """Send DEBATE/ERROR then close with the code (once)."""
         if self.closed:
             return
         self.closed = True
         try:
-            await self.send_error(code, message)
+            await self.send_error(code, message, reason)
             await self.close(code=int(code))
         except Exception:
             logger.debug("closing an already closed socket", exc_info=True)
@@ -296,17 +299,22 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         """Called with each client frame: accept PING/PONG, answer anything else with ERROR."""
         if self.closed:
             return
+        if not self.frame_budget.allow():
+            return await self._refuse_frame(Close.TOO_MANY_FRAMES, None, "too_many_frames")
         try:
             content = protocol.decode_client_frame(message.get("text"), message.get("bytes"))
         except protocol.ClientFrameError as exc:
-            self.bad_frames += 1
-            if self.bad_frames > protocol.MAX_BAD_FRAMES:
-                await self.refuse(Close.POLICY_VIOLATION)
-            else:
-                await self.send_error(Close.BAD_FRAME, exc.message, exc.reason)
-            return
+            return await self._refuse_frame(Close.BAD_FRAME, exc.message, exc.reason)
         if content["type"] == protocol.PING:
             await self._send_text(protocol.encode(protocol.pong()))
+
+    async def _refuse_frame(self, code: int, message: str | None, reason: str) -> None:
+        """Answer a refused frame with DEBATE/ERROR; past MAX_BAD_FRAMES, close 1008."""
+        self.bad_frames += 1
+        if self.bad_frames > protocol.MAX_BAD_FRAMES:
+            await self.refuse(Close.POLICY_VIOLATION, reason=reason)
+        else:
+            await self.send_error(code, message, reason)
 
     async def operator_disconnect(self) -> None:
         """Called by the hub when an operator disconnects this viewer (admin action)."""
