@@ -1,5 +1,7 @@
-"""The embedded default (SQLite, one daphne, no Redis) under concurrent users: two users
-hammering create/start/cancel while debates run get no 5xx, and every debate ends."""
+"""Concurrent users on the database under test (SQLite by default, the embedded default; CI runs
+it on PostgreSQL too): two users hammering create/start/cancel while debates run
+get no 5xx, and every debate ends; on the embedded default (one daphne, no Redis: one
+database thread) and with Redis (debates on the runner thread: two threads writing)."""
 
 import threading
 import time
@@ -33,11 +35,12 @@ def hammer(server, token: str, statuses: Counter, ids: list, lock: threading.Loc
             statuses.update(calls)
 
 
-def test_two_users_hammering_create_and_cancel_while_debates_run_get_no_5xx(tmp_path):
+@pytest.mark.parametrize("use_redis", [False, True], ids=["embedded", "with-redis"])
+def test_two_users_hammering_create_and_cancel_while_debates_run_get_no_5xx(tmp_path, use_redis):
     with daphne_cluster(
         tmp_path,
         1,
-        use_redis=False,  # the embedded default: SQLite and the in-memory channel layer
+        use_redis=use_redis,
         OFFLINE_LLM_TOKENS_PER_S="200",
         DEBATES_PER_USER_PER_DAY="0",
         DEBATES_RUNNING_PER_USER="0",
