@@ -15,13 +15,19 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
+    status_code_conformance,
 )
 
 # Inside a test transaction: a started debate is claimed, its run (launched on commit) never
 # begins, so every example sees the database the API left.
 pytestmark = pytest.mark.django_db
 
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+CHECKS = [
+    not_a_server_error,
+    response_schema_conformance,
+    content_type_conformance,
+    status_code_conformance,
+]
 # Modest and deterministic: a fixed derandomised search, a few examples per operation.
 FUZZ = settings(
     max_examples=15,
