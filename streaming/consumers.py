@@ -8,7 +8,8 @@ sources: the event log (every event after ``?lastSeq=N``, or from seq 1; a pendi
 debate's log is the whole truth, read without the database), or, for a finished debate whose
 log expired, its archive (streaming.archive: the live seqs, or a synthesis with
 ``CONNECTED.reset`` set for a resuming client). An unexpected failure closes 4500 with a logged
-trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+trace, unless the client has already left (no error: nobody to tell). An invalid ``lastSeq``
+counts as absent (replay from seq 1).
 
 Consumers take no channel of their own (no channel-layer subscription per socket): live events
 come from the process's hub, and operator commands through the process's control channel
@@ -34,7 +35,7 @@ from streaming.fanout import get_hub
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import FrameBudget, allow_connection, client_ip
-from streaming.server import frame_writer
+from streaming.server import client_gone, frame_writer
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +116,12 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self._open()
         except Exception:
+            if client_gone(self.base_send):
+                # The client left while its socket was being set up: nobody to tell, and the
+                # failure (whatever its set-up was awaiting) is no error of the server's.
+                logger.info("a client left during socket set-up", exc_info=True)
+                self.closed = True
+                return
             logger.exception("debate socket setup failed")
             await self.refuse(Close.INTERNAL)
 

@@ -18,13 +18,14 @@ from streaming.server import (
     inline_writes,
     send_buffer,
 )
-from streaming.server.fast_path import frame_writer, is_daphne_send
+from streaming.server.fast_path import client_gone, frame_writer, is_daphne_send
 from streaming.server.frames import encode_text_frame
 from streaming.server.patching import Patch, Undo, VersionOf, installed_version, mismatches
 
 __all__ = [
     "PATCHES",
     "active",
+    "client_gone",
     "encode_text_frame",
     "frame_writer",
     "install",
