@@ -4,6 +4,7 @@ and sign-out revoking the refresh token (simplejwt's blacklist)."""
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import (
@@ -18,7 +19,15 @@ THROTTLED = OpenApiResponse(description="Too many attempts; `Retry-After` says w
 REFUSED = OpenApiResponse(description="Unknown, expired, revoked or malformed refresh token.")
 
 
-class LoginIpThrottle(SimpleRateThrottle):
+class _LoginThrottle(SimpleRateThrottle):
+    """A sign-in throttle whose rate is read from the settings when each request is checked
+    (SimpleRateThrottle keeps the rates it saw when first imported)."""
+
+    def get_rate(self) -> str:
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+class LoginIpThrottle(_LoginThrottle):
     """Sign-in attempts per client IP (LOGIN_RATE_PER_IP), the IP as the WebSocket's rate limit
     resolves it (WS_TRUSTED_PROXIES), so a client cannot forge X-Forwarded-For past it."""
 
@@ -29,7 +38,7 @@ class LoginIpThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
-class LoginUsernameThrottle(SimpleRateThrottle):
+class LoginUsernameThrottle(_LoginThrottle):
     """Sign-in attempts per username from any IP (LOGIN_RATE_PER_USERNAME): guessing one
     account's password from many addresses is throttled too."""
 
