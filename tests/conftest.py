@@ -7,6 +7,8 @@ import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -14,6 +16,17 @@ from debates.runs import launch
 from streaming import control, presence
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+# Fuzzing (hypothesis, schemathesis) is deterministic: a derandomised search, no example
+# database, no deadline on a shared machine; each test sets its own modest max_examples.
+hypothesis_settings.register_profile(
+    "tradeapp",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+hypothesis_settings.load_profile("tradeapp")
 
 
 def pytest_configure(config):

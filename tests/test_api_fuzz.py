@@ -10,7 +10,7 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -28,14 +28,7 @@ CHECKS = [
     content_type_conformance,
     status_code_conformance,
 ]
-# Modest and deterministic: a fixed derandomised search, a few examples per operation.
-FUZZ = settings(
-    max_examples=15,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ = settings(max_examples=15)  # on the profile of tests/conftest.py
 
 
 def load_schema():

@@ -44,57 +44,56 @@ def test_one_ip_is_throttled_across_usernames(login_rates, user):
 def test_the_ip_is_the_trusted_proxys_forwarded_client(login_rates, settings, user):
     settings.WS_TRUSTED_PROXIES = 1
     client = APIClient()
-    for i in range(4):
-        forwarded = f"6.6.6.{i}, 10.0.3.1"  # the client forges the left part; the proxy appends
-        response = client.post(
+
+    def via_proxy(username, password, forged):
+        # The client forges the left part of X-Forwarded-For; the proxy appends the real one.
+        forwarded = f"{forged}, 10.0.3.1"
+        body = {"username": username, "password": password}
+        return client.post(
             "/api/auth/token/",
-            {"username": f"u{i}", "password": "x"},
+            body,
             format="json",
             REMOTE_ADDR="127.0.0.1",
             HTTP_X_FORWARDED_FOR=forwarded,
-        )
-        assert response.status_code == 401
-    response = client.post(
-        "/api/auth/token/",
-        {"username": "alice", "password": PASSWORD},
-        format="json",
-        REMOTE_ADDR="127.0.0.1",
-        HTTP_X_FORWARDED_FOR="7.7.7.7, 10.0.3.1",
-    )
-    assert response.status_code == 429
+        ).status_code
+
+    assert [via_proxy(f"u{i}", "x", f"6.6.6.{i}") for i in range(4)] == [401] * 4
+    assert via_proxy("alice", PASSWORD, "7.7.7.7") == 429
+
+
+def refresh(client, token: str):
+    return client.post("/api/auth/token/refresh/", {"refresh": token}, format="json")
+
+
+def revoke(client, token: str):
+    return client.post("/api/auth/token/revoke/", {"refresh": token}, format="json")
 
 
 def test_refresh_rotates_and_the_old_refresh_token_is_refused(user):
     client = APIClient()
     pair = login(client, "alice", PASSWORD).json()
-    rotated = client.post("/api/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
+    rotated = refresh(client, pair["refresh"])
     assert rotated.status_code == 200
     body = rotated.json()
     assert set(body) == {"access", "refresh"}
     assert body["refresh"] != pair["refresh"]
-    reused = client.post("/api/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
-    assert reused.status_code == 401
-    again = client.post("/api/auth/token/refresh/", {"refresh": body["refresh"]}, format="json")
-    assert again.status_code == 200
+    assert refresh(client, pair["refresh"]).status_code == 401  # the old one is revoked
+    assert refresh(client, body["refresh"]).status_code == 200
 
 
 def test_sign_out_revokes_the_refresh_token(user):
     client = APIClient()
     pair = login(client, "alice", PASSWORD).json()
-    revoked = client.post("/api/auth/token/revoke/", {"refresh": pair["refresh"]}, format="json")
-    assert revoked.status_code == 200
-    refused = client.post("/api/auth/token/refresh/", {"refresh": pair["refresh"]}, format="json")
-    assert refused.status_code == 401
-    twice = client.post("/api/auth/token/revoke/", {"refresh": pair["refresh"]}, format="json")
-    assert twice.status_code == 401
-    garbage = client.post("/api/auth/token/revoke/", {"refresh": "nope"}, format="json")
-    assert garbage.status_code == 401
+    assert revoke(client, pair["refresh"]).status_code == 200
+    assert refresh(client, pair["refresh"]).status_code == 401
+    assert revoke(client, pair["refresh"]).status_code == 401
+    assert revoke(client, "nope").status_code == 401
 
 
 def test_a_deleted_users_refresh_token_is_401_not_500(user):
-    refresh = str(RefreshToken.for_user(user))
+    token = str(RefreshToken.for_user(user))
     user.delete()
-    response = APIClient().post("/api/auth/token/refresh/", {"refresh": refresh}, format="json")
+    response = refresh(APIClient(), token)
     assert response.status_code == 401
     assert response.json() == {"detail": "No active account found for the given token."}
 

@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from debates.models import Debate, DebateStatus
@@ -20,14 +20,7 @@ from tests.streaming.conftest import ORIGIN, QA_TOKEN, application, connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Modest and deterministic: a derandomised search, no example database.
-FUZZ = settings(
-    max_examples=40,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+FUZZ = settings(max_examples=40)  # on the profile of tests/conftest.py
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
