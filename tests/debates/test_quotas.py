@@ -1,11 +1,13 @@
 """Per-user debate quotas: created per 24 hours and running at once; 429 with the limit."""
 
+import threading
 from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -118,3 +120,29 @@ def test_the_schema_documents_the_429s(api_client, staff_user):
     assert "429" in paths["/api/debates/"]["post"]["responses"]
     assert "429" in paths["/api/debates/{id}/start/"]["post"]["responses"]
     assert "429" in paths["/api/auth/token/"]["post"]["responses"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creates_cannot_both_take_the_last_slot(limits, user):
+    for _ in range(2):
+        services.debate_create(asset="ETH", created_by=user)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def create() -> None:
+        barrier.wait()
+        try:
+            services.debate_create(asset="BTC", created_by=user)
+            outcomes.append("created")
+        except services.QuotaExceeded:
+            outcomes.append("429")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=create) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["429", "429", "429", "created"]
+    assert Debate.objects.filter(created_by=user).count() == 3
