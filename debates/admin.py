@@ -6,7 +6,7 @@ from django.db.models import Count
 
 from debates import lifecycle
 from debates.models import Argument, Debate
-from debates.services import DebateStateError
+from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
 
@@ -104,7 +104,7 @@ class DebateAdmin(admin.ModelAdmin):
             try:
                 service(debate=debate, user=request.user)
                 done += 1
-            except (DebateStateError, PermissionDenied) as exc:
+            except (DebateStateError, PermissionDenied, QuotaExceeded) as exc:
                 skipped.append(f"{str(debate.id)[:8]}: {exc}")
         self.message_user(request, f"{verb} {done} debate(s).", messages.SUCCESS)
         if skipped:

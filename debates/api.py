@@ -14,7 +14,27 @@ from rest_framework.views import APIView
 from debates import lifecycle, selectors, services
 from debates.filters import DebateFilter
 from debates.models import Debate
-from debates.serializers import DebateCreateSerializer, DebateSerializer, DebateStateSerializer
+from debates.serializers import (
+    DebateCreateSerializer,
+    DebateSerializer,
+    DebateStateSerializer,
+    QuotaExceededSerializer,
+)
+
+QUOTA_RESPONSE = OpenApiResponse(
+    QuotaExceededSerializer,
+    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER); "
+    "`Retry-After` when the daily one frees up.",
+)
+
+
+def quota_response(exc: services.QuotaExceeded) -> Response:
+    """429 with the quota, its limit and window (and Retry-After when known)."""
+    data = {"detail": exc.detail, "quota": exc.quota, "limit": exc.limit, "window": exc.window}
+    response = Response(data, status=status.HTTP_429_TOO_MANY_REQUESTS)
+    if exc.retry_after_s is not None:
+        response["Retry-After"] = str(exc.retry_after_s)
+    return response
 
 
 class DebateListCreateApi(generics.ListAPIView):
@@ -26,7 +46,9 @@ class DebateListCreateApi(generics.ListAPIView):
     def get_queryset(self):
         return selectors.debate_list()
 
-    @extend_schema(request=DebateCreateSerializer, responses={201: DebateSerializer})
+    @extend_schema(
+        request=DebateCreateSerializer, responses={201: DebateSerializer, 429: QUOTA_RESPONSE}
+    )
     def post(self, request: Request) -> Response:
         """Create a pending debate."""
         serializer = DebateCreateSerializer(data=request.data)
@@ -36,6 +58,8 @@ class DebateListCreateApi(generics.ListAPIView):
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
             raise ValidationError(detail) from None
+        except services.QuotaExceeded as exc:
+            return quota_response(exc)
         debate = selectors.debate_list().get(pk=debate.pk)
         data = DebateSerializer(debate, context=self.get_serializer_context()).data
         return Response(data, status=status.HTTP_201_CREATED)
@@ -64,6 +88,7 @@ CONTROL_RESPONSES = {
     404: OpenApiResponse(description="Unknown debate."),
     409: OpenApiResponse(description="The debate is not in a state that allows this."),
 }
+START_RESPONSES = {**CONTROL_RESPONSES, 429: QUOTA_RESPONSE}
 
 
 def _control(request: Request, pk: str, action) -> Response:
@@ -72,6 +97,8 @@ def _control(request: Request, pk: str, action) -> Response:
         debate = action(debate=_debate_or_404(pk), user=request.user)
     except services.DebateStateError as exc:
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    except services.QuotaExceeded as exc:
+        return quota_response(exc)
     data = DebateStateSerializer({"id": debate.id, "status": debate.status}).data
     return Response(data, status=status.HTTP_202_ACCEPTED)
 
@@ -79,7 +106,7 @@ def _control(request: Request, pk: str, action) -> Response:
 class DebateStartApi(APIView):
     """Start a pending debate: its runner streams it live."""
 
-    @extend_schema(request=None, responses=CONTROL_RESPONSES)
+    @extend_schema(request=None, responses=START_RESPONSES)
     def post(self, request: Request, pk: str) -> Response:
         """Claim the debate and launch its runner (202), or 409 if it is not pending."""
         return _control(request, pk, lifecycle.start)

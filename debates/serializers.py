@@ -149,3 +149,15 @@ class DebateStateSerializer(serializers.Serializer):
 
     id = serializers.UUIDField()
     status = serializers.CharField()
+
+
+class QuotaExceededSerializer(serializers.Serializer):
+    """A 429: which of the user's debate quotas is used up, its limit and window."""
+
+    detail = serializers.CharField()
+    quota = serializers.ChoiceField(choices=["debates_per_day", "running_debates"])
+    limit = serializers.IntegerField()
+    window = serializers.ChoiceField(
+        choices=["24h", "running"],
+        help_text="24h: debates created in any 24 hours; running: debates running at once.",
+    )

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -36,8 +37,23 @@ logger = logging.getLogger(__name__)
 OPENING_HOLD_S = 0.05
 
 
+QUOTA_WINDOW = timedelta(days=1)
+
+
 class DebateStateError(Exception):
     """The debate is not in a state that allows the operation (HTTP 409)."""
+
+
+class QuotaExceeded(Exception):
+    """A user's debate quota is used up (HTTP 429); says which, its limit and window."""
+
+    def __init__(self, detail: str, *, quota: str, limit: int, window: str, retry_after_s=None):
+        super().__init__(detail)
+        self.detail = detail
+        self.quota = quota
+        self.limit = limit
+        self.window = window
+        self.retry_after_s = retry_after_s
 
 
 def market_provider():
@@ -76,6 +92,56 @@ def _announce(debate_id, status: str, *, hold_s: float = 0.0) -> None:
     transaction.on_commit(publish_status, robust=True)
 
 
+# --- Quotas (what costs money: each run is up to 2 * maxTurns + 1 model calls) ----------------
+
+
+def _quota_applies(user: AbstractBaseUser | None, limit: int) -> bool:
+    return limit > 0 and user is not None and user.is_authenticated and not user.is_staff
+
+
+def _lock_user(user: AbstractBaseUser) -> None:
+    """Serialise one user's quota checks (two requests at once cannot both take the last one)."""
+    get_user_model().objects.select_for_update().filter(pk=user.pk).exists()
+
+
+def check_create_quota(*, user: AbstractBaseUser | None) -> None:
+    """Raise QuotaExceeded when the user created DEBATES_PER_USER_PER_DAY debates within the
+    last 24 hours (staff, and trusted callers passing None, are exempt)."""
+    limit = int(settings.DEBATES_PER_USER_PER_DAY)
+    if not _quota_applies(user, limit):
+        return
+    _lock_user(user)
+    since = timezone.now() - QUOTA_WINDOW
+    recent = Debate.objects.filter(created_by=user, created_at__gte=since)
+    created = list(recent.order_by("-created_at").values_list("created_at", flat=True)[:limit])
+    if len(created) >= limit:
+        retry_after = (created[-1] + QUOTA_WINDOW - timezone.now()).total_seconds()
+        raise QuotaExceeded(
+            f"You may create {limit} debates in 24 hours; try again later.",
+            quota="debates_per_day",
+            limit=limit,
+            window="24h",
+            retry_after_s=max(1, int(retry_after) + 1),
+        )
+
+
+def check_running_quota(*, user: AbstractBaseUser | None, starting: Debate) -> None:
+    """Raise QuotaExceeded when DEBATES_RUNNING_PER_USER of the user's debates other than
+    ``starting`` are running (staff, and debates without a creator, are exempt)."""
+    limit = int(settings.DEBATES_RUNNING_PER_USER)
+    if not _quota_applies(user, limit):
+        return
+    _lock_user(user)
+    running = Debate.objects.filter(created_by=user, status=DebateStatus.RUNNING)
+    if running.exclude(pk=starting.pk).count() >= limit:
+        raise QuotaExceeded(
+            f"You may have {limit} debates running at once; wait for one to finish.",
+            quota="running_debates",
+            limit=limit,
+            window="running",
+        )
+
+
 # --- Debates, as users and operators change them --------------------------------------------
 
 
@@ -83,11 +149,12 @@ def _announce(debate_id, status: str, *, hold_s: float = 0.0) -> None:
 def debate_create(
     *, asset: str, max_turns: int = DEFAULT_TURNS, created_by: AbstractBaseUser | None
 ) -> Debate:
-    """Create a pending debate after validating its fields."""
+    """Create a pending debate after validating its fields and the creator's daily quota."""
     debate = Debate(
         asset=validate_supported_asset(asset), max_turns=max_turns, created_by=created_by
     )
     debate.full_clean(exclude=["created_by"])
+    check_create_quota(user=created_by)
     debate.save()
     return debate
 
@@ -105,8 +172,10 @@ def check_can_control(*, debate: Debate, user: AbstractBaseUser | None) -> None:
         raise PermissionDenied("Only the debate's creator or staff may start or cancel it.")
 
 
+@transaction.atomic
 def debate_claim(*, debate: Debate, runner_id: str) -> Debate:
-    """Claim a pending debate for a runner exactly once (atomic pending -> running)."""
+    """Claim a pending debate for a runner exactly once (atomic pending -> running), within
+    its creator's running quota (over it, nothing changes)."""
     now = timezone.now()
     claimed = Debate.objects.filter(pk=debate.pk, status=DebateStatus.PENDING).update(
         status=DebateStatus.RUNNING, runner_id=runner_id, heartbeat_at=now, started_at=now, error=""
@@ -114,6 +183,9 @@ def debate_claim(*, debate: Debate, runner_id: str) -> Debate:
     debate.refresh_from_db()
     if claimed != 1:
         raise DebateStateError(f"Debate is {debate.status}, not pending.")
+    if debate.created_by_id is not None:
+        # Raising rolls the claim back with the transaction.
+        check_running_quota(user=debate.created_by, starting=debate)
     return debate
 
 

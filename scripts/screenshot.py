@@ -46,12 +46,14 @@ def capture(browser, server, debate_id: str, out: Path, *, live: bool = False) -
             )
         else:
             page.wait_for_function(
-                f"{view}.dataset.status === 'completed' && {view}.dataset.connection === 'ended'"
+                # Functions, not expressions: the page's CSP forbids evaluating strings.
+                f"() => {view}.dataset.status === 'completed'"
+                f" && {view}.dataset.connection === 'ended'"
                 " && !document.getElementById('verdict-summary').hidden",
                 timeout=WAIT_MS,
             )
         # The market panel fills in from the REST API once the run has stored its snapshot.
-        page.wait_for_function("!document.getElementById('market').hidden", timeout=WAIT_MS)
+        page.wait_for_function("() => !document.getElementById('market').hidden", timeout=WAIT_MS)
         page.evaluate("document.activeElement && document.activeElement.blur()")
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out), full_page=not live)

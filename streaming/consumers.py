@@ -8,7 +8,8 @@ sources: the event log (every event after ``?lastSeq=N``, or from seq 1; a pendi
 debate's log is the whole truth, read without the database), or, for a finished debate whose
 log expired, its archive (streaming.archive: the live seqs, or a synthesis with
 ``CONNECTED.reset`` set for a resuming client). An unexpected failure closes 4500 with a logged
-trace. An invalid ``lastSeq`` counts as absent (replay from seq 1).
+trace, unless the client has already left (no error: nobody to tell). An invalid ``lastSeq``
+counts as absent (replay from seq 1).
 
 Consumers take no channel of their own (no channel-layer subscription per socket): live events
 come from the process's hub, and operator commands through the process's control channel
@@ -33,8 +34,8 @@ from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
-from streaming.ratelimit import allow_connection, client_ip
-from streaming.server import frame_writer
+from streaming.ratelimit import FrameBudget, allow_connection, client_ip
+from streaming.server import client_gone, frame_writer
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.closed = False
         self.last_sent = 0
         self.buffer: list[tuple[int, str]] = []
-        self.bad_frames = 0
+        self.bad_frames = 0  # refused frames: bad, or over the socket's rate
+        self.frame_budget = FrameBudget()
         self._joined = False
         self._counted = False
         self._expiry: asyncio.TimerHandle | None = None
@@ -114,6 +116,12 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         try:
             await self._open()
         except Exception:
+            if client_gone(self.base_send):
+                # The client left while its socket was being set up: nobody to tell, and the
+                # failure (whatever its set-up was awaiting) is no error of the server's.
+                logger.info("a client left during socket set-up", exc_info=True)
+                self.closed = True
+                return
             logger.exception("debate socket setup failed")
             await self.refuse(Close.INTERNAL)
 
@@ -279,13 +287,15 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         metrics.ERRORS.labels(code=str(int(code))).inc()
         await self._send_text(protocol.encode(protocol.error(code, message, reason)))
 
-    async def refuse(self, code: int, message: str | None = None) -> None:
+    async def refuse(
+        self, code: int, message: str | None = None, reason: str | None = None
+    ) -> None:
         """Send DEBATE/ERROR then close with the code (once)."""
         if self.closed:
             return
         self.closed = True
         try:
-            await self.send_error(code, message)
+            await self.send_error(code, message, reason)
             await self.close(code=int(code))
         except Exception:
             logger.debug("closing an already closed socket", exc_info=True)
@@ -296,17 +306,22 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         """Called with each client frame: accept PING/PONG, answer anything else with ERROR."""
         if self.closed:
             return
+        if not self.frame_budget.allow():
+            return await self._refuse_frame(Close.TOO_MANY_FRAMES, None, "too_many_frames")
         try:
             content = protocol.decode_client_frame(message.get("text"), message.get("bytes"))
         except protocol.ClientFrameError as exc:
-            self.bad_frames += 1
-            if self.bad_frames > protocol.MAX_BAD_FRAMES:
-                await self.refuse(Close.POLICY_VIOLATION)
-            else:
-                await self.send_error(Close.BAD_FRAME, exc.message, exc.reason)
-            return
+            return await self._refuse_frame(Close.BAD_FRAME, exc.message, exc.reason)
         if content["type"] == protocol.PING:
             await self._send_text(protocol.encode(protocol.pong()))
+
+    async def _refuse_frame(self, code: int, message: str | None, reason: str) -> None:
+        """Answer a refused frame with DEBATE/ERROR; past MAX_BAD_FRAMES, close 1008."""
+        self.bad_frames += 1
+        if self.bad_frames > protocol.MAX_BAD_FRAMES:
+            await self.refuse(Close.POLICY_VIOLATION, reason=reason)
+        else:
+            await self.send_error(code, message, reason)
 
     async def operator_disconnect(self) -> None:
         """Called by the hub when an operator disconnects this viewer (admin action)."""

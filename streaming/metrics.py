@@ -1,5 +1,9 @@
 """Prometheus metrics of the streaming layer and the /metrics view.
 
+/metrics answers the client IPs in METRICS_ALLOWED_IPS (loopback by default; the client IP as
+streaming.ratelimit resolves it, so behind a proxy the proxy's own address does not count) and
+requests with ``Authorization: Bearer <METRICS_TOKEN>``; anyone else gets 403.
+
 With several daphne processes set PROMETHEUS_MULTIPROC_DIR (wiped by whoever starts the
 processes); the view then aggregates every process's files, gauges with ``livesum`` (the
 live-gauge files of processes that died without cleaning up are removed first; the directory
@@ -7,10 +11,13 @@ is per host, so a pid names a process of this machine).
 """
 
 import contextlib
+import hmac
+import ipaddress
 import os
 import re
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -21,6 +28,8 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+
+from streaming.ratelimit import request_client_ip
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -85,8 +94,33 @@ def reap_dead_processes(path: str) -> list[int]:
     return sorted(dead)
 
 
+def _ip_allowed(ip: str | None) -> bool:
+    if not ip:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+        return any(
+            address in ipaddress.ip_network(allowed, strict=False)
+            for allowed in settings.METRICS_ALLOWED_IPS
+        )
+    except ValueError:
+        return False
+
+
+def metrics_allowed(request: HttpRequest) -> bool:
+    """True for a client IP in METRICS_ALLOWED_IPS or the METRICS_TOKEN bearer token."""
+    token = settings.METRICS_TOKEN
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
+        return True
+    return _ip_allowed(request_client_ip(request))
+
+
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """Prometheus text of this process, or of every process in multiprocess mode."""
+    """Prometheus text of this process, or of every process in multiprocess mode (403 for a
+    client that metrics_allowed refuses)."""
+    if not metrics_allowed(request):
+        return JsonResponse({"detail": "Metrics are not available to this client."}, status=403)
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if path:
         reap_dead_processes(path)

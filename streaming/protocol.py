@@ -7,12 +7,15 @@ other messages (CONNECTED, ERROR, PING, PONG) do not.
 Client frames: a client may send text JSON objects ``{"type": "DEBATE/PING"}`` (answered with
 ``DEBATE/PONG``) or ``{"type": "DEBATE/PONG"}`` (accepted silently, e.g. as a reply to the
 server's heartbeat). Anything else is answered with ``DEBATE/ERROR`` code 4400 and a ``reason``
-(binary_frame, too_large, invalid_json, not_an_object, unknown_type); after
-``MAX_BAD_FRAMES`` bad frames the server closes with 1008 (policy violation).
+(binary_frame, too_large, invalid_json, not_an_object, unknown_type); a frame over the socket's
+rate (WS_CLIENT_FRAMES_PER_S, with a burst) with ``DEBATE/ERROR`` code 4429 and is not acted on;
+after ``MAX_BAD_FRAMES`` refused frames (bad or over the rate) the server closes with 1008
+(policy violation).
 
 Close codes (the server accepts, sends ``DEBATE/ERROR {code, message, reason}``, then closes):
 4001 unauthorized (bad, expired, refresh or missing token; also when the access token expires on
-an open socket), 4003 origin not allowed, 4004 debate not found (or malformed id),
+an open socket), 4003 origin not allowed, 4004 debate not found (or malformed id, or a path
+that is no debate's socket),
 4008 disconnected by an operator (admin action), 4029 rate limited, 4500 internal error.
 """
 
@@ -58,6 +61,7 @@ class Close(IntEnum):
     OPERATOR_DISCONNECT = 4008
     RATE_LIMITED = 4029
     BAD_FRAME = 4400  # an ERROR code only: the socket stays open
+    TOO_MANY_FRAMES = 4429  # an ERROR code only: the frame is dropped, the socket stays open
     INTERNAL = 4500
     POLICY_VIOLATION = 1008  # standard code: too many bad frames
 
@@ -70,6 +74,7 @@ CLOSE_MESSAGES: dict[int, tuple[str, str]] = {
     Close.OPERATOR_DISCONNECT: ("operator_disconnect", "Disconnected by an operator."),
     Close.RATE_LIMITED: ("rate_limited", "Too many new connections; try again later."),
     Close.INTERNAL: ("internal_error", "Internal error."),
+    Close.TOO_MANY_FRAMES: ("too_many_frames", "Too many frames; slow down."),
     Close.POLICY_VIOLATION: ("too_many_bad_frames", "Too many invalid frames."),
 }
 

@@ -1,12 +1,15 @@
-"""New-connection rate limit per client IP (WS_RATE_LIMIT, "10/minute" by default).
+"""Rate limits: new connections per client IP (WS_RATE_LIMIT, "10/minute" by default), client
+frames per socket (WS_CLIENT_FRAMES_PER_S with WS_CLIENT_FRAMES_BURST), and the one rule for a
+client's IP (the WebSocket's and HTTP's).
 
-Backed by the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
+Connections: the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
 every process, on the connection pool of streaming.backends) when REDIS_URL is set,
-MemoryStorage in this process otherwise.
+MemoryStorage in this process otherwise. Frames: a token bucket on the socket itself.
 """
 
 import ipaddress
 import logging
+import time
 
 from django.conf import settings
 from limits import parse
@@ -51,19 +54,41 @@ async def allow_connection(client_ip: str) -> bool:
     return await _limiter().hit(parse(settings.WS_RATE_LIMIT), "ws-connect", client_ip)
 
 
+class FrameBudget:
+    """One socket's client frames: a token bucket of WS_CLIENT_FRAMES_BURST frames refilled at
+    WS_CLIENT_FRAMES_PER_S (0: no limit)."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.rate = float(settings.WS_CLIENT_FRAMES_PER_S)
+        self.burst = max(1.0, float(settings.WS_CLIENT_FRAMES_BURST))
+        self.tokens = self.burst
+        self.clock = clock
+        self.at = clock()
+
+    def allow(self) -> bool:
+        """Spend one frame; False when the socket is over its rate."""
+        if self.rate <= 0:
+            return True
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 def _header(scope, name: bytes) -> str:
     values = [v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == name]
     return ",".join(values)
 
 
-def client_ip(scope) -> str | None:
+def resolve_client_ip(peer: str | None, forwarded_for: str) -> str | None:
     """The client's IP: the socket peer, or the Nth-from-right X-Forwarded-For entry when
     WS_TRUSTED_PROXIES = N > 0 (fewer entries than N: the socket peer)."""
-    client = scope.get("client")
-    peer = client[0] if client else None
     trusted = int(settings.WS_TRUSTED_PROXIES)
     if trusted > 0:
-        entries = [e.strip() for e in _header(scope, b"x-forwarded-for").split(",") if e.strip()]
+        entries = [e.strip() for e in forwarded_for.split(",") if e.strip()]
         if len(entries) >= trusted:
             candidate = entries[-trusted]
             try:
@@ -71,3 +96,15 @@ def client_ip(scope) -> str | None:
             except ValueError:
                 logger.warning("ignoring a malformed X-Forwarded-For entry")
     return peer
+
+
+def client_ip(scope) -> str | None:
+    """A WebSocket's client IP (resolve_client_ip)."""
+    client = scope.get("client")
+    return resolve_client_ip(client[0] if client else None, _header(scope, b"x-forwarded-for"))
+
+
+def request_client_ip(request) -> str | None:
+    """An HTTP request's client IP (resolve_client_ip), for the same rule on every path."""
+    peer = request.META.get("REMOTE_ADDR") or None
+    return resolve_client_ip(peer, request.META.get("HTTP_X_FORWARDED_FOR", ""))

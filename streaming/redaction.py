@@ -1,17 +1,31 @@
-"""Keep tokens out of logs: redact() and RedactTokenFilter (the access log: streaming.server)."""
+"""Keep tokens out of logs: redact() and RedactTokenFilter (the access log: streaming.server).
+
+Two rules: the value of any credential-named parameter (``token``, ``access_token``,
+``refresh``, ``jwt``, ...: ``name=VALUE`` in a query string, a form or a message), and any
+JWT-shaped string wherever it stands (three base64url segments, the first starting ``eyJ``:
+a path, a JSON body, an exception message).
+"""
 
 import logging
 import re
 
-_TOKEN_RE = re.compile(r"((?:^|[?&\s\"'])(?:access_)?token=)[^&\s\"']+", re.IGNORECASE)
+_PARAM_RE = re.compile(
+    r"((?:^|[?&;\s\"',{(])(?:access_?token|refresh_?token|id_?token|token|jwt|access|refresh|"
+    r"password|api_?key|secret)\"?\s*[=:]\s*\"?)[^&\s\"',;})]+",
+    re.IGNORECASE,
+)
+_JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_HINTS = ("token", "jwt", "access", "refresh", "password", "api", "secret", "eyj")
 REDACTED = "[REDACTED]"
 
 
 def redact(text: str) -> str:
-    """The text with every ``token=VALUE`` replaced by ``token=[REDACTED]``."""
-    if "token=" not in text.lower():
+    """The text with credential parameters' values and JWT-shaped strings replaced."""
+    lowered = text.lower()
+    if not any(hint in lowered for hint in _HINTS):
         return text
-    return _TOKEN_RE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _JWT_RE.sub(REDACTED, text)
+    return _PARAM_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
 
 class RedactTokenFilter(logging.Filter):

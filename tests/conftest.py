@@ -5,6 +5,10 @@ import uuid
 
 import pytest
 import redis
+from django.conf import settings
+from django.core.cache import cache
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -12,6 +16,27 @@ from debates.runs import launch
 from streaming import control, presence
 
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
+
+# Fuzzing (hypothesis, schemathesis) is deterministic: a derandomised search, no example
+# database, no deadline on a shared machine; each test sets its own modest max_examples.
+hypothesis_settings.register_profile(
+    "tradeapp",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+hypothesis_settings.load_profile("tradeapp")
+
+
+def pytest_configure(config):
+    """Static files straight from the source folders, as DEBUG serves them: the tests run
+    without collectstatic (DEBUG is off by default, and pytest-django keeps it off)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_USE_FINDERS = True
 
 
 @pytest.fixture
@@ -54,13 +79,21 @@ def auth_client(access_token) -> APIClient:
 
 @pytest.fixture(autouse=True)
 def _process_state_left_clean():
-    """Each test starts with no audience counted, no control listener and no runner thread,
-    and leaves none behind."""
+    """Each test starts with no audience counted, no control listener, no runner thread and no
+    throttle count (the cache), and leaves none behind."""
     presence.reset()
+    _clear_local_cache()
     yield
     launch.stop_runner_loop()
     control.forget_listener()
     presence.reset()
+    _clear_local_cache()
+
+
+def _clear_local_cache() -> None:
+    # Only this process's memory cache: a Redis cache's clear() would flush a shared database.
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
 
 
 @pytest.fixture

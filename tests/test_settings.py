@@ -54,10 +54,59 @@ def test_database_url_and_redis_url_select_postgresql_and_redis():
     }
 
 
-def test_production_without_secret_key_stops_with_one_clear_line():
-    out = run_manage("check", DEBUG="0", SECRET_KEY="")
+def print_setting(name: str, **env: str) -> str:
+    out = run_manage(
+        "shell", "-c", f"from django.conf import settings; print(settings.{name})", **env
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_debug_is_off_unless_asked_for():
+    clean = {k: v for k, v in os.environ.items() if k != "DEBUG"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings as s; print(s.DEBUG)",
+        ],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr
+    assert print_setting("DEBUG", DEBUG="1") == "True"
+
+
+def test_without_secret_key_each_install_keeps_a_random_key_of_its_own(tmp_path):
+    first = print_setting("SECRET_KEY", SECRET_KEY="", STATE_DIR=str(tmp_path / "a"))
+    again = print_setting("SECRET_KEY", SECRET_KEY="", STATE_DIR=str(tmp_path / "a"))
+    other = print_setting("SECRET_KEY", SECRET_KEY="", STATE_DIR=str(tmp_path / "b"))
+    assert first == again  # kept: tokens and sessions survive a restart
+    assert first != other  # per install: never a key shared with anyone else
+    assert len(first) >= 50
+    assert "insecure" not in first
+    key_file = tmp_path / "a" / "secret_key"
+    assert key_file.read_text().strip() == first
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert print_setting("SECRET_KEY", SECRET_KEY=PROD_SECRET, STATE_DIR=str(tmp_path / "c")) == (
+        PROD_SECRET
+    )
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_key_that_cannot_be_kept_stops_start_up_with_one_clear_line(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    out = run_manage("check", SECRET_KEY="", STATE_DIR=str(blocker / "state"))
     assert out.returncode != 0
-    assert out.stderr.strip() == "SECRET_KEY must be set when DEBUG is off (see .env.example)."
+    line = out.stderr.strip()
+    assert line.startswith("SECRET_KEY is not set and no key could be kept in ")
+    assert line.endswith(": set SECRET_KEY or STATE_DIR (see .env.example).")
 
 
 def test_a_bad_boolean_is_refused():

@@ -1,7 +1,6 @@
 """Django settings, read from the environment (see .env.example and DESIGN §2)."""
 
 import os
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
@@ -10,18 +9,19 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from tradeapp.env import env_bool, env_float, env_int, env_list, env_str
+from tradeapp.secret_key import install_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # --- Core -------------------------------------------------------------------------------------
 
-DEBUG = env_bool("DEBUG", default=True)
-_DEV_SECRET_KEY = "django-insecure-dev-only-key-never-use-in-production"
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        sys.exit("SECRET_KEY must be set when DEBUG is off (see .env.example).")
-    SECRET_KEY = _DEV_SECRET_KEY
+# Off unless asked for: its error pages show settings and request bodies.
+DEBUG = env_bool("DEBUG", default=False)
+# What this install keeps on disk (its generated SECRET_KEY); never served, never committed.
+STATE_DIR = Path(env_str("STATE_DIR", str(BASE_DIR / "var")))
+# Without SECRET_KEY, a random key of this install's own (never a public one); several hosts
+# serving one site must share a configured SECRET_KEY.
+SECRET_KEY = env_str("SECRET_KEY") or install_secret_key(STATE_DIR)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "channels",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -46,6 +47,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -163,20 +165,35 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["djangorestframework_camel_case.render.CamelCaseJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["djangorestframework_camel_case.parser.CamelCaseJSONParser"],
+    # JSON nested deeper than API_MAX_JSON_DEPTH is refused with 400 before anything walks it.
+    "DEFAULT_PARSER_CLASSES": ["tradeapp.parsers.BoundedCamelCaseJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "debates.pagination.DebatePagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "JSON_UNDERSCOREIZE": {"no_underscore_before_number": True},
+    # Sign-in attempts (tradeapp.auth_api): per client IP, and per username from any IP.
+    "DEFAULT_THROTTLE_RATES": {
+        "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
+        "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+    },
 }
+API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 1)),
     "ALGORITHM": "HS256",
     "UPDATE_LAST_LOGIN": False,
+    # Each refresh returns a new refresh token and revokes the old one; sign-out revokes too.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "TOKEN_REFRESH_SERIALIZER": "tradeapp.auth_api.RefreshSerializer",
 }
+
+# The schema and its docs pages: public, or for staff only (signed in to the admin, or a
+# staff user's bearer token). Public in DEBUG unless said otherwise.
+API_DOCS_PUBLIC = env_bool("API_DOCS_PUBLIC", DEBUG)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "tradeapp API",
@@ -187,10 +204,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "CAMELIZE_NAMES": False,
+    "SERVE_PERMISSIONS": [
+        "rest_framework.permissions.AllowAny"
+        if API_DOCS_PUBLIC
+        else "rest_framework.permissions.IsAdminUser"
+    ],
+    "SERVE_AUTHENTICATION": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
         "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradeapp.schema.document_error_responses",
     ],
 }
 
@@ -212,6 +239,9 @@ DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
+# Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
+DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
+DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 
@@ -224,6 +254,10 @@ WS_QA_TOKEN_ALLOW_IN_PRODUCTION = env_bool("WS_QA_TOKEN_ALLOW_IN_PRODUCTION", Fa
 WS_RATE_LIMIT = env_str("WS_RATE_LIMIT", "10/minute")
 WS_TRUSTED_PROXIES = env_int("WS_TRUSTED_PROXIES", 0)
 WS_PING_INTERVAL_S = env_float("WS_PING_INTERVAL_S", 30.0)
+# Client frames per second per socket, with a burst; past it frames are refused (4429) and a
+# socket that keeps on is closed (1008).
+WS_CLIENT_FRAMES_PER_S = env_float("WS_CLIENT_FRAMES_PER_S", 5.0)
+WS_CLIENT_FRAMES_BURST = env_int("WS_CLIENT_FRAMES_BURST", 20)
 # A viewer whose unsent data stays above the limit for the grace period is dropped (it resumes).
 WS_SEND_BUFFER_LIMIT_BYTES = env_int("WS_SEND_BUFFER_LIMIT_BYTES", 1024 * 1024)
 WS_SEND_BUFFER_GRACE_S = env_float("WS_SEND_BUFFER_GRACE_S", 10.0)
@@ -234,6 +268,10 @@ TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
+
+# /metrics: for these client IPs (WS_TRUSTED_PROXIES applies), or with the bearer token.
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # --- Serving process (tradeapp.serving) ---------------------------------------------------------
 
@@ -253,6 +291,21 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("SECURE_PROXY_SSL_HEADER", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Every page: scripts, styles and connections from this origin only (no inline script
+# anywhere); the API docs pages add what their bundles need (tradeapp.urls).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # --- Logging ------------------------------------------------------------------------------------
 

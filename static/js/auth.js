@@ -3,6 +3,7 @@
 const STORAGE_KEY = "tradeapp.auth";
 const TOKEN_URL = "/api/auth/token/";
 const REFRESH_URL = "/api/auth/token/refresh/";
+const REVOKE_URL = "/api/auth/token/revoke/";
 
 /** Decode a JWT's payload (no verification: the server verifies); null when malformed. */
 export function decodeJwt(token) {
@@ -65,6 +66,22 @@ export async function signIn(username, password) {
   return data;
 }
 
+/** Sign out: revoke the refresh token on the server (best effort), then forget the pair. */
+export async function signOut() {
+  const refresh = getAuth()?.refresh;
+  clearAuth();
+  if (!refresh) return;
+  try {
+    await fetch(REVOKE_URL, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ refresh }),
+    });
+  } catch {
+    // Offline: the token lapses by itself (JWT_REFRESH_DAYS).
+  }
+}
+
 let refreshing = null;
 
 /** Get a new access token with the refresh token; one request at a time. Resolves null on failure. */
@@ -85,7 +102,7 @@ export function refreshAccessToken() {
           return null;
         }
         const data = await response.json();
-        // With ROTATE_REFRESH_TOKENS the server also returns a new refresh token.
+        // The server rotates refresh tokens: the one just sent is revoked, keep the new one.
         setAuth({ ...auth, access: data.access, refresh: data.refresh || auth.refresh });
         return data.access;
       } catch {

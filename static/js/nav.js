@@ -1,5 +1,5 @@
 // The header: who is signed in, and the sign-out button.
-import { clearAuth, getAuth } from "./auth.js";
+import { getAuth, signOut } from "./auth.js";
 
 function render() {
   const auth = getAuth();
@@ -15,8 +15,8 @@ function render() {
   if (signinLink) signinLink.hidden = signedIn || document.body.dataset.page === "signin";
 }
 
-document.querySelector("[data-signout]")?.addEventListener("click", () => {
-  clearAuth();
+document.querySelector("[data-signout]")?.addEventListener("click", async () => {
+  await signOut();
   window.location.assign("/signin/");
 });
 window.addEventListener("auth-changed", render);

@@ -10,14 +10,22 @@ restores the originals). Active patches: ``active()`` and the ``server_patch_act
 import logging
 
 from streaming import metrics
-from streaming.server import access_log, autobahn_log, fast_path, inline_writes, send_buffer
-from streaming.server.fast_path import frame_writer, is_daphne_send
+from streaming.server import (
+    access_log,
+    autobahn_log,
+    close_codes,
+    fast_path,
+    inline_writes,
+    send_buffer,
+)
+from streaming.server.fast_path import client_gone, frame_writer, is_daphne_send
 from streaming.server.frames import encode_text_frame
 from streaming.server.patching import Patch, Undo, VersionOf, installed_version, mismatches
 
 __all__ = [
     "PATCHES",
     "active",
+    "client_gone",
     "encode_text_frame",
     "frame_writer",
     "install",
@@ -34,6 +42,7 @@ PATCHES: tuple[Patch, ...] = (
     inline_writes.PATCH,
     fast_path.PATCH,
     autobahn_log.PATCH,
+    close_codes.PATCH,
 )
 
 _applied: dict[str, Undo] | None = None

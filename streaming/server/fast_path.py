@@ -89,6 +89,18 @@ def daphne_protocol(send):
     return send.args[0]
 
 
+def client_gone(send) -> bool:
+    """Whether the client behind daphne's `send` has disconnected (daphne then drops every
+    reply to it); False under any other server, where it cannot be known."""
+    protocol = daphne_protocol(send)
+    server = getattr(send.func, "__self__", None) if protocol is not None else None
+    connections = getattr(server, "connections", None)
+    if connections is None:
+        return False
+    # daphne's own test in Server.handle_reply.
+    return protocol not in connections or bool(connections[protocol].get("disconnected"))
+
+
 def is_daphne_send(send) -> bool:
     """Whether `send` is the ASGI send daphne hands its application."""
     return daphne_protocol(send) is not None

@@ -218,7 +218,8 @@ def test_unsupported_method_is_405(auth_client):
     assert auth_client.delete(f"/api/debates/{debate.id}/").status_code == 405
 
 
-def test_openapi_schema_and_docs_are_served(auth_client, api_client):
+def test_openapi_schema_and_docs_are_served_to_staff(api_client, staff_user):
+    api_client.force_login(staff_user)  # the admin's session (API_DOCS_PUBLIC is off)
     schema = api_client.get("/api/schema/?format=json")
     assert schema.status_code == 200
     doc = schema.json()
@@ -234,6 +235,11 @@ def test_openapi_schema_and_docs_are_served(auth_client, api_client):
     # The UI comes from the sidecar package, served locally: no CDN.
     assert "cdn.jsdelivr" not in html
     assert "unpkg" not in html
+    # Its start-up script is a file of its own (no inline script under the CSP).
+    assert "<script>" not in html
+    script = api_client.get("/api/docs/?script=")
+    assert script.status_code == 200
+    assert "SwaggerUIBundle" in script.content.decode()
 
 
 def test_unknown_api_path_is_a_json_404(auth_client, settings):

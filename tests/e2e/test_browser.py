@@ -20,6 +20,7 @@ def server(tmp_path_factory):
         tmp_path_factory.mktemp("browser"),
         OFFLINE_LLM_TOKENS_PER_S="40",
         WS_RATE_LIMIT="1000/minute",
+        LOGIN_RATE_PER_USERNAME="1000/minute",  # every test signs in as the same user
     ) as live:
         yield live
 
@@ -370,6 +371,35 @@ def test_pages_need_sign_in_and_sign_out_forgets_the_tokens(page, server):
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(re.compile(r"/signin/$"))
     assert page.evaluate("sessionStorage.getItem('tradeapp.auth')") is None
+    # Signing out revoked the refresh token on the server: a stolen copy is worthless.
+    status, _ = server.api("POST", "/api/auth/token/refresh/", {"refresh": stored["refresh"]})
+    assert status == 401
+
+
+# The payloads of issue #12, and their relatives: each would leave the site after signing in.
+OFF_SITE_NEXT = [
+    "/%5Cevil.invalid/x",
+    "/%09/evil.invalid/x",
+    "//evil.invalid/x",
+    "/%5C%5Cevil.invalid/x",
+    "/%0A/evil.invalid/x",
+    "https://evil.invalid/x",
+    "javascript:alert(document.domain)",
+    "%2F%2Fevil.invalid/x",
+]
+
+
+@pytest.mark.parametrize("next_param", OFF_SITE_NEXT)
+def test_sign_in_only_ever_redirects_to_a_path_of_this_site(page, server, next_param):
+    page.goto(f"{server.base_url}/signin/?next={next_param}")
+    page.get_by_label("Username").fill("u")
+    page.get_by_label("Password").fill("p-browser-test")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{server.base_url}/debates/")
+
+
+def test_sign_in_keeps_a_same_site_next_with_its_query(page, server):
+    sign_in(page, server, next_path="/debates/?status=running")
 
 
 def test_unknown_debate_shows_not_found(page, server):

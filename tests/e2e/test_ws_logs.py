@@ -29,6 +29,11 @@ async def test_tokens_never_reach_the_logs(tmp_path):
                     await asyncio.wait_for(ws.recv(), 10)
         server.api("GET", f"/api/debates/?token={access}")
         server.api("GET", f"/no-such-page/?token={access}")
+        # Other names, and a JWT anywhere in a path (found by probing a running server).
+        server.api("GET", f"/api/debates/?jwt={access}")
+        server.api("GET", f"/api/debates/?page=1&access_token={access}")
+        server.api("GET", f"/no-such-page/{access}/")
+        server.api("GET", f"/api/debates/{access}/")
         server.stop()
         logs = server.logs()
         assert "WSCONNECT" in logs  # the access log was captured

@@ -366,7 +366,9 @@ async def test_alg_none_token_is_refused(debate, user):
 
 
 async def test_refresh_token_is_refused_as_access(debate, user):
-    await expect_refusal(communicator(debate.id, token=str(RefreshToken.for_user(user))), 4001)
+    # for_user records the token (the blacklist app): a database write, off the event loop.
+    refresh = await database_sync_to_async(RefreshToken.for_user)(user)
+    await expect_refusal(communicator(debate.id, token=str(refresh)), 4001)
 
 
 async def test_qa_token_is_refused_when_debug_is_off(debate, settings):

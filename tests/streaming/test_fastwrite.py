@@ -10,7 +10,13 @@ from twisted.internet import error, tcp
 from websockets.frames import Frame, Opcode
 from websockets.streams import StreamReader
 
-from streaming.server import encode_text_frame, fast_path, frame_writer, inline_writes
+from streaming.server import (
+    client_gone,
+    encode_text_frame,
+    fast_path,
+    frame_writer,
+    inline_writes,
+)
 from streaming.server.frames import count_frames
 
 
@@ -212,3 +218,25 @@ def test_a_write_to_a_closed_peer_is_queued_and_the_reactor_reports_the_loss(tra
     connection.write(b"nobody listens")  # EPIPE on the inline send: never raised here
     assert reactor.writers == [connection]
     assert isinstance(connection.doWrite(), error.ConnectionLost)
+
+
+def test_client_gone_reads_daphnes_own_record_of_the_connection(monkeypatch):
+    import functools
+
+    class Server:
+        def __init__(self) -> None:
+            self.connections: dict = {}
+
+        async def handle_reply(self, protocol, message):
+            pass
+
+    monkeypatch.setitem(sys.modules, "daphne.server", types.SimpleNamespace(Server=Server))
+    server, protocol = Server(), object()
+    send = functools.partial(server.handle_reply, protocol)
+    server.connections[protocol] = {}
+    assert not client_gone(send)
+    server.connections[protocol]["disconnected"] = 1700000000.0
+    assert client_gone(send)
+    del server.connections[protocol]  # daphne forgets a connection it cleaned up
+    assert client_gone(send)
+    assert not client_gone(lambda message: None)  # another server: cannot be known

@@ -17,6 +17,36 @@ def test_redact_query_strings():
     assert redact("nothing here") == "nothing here"
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"GET /api/debates/?jwt={SECRET}&page=2",
+        f"GET /no-such-page/{SECRET}/ 404",
+        f"Not Found: /api/x/{SECRET}",
+        f'{{"refresh": "{SECRET}"}}',
+        f"Bearer {SECRET}",
+        f"/ws/debate/1/?access_token={SECRET}",
+        f"refresh={SECRET}",
+        f"token: {SECRET}",
+    ],
+)
+def test_jwts_and_credential_parameters_are_redacted_anywhere(line):
+    redacted = redact(line)
+    assert SECRET not in redacted
+    assert SECRET.split(".")[2] not in redacted
+    assert "[REDACTED]" in redacted
+
+
+def test_a_non_jwt_credential_parameter_is_redacted_by_name():
+    assert redact("?jwt=opaque-value&page=2") == "?jwt=[REDACTED]&page=2"
+    assert redact("password=hunter22&next=/x") == "password=[REDACTED]&next=/x"
+
+
+def test_ordinary_lines_are_left_alone():
+    for line in ["GET /api/debates/?page=2 200", "WSCONNECT /ws/debate/1/?lastSeq=3", "a.b.c"]:
+        assert redact(line) == line
+
+
 def test_filter_rewrites_messages_args_and_tracebacks():
     record = logging.LogRecord(
         "x", logging.INFO, __file__, 1, "path %s", (f"?token={SECRET}",), None

@@ -20,6 +20,7 @@ TARGETS = [
     (AccessLogGenerator, "write_entry"),
     (WebSocketProtocol, "handle_reply"),
     (WebSocketProtocol, "check_timeouts"),
+    (WebSocketProtocol, "serverClose"),
 ]
 _MISSING = object()
 
@@ -47,7 +48,7 @@ def test_the_pinned_versions_are_installed():
 
 def test_every_patch_declares_exact_tested_versions():
     names = [patch.name for patch in server.PATCHES]
-    assert len(set(names)) == len(names) == 5
+    assert len(set(names)) == len(names) == 6
     for patch in server.PATCHES:
         assert patch.requires
         assert dict(patch.requires) == {name: TESTED[name] for name in patch.requires}
@@ -81,7 +82,7 @@ def test_a_patch_for_other_versions_is_left_off_with_a_warning(clean, caplog):
     before = _snapshot()
     with caplog.at_level(logging.WARNING, logger="streaming.server"):
         active = server.install(version_of=version_of)
-    assert active == {"access_log_redaction", "autobahn_lazy_config_log"}
+    assert active == {"access_log_redaction", "autobahn_lazy_config_log", "rfc_close_codes"}
     for name in ("inline_writes", "send_buffer_bound", "fast_path"):
         assert any(
             name in r.getMessage()
@@ -113,3 +114,32 @@ def test_a_patch_that_fails_to_apply_is_left_off(clean, caplog, monkeypatch):
     assert "broken" not in active
     assert len(active) == len(patches) - 1
     assert "server patch broken failed to apply" in caplog.text
+
+
+class _Closing:
+    """Records what serverClose does with a code (a stand-in for daphne's protocol)."""
+
+    def __init__(self) -> None:
+        self.frames: list[int | None] = []
+        self.refused: list[int] = []
+
+    def sendCloseFrame(self, code=None, reasonUtf8=None, isReply=False):
+        self.frames.append(code)
+
+    def sendClose(self, code=None, reason=None):
+        if code != 1000 and not (3000 <= code <= 4999):
+            self.refused.append(code)
+            raise Exception(f"invalid close code {code}")
+        self.sendCloseFrame(code=code)
+
+
+def test_rfc_close_codes_lets_daphne_close_with_1008(clean):
+    closing = _Closing()
+    with pytest.raises(Exception, match="invalid close code 1008"):
+        WebSocketProtocol.serverClose(closing, code=1008)  # daphne as released
+    server.install()
+    WebSocketProtocol.serverClose(closing, code=1008)
+    WebSocketProtocol.serverClose(closing, code=4004)
+    WebSocketProtocol.serverClose(closing)
+    assert closing.frames == [1008, 4004, 1000]
+    assert closing.refused == [1008]

@@ -82,12 +82,14 @@ class Command(BaseCommand):
             creator = get_user_model().objects.filter(username=user).first()
             if creator is None:
                 raise CommandError(f"No user {user!r}.")
+        runner_id = process_id()
         try:
             debate = services.debate_create(asset=asset, max_turns=turns, created_by=creator)
+            services.debate_claim(debate=debate, runner_id=runner_id)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
-        runner_id = process_id()
-        services.debate_claim(debate=debate, runner_id=runner_id)
+        except services.QuotaExceeded as exc:
+            raise CommandError(exc.detail) from None
         printer = Printer(self.stdout, colour)
         self.stdout.write(f"Debate {debate.id} about {debate.asset}, {turns} turns")
         run = DebateRun(
