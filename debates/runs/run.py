@@ -201,14 +201,6 @@ class DebateRun:
 
     async def _run(self) -> str:
         self._started_at = time.monotonic()
-        if not await _service(
-            services.run_begin, debate_id=self.debate_id, runner_id=self.runner_id
-        ):
-            # Cancelled between the claim and this start, or taken over: the cancel's
-            # announcement waited for this run.
-            self.status = await _service(services.run_stopped, debate_id=self.debate_id)
-            logger.info("debate %s not ours to run (%s)", self.debate_id, self.status)
-            return self.status
         heartbeat = asyncio.create_task(self._heartbeat_loop())
         self._progress_at = self.loop.time()
         self._work = asyncio.create_task(self._drive())
@@ -293,6 +285,13 @@ class DebateRun:
             self._verdict_saved = True
             return  # the verdict was saved before the previous runner died
         graph = build_graph(llm)
+        # Everything the first token needs is ready: announce `running` (held, like the opening
+        # TURN_CHANGE, to go out with the first token). Not ours any more (cancelled between the
+        # claim and now, or taken over): stop; a cancel's announcement waited for this run.
+        if not await _service(
+            services.run_begin, debate_id=self.debate_id, runner_id=self.runner_id
+        ):
+            raise StopRun
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
         await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
         buffer: list[str] = []
