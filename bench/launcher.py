@@ -25,7 +25,7 @@ from bench import rest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-ASGI_APP = "tradeapp.asgi:application"
+ASGI_APP = "tradeapp.asgi:application"  # what uvicorn serves (tradeapp.serve: daphne)
 READY_TIMEOUT_S = 60
 STOP_GRACE_S = 10.0
 MANAGE_TIMEOUT_S = 180
@@ -34,17 +34,20 @@ _QA_TOKEN = object()  # ws_url()'s default: the cluster's QA token
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How each server of a cluster runs, beyond its port."""
+    """How each server of a cluster runs, beyond its port and what the environment sets; None
+    leaves the production default (tradeapp.serve)."""
 
     ping: tuple[float, float] | None = None  # WebSocket ping interval and timeout, s
     backlog: int | None = None  # listen backlog
     connect_timeout: float | None = None  # daphne's WebSocket handshake timeout, s
-    quiet: bool = False  # no access log, warnings only
+    quiet: bool = False  # no access log
 
 
 def server_command(kind: str, port: int, options: ServerOptions) -> list[str]:
-    """The command line of one server process: the only place that says how servers start."""
-    if kind == "uvicorn":
+    """The command line of one server process: the only place that says how servers start.
+    daphne is started through the production entry point (``python -m tradeapp.serve``), so
+    tests and benchmarks run what users run."""
+    if kind == "uvicorn":  # for comparison only
         command = [sys.executable, "-m", "uvicorn", ASGI_APP, "--host", HOST, "--port", str(port)]
         command += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
         if options.ping:
@@ -57,17 +60,21 @@ def server_command(kind: str, port: int, options: ServerOptions) -> list[str]:
         return command
     if kind != "daphne":
         raise ValueError(f"unknown server kind {kind!r}")
-    endpoint = f"tcp:port={port}:interface={HOST}"
+    command = [sys.executable, "-m", "tradeapp.serve", "--host", HOST, "--port", str(port)]
     if options.backlog:
-        endpoint += f":backlog={options.backlog}"
-    command = [sys.executable, "-m", "daphne", "-e", endpoint]
-    if options.quiet:
-        command += ["-v", "0"]
+        command += ["--backlog", str(options.backlog)]
     if options.ping:
-        command += ["--ping-interval", str(options.ping[0]), "--ping-timeout", str(options.ping[1])]
+        command += ["--ping-interval", _seconds(options.ping[0])]
+        command += ["--ping-timeout", _seconds(options.ping[1])]
     if options.connect_timeout is not None:
-        command += ["--websocket_connect_timeout", str(options.connect_timeout)]
-    return [*command, ASGI_APP]
+        command += ["--connect-timeout", _seconds(options.connect_timeout)]
+    if options.quiet:
+        command += ["--no-access-log"]
+    return command
+
+
+def _seconds(value: float) -> str:
+    return str(max(1, round(value)))  # daphne takes whole seconds
 
 
 def free_port() -> int:

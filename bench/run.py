@@ -34,10 +34,10 @@ from bench.wsclient import FINAL_STATUSES
 ORIGIN = "http://localhost"
 USERNAME = "bench"
 VIEWERS_PER_SOURCE_IP = 10_000  # well under the ~28k ephemeral ports per source address
-# Thousands of handshakes queue behind each other on one loop: daphne's default 5 s handshake
-# timeout would drop viewers during the mass connect, which measures the connect storm, not
-# fan-out; the listen backlog is raised for the same storm.
-SERVER_OPTIONS = ServerOptions(backlog=4096, connect_timeout=120, quiet=True)
+# The servers run with the production defaults (tradeapp.serve: listen backlog, handshake
+# timeout, persistent database connections); the bench only turns the access log off, as a
+# user may.
+SERVER_OPTIONS = ServerOptions(quiet=True)
 
 
 @dataclass
@@ -107,8 +107,6 @@ class Run:
             "TOKEN_FLUSH_INTERVAL_MS": str(cfg.flush_ms),
             "EVENT_LOG_TTL_S": "900",
             "LOG_LEVEL": "WARNING",
-            # Persistent DB connections, as in production: 0 reopens SQLite on every query.
-            "DB_CONN_MAX_AGE": "600",
             **cfg.server_env,
         }
 

@@ -10,29 +10,29 @@ from bench.launcher import Cluster, ServerOptions, server_command
 APP = "tradeapp.asgi:application"
 
 
-def test_daphne_listens_on_loopback_with_only_the_options_asked_for():
+def test_daphne_starts_through_the_production_entry_point_with_only_the_options_asked_for():
     assert server_command("daphne", 8001, ServerOptions()) == [
         sys.executable,
         "-m",
-        "daphne",
-        "-e",
-        "tcp:port=8001:interface=127.0.0.1",
-        APP,
+        "tradeapp.serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8001",
     ]
-    bench = ServerOptions(ping=(1, 2), backlog=4096, connect_timeout=120, quiet=True)
+    bench = ServerOptions(ping=(1, 2), backlog=64, connect_timeout=120, quiet=True)
     command = server_command("daphne", 8001, bench)
-    assert command[4] == "tcp:port=8001:interface=127.0.0.1:backlog=4096"
-    assert command[5:-1] == [
-        "-v",
-        "0",
+    assert command[7:] == [
+        "--backlog",
+        "64",
         "--ping-interval",
         "1",
         "--ping-timeout",
         "2",
-        "--websocket_connect_timeout",
+        "--connect-timeout",
         "120",
+        "--no-access-log",
     ]
-    assert command[-1] == APP
 
 
 def test_uvicorn_gets_the_same_options_in_its_own_words():

@@ -235,7 +235,16 @@ TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 
-# --- Serving process (tradeapp.serving) ---------------------------------------------------------
+# --- Serving process (tradeapp.serve, tradeapp.serving) ------------------------------------------
+
+# python -m tradeapp.serve: where daphne listens and how (see that module for why each default).
+SERVER_HOST = env_str("HOST", "127.0.0.1")
+SERVER_PORT = env_int("PORT", 8000)
+SERVER_LISTEN_BACKLOG = env_int("SERVER_LISTEN_BACKLOG", 4096)
+SERVER_WS_CONNECT_TIMEOUT_S = env_int("SERVER_WS_CONNECT_TIMEOUT_S", 30)
+SERVER_PING_INTERVAL_S = env_int("SERVER_PING_INTERVAL_S", 20)
+SERVER_PING_TIMEOUT_S = env_int("SERVER_PING_TIMEOUT_S", 30)
+SERVER_ACCESS_LOG = env_bool("SERVER_ACCESS_LOG", True)
 
 # The server's garbage-collector thresholds (tradeapp.gc_tuning).
 SERVER_GC_THRESHOLDS = env_list("SERVER_GC_THRESHOLDS", ["50000", "50", "100"])
