@@ -203,7 +203,8 @@ class Hub:
                         events.append((seq, text))
                         newest = seq
                 if events:
-                    await self._fan_out(debate_id, state, events, batch[-1].get("ts"))
+                    created = min(m.get("created") or m.get("ts") or 0 for m in batch)
+                    await self._fan_out(debate_id, state, events, created or None)
 
     async def _read_missing(self, debate_id: str, after: int, upto: int | None = None):
         missing = [
