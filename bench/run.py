@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,12 +29,14 @@ from bench.ipc import ClientPool
 from bench.launcher import BASE_DIR, Cluster, ServerOptions, ensure_user, server_env, ws_path
 from bench.sampler import ProcessSampler, pids_listening
 from bench.signals import cleanup_on_exit
-from bench.stats import analyse, merged, ms, timing
+from bench.stats import analyse, merged, ms, rehoming, timing
 from bench.wsclient import FINAL_STATUSES
 
 ORIGIN = "http://localhost"
 USERNAME = "bench"
 VIEWERS_PER_SOURCE_IP = 10_000  # well under the ~28k ephemeral ports per source address
+# After a kill, the latency of the undisturbed viewers is kept apart for this long.
+STORM_WINDOW_S = 10.0
 # The servers run with the production defaults (tradeapp.serve: listen backlog, handshake
 # timeout, persistent database connections); the bench only turns the access log off, as a
 # user may.
@@ -66,6 +69,8 @@ class Config:
     warm_debate: bool = True
     server_env: dict = field(default_factory=dict)
     keep: bool = False
+    kill_server: int | None = None  # SIGKILL this server (0: the one running the debate) ...
+    kill_at: float = 5.0  # ... this many seconds after the debate's start
 
 
 class Run:
@@ -86,6 +91,7 @@ class Run:
         self._cleaned = False
         self.publisher = None
         self.env: dict = {}
+        self.killed_at: float | None = None
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -227,6 +233,7 @@ class Run:
                 "timeout": 120.0,
                 "retries": 2,
                 "sample": True,
+                "targets": self.targets,
             }
             for share in shares
         ]
@@ -262,6 +269,26 @@ class Run:
         else:
             rest.start_debate(self.base_url, debate_id, access)
         return sent
+
+    def schedule_kill(self, start_sent: float) -> threading.Timer | None:
+        """SIGKILL server --kill-server at --kill-at seconds after the start, if asked; later
+        REST calls go to a server that survives."""
+        cfg = self.cfg
+        if cfg.kill_server is None or self.cluster is None:
+            return None
+        victim = self.cluster.servers[cfg.kill_server]
+        survivor = next(s for s in self.cluster.servers if s is not victim)
+
+        def kill() -> None:
+            self.killed_at = time.time()
+            victim.kill(signal.SIGKILL)
+            self.base_url = survivor.base_url
+            self.out(f"killed {victim.name()} (pid {victim.proc.pid})")
+
+        timer = threading.Timer(max(0.0, start_sent + cfg.kill_at - time.time()), kill)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def warm_up(self) -> dict:
         """Run one unwatched 1-turn debate on every server, so imports and first-use costs
@@ -329,12 +356,18 @@ class Run:
         cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
         access = self.login()
         start_sent = self.start_debate(debate_id, access)
+        killer = self.schedule_kill(start_sent)
         self.out(f"debate {debate_id} started; watching")
         watch_deadline = time.time() + self.remaining(reserve=15)
+        watch = {"cmd": "watch", "deadline": watch_deadline}
+        if killer is not None:
+            storm_from = start_sent + cfg.kill_at
+            watch |= {"storm_from": storm_from, "storm_until": storm_from + STORM_WINDOW_S}
         results = self.clients.broadcast(
-            [{"cmd": "watch", "deadline": watch_deadline}] * len(self.clients),
-            timeout=self.remaining(reserve=5) + 10,
+            [watch] * len(self.clients), timeout=self.remaining(reserve=5) + 10
         )
+        if killer is not None:
+            killer.cancel()
         cpu1, ccpu1, t1 = sampler.cpu(), client_sampler.cpu(), time.time()
         sampler.stop()
         connections = max(1, report["connect"]["connected"])
@@ -344,6 +377,16 @@ class Run:
             # A server busy fanning out may not answer in time; the viewers' final event decides.
             status = f"unknown ({type(exc).__name__})"
         analysis = analyse(results, start_sent, cfg.viewers, cfg.flush_ms)
+        if killer is not None:
+            report["kill"] = {
+                "server": cfg.kill_server,
+                "ran_the_debate": cfg.kill_server == 0,
+                "at_s": cfg.kill_at,
+                "killed": self.killed_at is not None,
+                "viewers_on_it": len(range(cfg.kill_server, cfg.viewers, len(self.targets))),
+                "storm_window_s": STORM_WINDOW_S,
+                **rehoming(results),
+            }
         report["debate"] = {"id": debate_id, "status": status, **analysis.pop("debate")}
         report.update(analysis)
         report["debate"]["watched_s"] = round(t1 - t0, 2)

@@ -103,6 +103,20 @@ class Command(BaseCommand):
             help="skip the unwatched 1-turn debate run on each server before measuring "
             "(keep first-use costs such as importing LangGraph in time to first token)",
         )
+        parser.add_argument(
+            "--kill-server",
+            type=int,
+            default=None,
+            metavar="N",
+            help="SIGKILL server N (0..workers-1; 0 runs the debate, so its takeover is "
+            "included) during the debate: its viewers reconnect to the others with lastSeq",
+        )
+        parser.add_argument(
+            "--kill-at",
+            type=float,
+            default=5.0,
+            help="seconds after the debate's start to kill --kill-server (5)",
+        )
         parser.add_argument("--json", dest="json_path", default="", help="write the report here")
         parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
 
@@ -114,6 +128,10 @@ class Command(BaseCommand):
                 import uvicorn  # noqa: F401
             except ImportError as exc:
                 raise CommandError("--server uvicorn needs uvicorn installed") from exc
+        if opts["kill_server"] is not None and (
+            opts["urls"] or opts["workers"] < 2 or not 0 <= opts["kill_server"] < opts["workers"]
+        ):
+            raise CommandError("--kill-server N needs N < --workers, at least 2 workers, no --url")
         if opts["urls"] and not opts["qa_token"]:
             raise CommandError("--url needs --qa-token (or WS_QA_TOKEN): the servers' QA token")
         server_env = {}
@@ -145,6 +163,8 @@ class Command(BaseCommand):
             warm_debate=opts["warm_debate"],
             server_env=server_env,
             keep=opts["keep"],
+            kill_server=opts["kill_server"],
+            kill_at=opts["kill_at"],
         )
         try:
             report = run(cfg, out=lambda line: self.stderr.write(line))
