@@ -1,13 +1,12 @@
 """Real server processes for the benchmark and the end-to-end tests: the one launcher.
 
-A `Cluster` is N servers (daphne or uvicorn) sharing one database and, optionally, one Redis
-under a key and channel prefix of its own. `start()` makes a fresh database (a SQLite file in the
-run directory, or a new PostgreSQL database when the base URL is postgres), migrates it, creates
-the user, starts every server on its port in its own process group with its own stdout and stderr
-files, and waits for /healthz. `close()` stops the servers (SIGTERM, then SIGKILL), drops the
-database it made and deletes the Redis keys under its prefix. How a server is started is said in
-one place: `server_command()`.
-"""
+A `Cluster` is N servers (daphne or uvicorn) sharing one database and, optionally, Redis (one
+node, or several as a comma-separated list) under a key and channel prefix of its own.
+`start()` makes a fresh database (a SQLite file in the run directory, or a new PostgreSQL
+database when the base URL is postgres), migrates it, creates the user, starts every server on
+its port in its own process group with its own stdout and stderr files, and waits for /healthz.
+`close()` stops the servers (SIGTERM, then SIGKILL), drops the database it made and deletes the
+Redis keys under its prefix. How a server is started is said in one place: `server_command()`."""
 
 import contextlib
 import os
@@ -137,17 +136,23 @@ def fresh_database(run_dir: Path, name: str, base_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
+def redis_nodes(redis_url: str) -> list[str]:
+    """The Redis nodes a --redis-url names: one URL, or several separated by commas."""
+    return [url.strip() for url in redis_url.split(",") if url.strip()]
+
+
 def delete_redis_keys(redis_url: str, prefix: str) -> None:
-    """Delete every key under `prefix`."""
+    """Delete every key under `prefix` (on every node of a comma-separated list)."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(f"{prefix}*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-    finally:
-        client.close()
+    for url in redis_nodes(redis_url):
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(f"{prefix}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
 
 
 def server_env(
@@ -169,7 +174,11 @@ def server_env(
     }
     if database_url:
         env["DATABASE_URL"] = database_url
-    if redis_url:
+    env.pop("REDIS_URLS", None)
+    if redis_url and len(redis_nodes(redis_url)) > 1:
+        env["REDIS_URLS"] = redis_url  # several nodes
+        env.pop("REDIS_URL", None)
+    elif redis_url:
         env["REDIS_URL"] = redis_url
     else:
         env.pop("REDIS_URL", None)  # one process: the in-memory layer and event log suffice

@@ -2,7 +2,8 @@
 
 With REDIS_URL: one Lua script INCRs the debate's seq key and XADDs the event text under the
 stream ID ``<seq>-0``, so two processes can never share a seq and the stream is ordered by seq;
-both keys get EVENT_LOG_TTL_S (refreshed on every append). Without Redis: a dict in this process.
+both keys get EVENT_LOG_TTL_S (refreshed on every append), on the debate's Redis node
+(streaming.backends). Without Redis: a dict in this process.
 """
 
 import time
@@ -48,7 +49,7 @@ class RedisEventLog:
 
     async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
         """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
-        client = backends.redis_client()
+        client = backends.debate_client(debate_id)
         script = client.register_script(_APPEND_LUA)
         seq, text = await script(
             keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
@@ -58,7 +59,7 @@ class RedisEventLog:
 
     async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
         """Every stored event with seq > after_seq, in order."""
-        client = backends.redis_client()
+        client = backends.debate_client(debate_id)
         stream = backends.key("log", debate_id)
         out: list[tuple[int, str]] = []
         start = f"{after_seq + 1}-0"
@@ -71,12 +72,12 @@ class RedisEventLog:
 
     async def last_seq(self, debate_id) -> int:
         """The newest seq of the debate, 0 when none is logged (or the log expired)."""
-        value = await backends.redis_client().get(backends.key("seq", debate_id))
+        value = await backends.debate_client(debate_id).get(backends.key("seq", debate_id))
         return int(value) if value else 0
 
     async def snapshot(self, debate_id, after_seq: int) -> tuple[int, list[tuple[int, str]]]:
         """The newest seq and every stored event with seq > after_seq, read together."""
-        script = backends.redis_client().register_script(_SNAPSHOT_LUA)
+        script = backends.debate_client(debate_id).register_script(_SNAPSHOT_LUA)
         value, entries = await script(
             keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
             args=[f"{max(after_seq, 0) + 1}-0", READ_PAGE],

@@ -146,10 +146,17 @@ async def publish_counts(*, every: bool = False) -> None:
         counts = [_local.get(debate_id, 0) for debate_id in ids]
     if not ids:
         return
-    client = backends.redis_client()
-    write = client.register_script(_WRITE_LUA)
-    await write(keys=[_audience_key(i) for i in ids], args=[process_id(), *counts, alive_ttl_s()])
-    totals = await _read_audiences(client, ids)
+    written = dict(zip(ids, counts, strict=True))
+    for node_ids in _by_node(ids).values():
+        write = backends.redis_client(backends.debate_shard(node_ids[0])).register_script(
+            _WRITE_LUA
+        )
+        node_counts = [written[debate_id] for debate_id in node_ids]
+        await write(
+            keys=[_audience_key(i) for i in node_ids],
+            args=[process_id(), *node_counts, alive_ttl_s()],
+        )
+    totals = await _read_audiences(ids)
     with _lock:
         for debate_id, total, count in zip(ids, totals, counts, strict=True):
             if debate_id in _local:
@@ -158,12 +165,25 @@ async def publish_counts(*, every: bool = False) -> None:
                 _seen.pop(debate_id, None)
 
 
-async def _read_audiences(client, debate_ids: list[str]) -> list[int]:
-    script = client.register_script(_SUM_LUA)
-    async with client.pipeline(transaction=False) as pipe:
-        for debate_id in debate_ids:
-            await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-        return [int(total) for total in await pipe.execute()]
+def _by_node(debate_ids: list[str]) -> dict[str, list[str]]:
+    """The debates grouped by the Redis node that holds their keys (streaming.backends)."""
+    nodes: dict[str, list[str]] = {}
+    for debate_id in debate_ids:
+        nodes.setdefault(backends.node_url(backends.debate_shard(debate_id)), []).append(debate_id)
+    return nodes
+
+
+async def _read_audiences(debate_ids: list[str]) -> list[int]:
+    """The audiences of these debates: one pipeline per Redis node."""
+    totals: dict[str, int] = {}
+    for node_ids in _by_node(debate_ids).values():
+        client = backends.redis_client(backends.debate_shard(node_ids[0]))
+        script = client.register_script(_SUM_LUA)
+        async with client.pipeline(transaction=False) as pipe:
+            for debate_id in node_ids:
+                await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+            totals.update(zip(node_ids, await pipe.execute(), strict=True))
+    return [int(totals[debate_id]) for debate_id in debate_ids]
 
 
 async def audience(debate_id) -> int:
@@ -172,7 +192,7 @@ async def audience(debate_id) -> int:
     if not backends.redis_url():
         with _lock:
             return _local.get(key, 0)
-    return (await _read_audiences(backends.redis_client(), [key]))[0]
+    return (await _read_audiences([key]))[0]
 
 
 def audience_counts(debate_ids: Iterable) -> dict:
@@ -183,26 +203,36 @@ def audience_counts(debate_ids: Iterable) -> dict:
             return {debate_id: _local.get(str(debate_id), 0) for debate_id in ids}
     if not ids:
         return {}
-    client = backends.redis_sync_client()
-    script = client.register_script(_SUM_LUA)
-    pipe = client.pipeline(transaction=False)
-    for debate_id in ids:
-        script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-    return {debate_id: int(total) for debate_id, total in zip(ids, pipe.execute(), strict=True)}
+    totals: dict = {}
+    for node_ids in _by_node(ids).values():
+        client = backends.redis_sync_client(backends.debate_shard(node_ids[0]))
+        script = client.register_script(_SUM_LUA)
+        pipe = client.pipeline(transaction=False)
+        for debate_id in node_ids:
+            script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+        totals.update(zip(node_ids, pipe.execute(), strict=True))
+    return {debate_id: int(totals[debate_id]) for debate_id in ids}
 
 
 async def process_keepalive() -> None:
     """Refresh this process's liveness key (Redis only), and its audience fields with it."""
     if backends.redis_url():
-        client = backends.redis_client()
+        client = backends.redis_client(process_id())
         await client.set(backends.key("process", process_id()), 1, ex=alive_ttl_s())
         await publish_counts(every=True)
 
 
 async def processes_alive(processes: list[str]) -> list[bool]:
-    """Whether each process's liveness key exists (Redis only)."""
-    flags = await backends.redis_client().mget([backends.key("process", p) for p in processes])
-    return [flag is not None for flag in flags]
+    """Whether each process's liveness key exists (Redis only; one MGET per node)."""
+    by_node: dict[str, list[str]] = {}
+    for process in processes:
+        by_node.setdefault(backends.node_url(process), []).append(process)
+    alive: dict[str, bool] = {}
+    for node_processes in by_node.values():
+        keys = [backends.key("process", p) for p in node_processes]
+        flags = await backends.redis_client(node_processes[0]).mget(keys)
+        alive.update((p, flag is not None) for p, flag in zip(node_processes, flags, strict=True))
+    return [alive[process] for process in processes]
 
 
 def reset() -> None:

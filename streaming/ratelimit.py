@@ -1,8 +1,9 @@
 """New-connection rate limit per client IP (WS_RATE_LIMIT, "10/minute" by default).
 
 Backed by the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
-every process, on the connection pool of streaming.backends) when REDIS_URL is set,
-MemoryStorage in this process otherwise.
+every process, on the connection pool of streaming.backends; with several Redis nodes, each
+client address's window on the node its address hashes to) when REDIS_URL is set, MemoryStorage
+in this process otherwise.
 """
 
 import ipaddress
@@ -25,9 +26,10 @@ def _storage_uri(url: str) -> str:
     return "async+" + url if not url.startswith("async+") else url
 
 
-def _limiter() -> MovingWindowRateLimiter:
+def _limiter(client_ip: str) -> MovingWindowRateLimiter:
+    """The limiter of the Redis node that holds this client's window (streaming.backends)."""
     per_loop = _limiters.get()
-    url = backends.redis_url()
+    url = backends.node_url(client_ip) if backends.redis_url() else ""
     cache_key = (url, backends.key("ratelimit"))
     limiter = per_loop.get(cache_key)
     if limiter is None:
@@ -38,7 +40,7 @@ def _limiter() -> MovingWindowRateLimiter:
                 _storage_uri(url),
                 implementation="redispy",
                 key_prefix=backends.key("ratelimit"),
-                connection_pool=backends.redis_client().connection_pool,
+                connection_pool=backends.redis_client(client_ip).connection_pool,
             )
         else:
             storage = MemoryStorage()
@@ -48,7 +50,7 @@ def _limiter() -> MovingWindowRateLimiter:
 
 async def allow_connection(client_ip: str) -> bool:
     """Count one new connection from the IP; False when it is over the limit."""
-    return await _limiter().hit(parse(settings.WS_RATE_LIMIT), "ws-connect", client_ip)
+    return await _limiter(client_ip).hit(parse(settings.WS_RATE_LIMIT), "ws-connect", client_ip)
 
 
 def _header(scope, name: bytes) -> str:

@@ -99,3 +99,17 @@ def test_a_cluster_uses_the_ports_chosen_beforehand_and_its_qa_token(tmp_path):
     assert server.stdout_path.parent == server.stderr_path.parent == tmp_path
     assert not server.alive()
     cluster.close()  # nothing started: nothing to stop
+
+
+def test_several_redis_nodes_reach_the_servers_as_redis_urls(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere/0")
+    env = launcher.server_env(redis_url="redis://a:1/0, redis://b:2/0", prefix="p")
+    assert env["REDIS_URLS"] == "redis://a:1/0, redis://b:2/0"
+    assert "REDIS_URL" not in env
+    assert launcher.redis_nodes("redis://a:1/0, redis://b:2/0") == [
+        "redis://a:1/0",
+        "redis://b:2/0",
+    ]
+    one = launcher.server_env(redis_url="redis://a:1/0", prefix="p")
+    assert one["REDIS_URL"] == "redis://a:1/0"
+    assert "REDIS_URLS" not in one

@@ -100,14 +100,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache --------------------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL")
+# One Redis (REDIS_URL), or several nodes (REDIS_URLS, which then wins): the channel layer shards
+# its channels and groups over them, and the streaming layer keeps each debate's keys on one node
+# (streaming.backends.node_url); the cache uses the first.
+REDIS_URLS = env_list("REDIS_URLS", [])
+REDIS_URL = REDIS_URLS[0] if REDIS_URLS else env_str("REDIS_URL")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                "hosts": [
+                    {"address": url, "max_connections": 1000} for url in REDIS_URLS or [REDIS_URL]
+                ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "tradeapp"),
             },
         }

@@ -63,7 +63,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--redis-url",
             default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13",
-            help="Redis shared by the servers (REDIS_URL or redis://127.0.0.1:6379/13)",
+            help="Redis shared by the servers (REDIS_URL or redis://127.0.0.1:6379/13); several "
+            "nodes separated by commas are given to the servers as REDIS_URLS",
         )
         parser.add_argument(
             "--database-url",
