@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from streaming import backends
+from streaming.scripts import LuaScript, run_script
 
 READ_PAGE = 1000
 
@@ -24,11 +25,12 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {seq, text}
 """
 
-# The newest seq and a page of events after a seq, in one round trip (a connect's catch-up).
-_SNAPSHOT_LUA = """
+# The newest seq and a page of events after a seq, in one round trip (a connect's catch-up,
+# batched with the other connects of the loop's pass: streaming.scripts).
+_SNAPSHOT = LuaScript("""
 local seq = redis.call('GET', KEYS[1])
 return {seq, redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}
-"""
+""")
 
 
 def _ttl() -> int:
@@ -77,10 +79,11 @@ class RedisEventLog:
 
     async def snapshot(self, debate_id, after_seq: int) -> tuple[int, list[tuple[int, str]]]:
         """The newest seq and every stored event with seq > after_seq, read together."""
-        script = backends.debate_client(debate_id).register_script(_SNAPSHOT_LUA)
-        value, entries = await script(
-            keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
-            args=[f"{max(after_seq, 0) + 1}-0", READ_PAGE],
+        value, entries = await run_script(
+            backends.debate_shard(debate_id),
+            _SNAPSHOT,
+            [backends.key("seq", debate_id), backends.key("log", debate_id)],
+            [f"{max(after_seq, 0) + 1}-0", READ_PAGE],
         )
         events = _raw_events(entries)
         if len(entries) == READ_PAGE:

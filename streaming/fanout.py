@@ -117,6 +117,13 @@ class Hub:
         """Add a local consumer; returns once this process receives the debate's events."""
         await self._ensure_started()
         state = self.debates.setdefault(debate_id, _Debate())
+        if state.subscribed and not state.lock.locked():
+            # The usual case, taken without the lock: in a storm, thousands of joiners would
+            # otherwise pass the lock one per loop iteration (a convoy of seconds).
+            if consumer not in state.members:
+                presence.joined(debate_id)
+            state.members.add(consumer)
+            return
         async with state.lock:
             if consumer not in state.members:
                 presence.joined(debate_id)
