@@ -71,6 +71,17 @@ class Config:
     keep: bool = False
     kill_server: int | None = None  # SIGKILL this server (0: the one running the debate) ...
     kill_at: float = 5.0  # ... this many seconds after the debate's start
+    server_cpus: list[int] = field(default_factory=list)  # pin the servers (like taskset -c)
+    client_cpus: list[int] = field(default_factory=list)  # pin the load generator
+
+
+def pin(pids: list[int], cpus: list[int]) -> None:
+    """Run these processes (and their threads) on these CPUs only, as `taskset -c` would."""
+    if not cpus:
+        return
+    for pid in pids:
+        for task in psutil.Process(pid).threads():
+            os.sched_setaffinity(task.id, cpus)
 
 
 class Run:
@@ -168,6 +179,7 @@ class Run:
             self.env = self.cluster.env
             self.targets = [("127.0.0.1", server.port) for server in self.cluster.servers]
             pids = self.cluster.pids()
+            pin(pids, cfg.server_cpus)
         host, port = self.targets[0]
         self.base_url = f"http://{host}:{port}"
         return pids
@@ -336,6 +348,7 @@ class Run:
             self.out(f"warm-up debates: {report['warm_up']}")
         debate_id, access = self.create_debate()
         clients = self.clients.start(cfg.clients)
+        pin([os.getpid(), *clients["pids"]], cfg.client_cpus)
         report["clients"] = {"processes": len(self.clients), "uvloop": clients["uvloop"]}
         client_sampler = ProcessSampler(clients["pids"])
 

@@ -1,5 +1,6 @@
 """Capacity benchmark: W servers, V viewers, one live debate; delivery, latency, CPU, memory."""
 
+import argparse
 import os
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,6 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 from bench.errors import BenchError
 from bench.report import format_table, write_json
 from bench.run import Config, run
+
+
+def _cpus(text: str) -> list[int]:
+    """A CPU list such as "0" or "0,1"."""
+    try:
+        return [int(cpu) for cpu in text.split(",") if cpu.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a CPU list such as 0 or 0,1, got {text!r}") from exc
 
 
 class Command(BaseCommand):
@@ -118,6 +127,20 @@ class Command(BaseCommand):
             default=5.0,
             help="seconds after the debate's start to kill --kill-server (5)",
         )
+        parser.add_argument(
+            "--server-cpus",
+            type=_cpus,
+            default=[],
+            metavar="LIST",
+            help="pin the started servers to these CPUs, e.g. 0 (as taskset -c 0 would)",
+        )
+        parser.add_argument(
+            "--client-cpus",
+            type=_cpus,
+            default=[],
+            metavar="LIST",
+            help="pin the load generator (client processes and this one) to these CPUs, e.g. 1",
+        )
         parser.add_argument("--json", dest="json_path", default="", help="write the report here")
         parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
 
@@ -166,6 +189,8 @@ class Command(BaseCommand):
             keep=opts["keep"],
             kill_server=opts["kill_server"],
             kill_at=opts["kill_at"],
+            server_cpus=opts["server_cpus"],
+            client_cpus=opts["client_cpus"],
         )
         try:
             report = run(cfg, out=lambda line: self.stderr.write(line))
