@@ -108,6 +108,8 @@ class _Client:
         retries: int,
         sample: bool,
         targets: list,
+        rate: float = 0.0,
+        start_at: float = 0.0,
     ) -> dict:
         """Open the watching viewers (host, port, local ip), a bounded number at a time; each
         one that loses its socket later reconnects to one of `targets` (wsclient.keep_watching)."""
@@ -127,8 +129,10 @@ class _Client:
 
         async def one(i: int, host: str, port: int, local_ip: str) -> None:
             nonlocal failed, retried
+            if rate > 0:  # arrivals at a fixed rate, not a bounded number in flight
+                await asyncio.sleep(max(0.0, start_at + i / rate - time.time()))
             for attempt in range(retries + 1):
-                async with gate:
+                async with gate if rate <= 0 else contextlib.nullcontext():
                     viewer, took, err = await wsclient.open_viewer(
                         host,
                         port,

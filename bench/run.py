@@ -66,7 +66,8 @@ class Config:
     asset: str = "AAPL"
     source: str = "api"  # "publisher": synthetic events from bench.publish, no engine
     tokens_per_turn: int = 200
-    warm_debate: bool = True
+    warm_debate: bool = False
+    viewer_rate: float = 0.0  # viewers arrive at this rate; the debate starts as the last does
     server_env: dict = field(default_factory=dict)
     keep: bool = False
     kill_server: int | None = None  # SIGKILL this server (0: the one running the debate) ...
@@ -103,6 +104,7 @@ class Run:
         self.publisher = None
         self.env: dict = {}
         self.killed_at: float | None = None
+        self.start_sent = 0.0  # when the measured debate's start request was sent
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -226,9 +228,12 @@ class Run:
             "errors": merged(results, "errors"),
         }
 
-    def connect_viewers(self, debate_id: str) -> dict:
-        """Connect V viewers spread over servers, client processes and source addresses."""
+    def connect_viewers(self, debate_id: str, start: tuple[str, str] | None = None) -> dict:
+        """Connect V viewers spread over servers, client processes and source addresses; with
+        --viewer-rate they arrive at that rate and `start` (debate id, access token) is started
+        as the last one arrives."""
         cfg = self.cfg
+        arrive_from = time.time() + 0.5
         shares: list[list] = [[] for _ in range(len(self.clients))]
         for j in range(cfg.viewers):
             host, port = self.targets[j % len(self.targets)]
@@ -246,10 +251,16 @@ class Run:
                 "retries": 2,
                 "sample": True,
                 "targets": self.targets,
+                "rate": cfg.viewer_rate / len(self.clients),
+                "start_at": arrive_from,
             }
             for share in shares
         ]
-        results = self.clients.broadcast(commands, timeout=self.remaining(reserve=15))
+        self.clients.send_all(commands)
+        if start is not None:
+            time.sleep(max(0.0, arrive_from + cfg.viewers / cfg.viewer_rate - time.time()))
+            self.start_sent = self.start_debate(*start)
+        results = self.clients.gather(timeout=self.remaining(reserve=15))
         return {
             "viewers": cfg.viewers,
             "connected": sum(r["connected"] for r in results),
@@ -346,7 +357,7 @@ class Run:
         if cfg.source == "api" and cfg.warm_debate:
             report["warm_up"] = self.warm_up()
             self.out(f"warm-up debates: {report['warm_up']}")
-        debate_id, access = self.create_debate()
+        debate_id, _access = self.create_debate()
         clients = self.clients.start(cfg.clients)
         pin([os.getpid(), *clients["pids"]], cfg.client_cpus)
         report["clients"] = {"processes": len(self.clients), "uvloop": clients["uvloop"]}
@@ -359,16 +370,22 @@ class Run:
             time.sleep(1.0)
         rss_before = sampler.rss()
 
-        self.out(f"connecting {cfg.viewers} viewers")
-        report["connect"] = self.connect_viewers(debate_id)
-        self.out(f"connected: {report['connect']}")
-        if cfg.warmup > 0:
-            time.sleep(min(cfg.warmup, self.remaining(reserve=30)))
-        rss_connected = sampler.rss()
-
+        storm = cfg.viewer_rate > 0
+        self.out(
+            f"connecting {cfg.viewers} viewers" + (f" at {cfg.viewer_rate:g}/s" if storm else "")
+        )
         cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
-        access = self.login()
-        start_sent = self.start_debate(debate_id, access)
+        report["connect"] = self.connect_viewers(
+            debate_id, (debate_id, self.login()) if storm else None
+        )
+        self.out(f"connected: {report['connect']}")
+        if not storm:
+            if cfg.warmup > 0:
+                time.sleep(min(cfg.warmup, self.remaining(reserve=30)))
+            cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
+            self.start_sent = self.start_debate(debate_id, self.login())
+        rss_connected = sampler.rss()
+        start_sent = self.start_sent
         killer = self.schedule_kill(start_sent)
         self.out(f"debate {debate_id} started; watching")
         watch_deadline = time.time() + self.remaining(reserve=15)

@@ -107,11 +107,24 @@ class Command(BaseCommand):
             help="extra environment of the started servers; repeatable",
         )
         parser.add_argument(
+            "--warm-debate",
+            dest="warm_debate",
+            action="store_true",
+            help="run an unwatched 1-turn debate on each server before measuring (by default "
+            "the measured debate is each server's first, as after a deploy)",
+        )
+        parser.add_argument(
             "--no-warm-debate",
             dest="warm_debate",
             action="store_false",
-            help="skip the unwatched 1-turn debate run on each server before measuring "
-            "(keep first-use costs such as importing LangGraph in time to first token)",
+            help="the default: no warm-up debate",
+        )
+        parser.add_argument(
+            "--viewer-rate",
+            type=float,
+            default=0.0,
+            help="viewers arrive at this rate (connections/s) instead of --connect-concurrency "
+            "at a time, and the debate starts as the last one arrives, during the storm (0: off)",
         )
         parser.add_argument(
             "--kill-server",
@@ -185,6 +198,7 @@ class Command(BaseCommand):
             source=opts["source"],
             tokens_per_turn=opts["tokens_per_turn"],
             warm_debate=opts["warm_debate"],
+            viewer_rate=opts["viewer_rate"],
             server_env=server_env,
             keep=opts["keep"],
             kill_server=opts["kill_server"],
