@@ -99,3 +99,33 @@ def test_a_server_started_like_production_listens_with_the_storm_sized_backlog(t
         assert listening[0] == "LISTEN"
         assert int(listening[2]) == min(4096, somaxconn)
         assert server.api("GET", "/healthz")[0] == 200
+
+
+def test_the_served_app_is_loaded_with_the_engine_so_the_first_debate_imports_nothing():
+    # daphne imports tradeapp.asgi before it listens: the first debate finds the run, the
+    # LangGraph engine and its model already imported (docs/benchmarks.md: first debate).
+    code = (
+        "import sys, tradeapp.asgi; "
+        "print(sorted(m for m in ('langgraph.graph', 'langchain_core.language_models', "
+        "'debates.engine.graph', 'debates.runs.run') if m in sys.modules))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeapp.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.strip()
+    assert out == str(
+        sorted(
+            [
+                "debates.engine.graph",
+                "debates.runs.run",
+                "langchain_core.language_models",
+                "langgraph.graph",
+            ]
+        )
+    )

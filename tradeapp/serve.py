@@ -45,34 +45,24 @@ def daphne_argv(args: argparse.Namespace) -> list[str]:
     return [*argv, ASGI_APP]
 
 
+# Whole-number options, each defaulting to its setting (whose name is its variable's).
+NUMBER_OPTIONS = (
+    ("--port", "SERVER_PORT", "PORT"),
+    ("--backlog", "SERVER_LISTEN_BACKLOG", "SERVER_LISTEN_BACKLOG"),
+    ("--ping-interval", "SERVER_PING_INTERVAL_S", "SERVER_PING_INTERVAL_S"),
+    ("--ping-timeout", "SERVER_PING_TIMEOUT_S", "SERVER_PING_TIMEOUT_S"),
+    ("--connect-timeout", "SERVER_WS_CONNECT_TIMEOUT_S", "SERVER_WS_CONNECT_TIMEOUT_S"),
+)
+
+
 def parser() -> argparse.ArgumentParser:
     """The options, with their defaults from the settings (i.e. the environment)."""
     options = argparse.ArgumentParser(
         prog="python -m tradeapp.serve", description="Serve tradeapp with daphne, tuned."
     )
     options.add_argument("--host", default=settings.SERVER_HOST, help="HOST")
-    options.add_argument("--port", type=int, default=settings.SERVER_PORT, help="PORT")
-    options.add_argument(
-        "--backlog", type=int, default=settings.SERVER_LISTEN_BACKLOG, help="SERVER_LISTEN_BACKLOG"
-    )
-    options.add_argument(
-        "--ping-interval",
-        type=int,
-        default=settings.SERVER_PING_INTERVAL_S,
-        help="SERVER_PING_INTERVAL_S",
-    )
-    options.add_argument(
-        "--ping-timeout",
-        type=int,
-        default=settings.SERVER_PING_TIMEOUT_S,
-        help="SERVER_PING_TIMEOUT_S",
-    )
-    options.add_argument(
-        "--connect-timeout",
-        type=int,
-        default=settings.SERVER_WS_CONNECT_TIMEOUT_S,
-        help="SERVER_WS_CONNECT_TIMEOUT_S",
-    )
+    for flag, setting, variable in NUMBER_OPTIONS:
+        options.add_argument(flag, type=int, default=getattr(settings, setting), help=variable)
     options.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,

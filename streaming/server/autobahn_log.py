@@ -14,16 +14,17 @@ from pprint import pformat
 from streaming.server.patching import Patch, Undo, replace, undo_all
 
 
-class _LazyPformat:
-    """pformat on demand."""
+class _Lazy:
+    """``func(obj)`` as a string, computed only when formatted."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("func", "obj")
 
-    def __init__(self, obj) -> None:
+    def __init__(self, func, obj) -> None:
+        self.func = func
         self.obj = obj
 
     def __str__(self) -> str:
-        return pformat(self.obj)
+        return self.func(self.obj)
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
@@ -32,24 +33,14 @@ class _LazyPformat:
 def lazy_pformat(obj):
     """A lazy pformat for the per-connection config dump (a list), pformat for anything else."""
     # Timings.__str__ returns pformat(...) and must still get a str.
-    return _LazyPformat(obj) if isinstance(obj, list) else pformat(obj)
+    return _Lazy(pformat, obj) if isinstance(obj, list) else pformat(obj)
 
 
-class _LazyHltype:
-    """autobahn.util.hltype on demand."""
+def lazy_hltype(obj) -> _Lazy:
+    """autobahn.util.hltype(obj), computed only if a debug line is written."""
+    from autobahn.util import hltype  # only in a process that serves (as apply's imports)
 
-    __slots__ = ("obj",)
-
-    def __init__(self, obj) -> None:
-        self.obj = obj
-
-    def __str__(self) -> str:
-        from autobahn.util import hltype  # only when a debug line is written
-
-        return hltype(self.obj)
-
-    def __format__(self, spec: str) -> str:
-        return format(str(self), spec)
+    return _Lazy(hltype, obj)
 
 
 def apply() -> Undo:
@@ -61,8 +52,8 @@ def apply() -> Undo:
     return undo_all(
         [
             replace(protocol, "pformat", lazy_pformat),
-            replace(protocol, "hltype", _LazyHltype),
-            replace(websocket, "hltype", _LazyHltype),
+            replace(protocol, "hltype", lazy_hltype),
+            replace(websocket, "hltype", lazy_hltype),
         ]
     )
 
