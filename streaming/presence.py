@@ -12,8 +12,9 @@ everyone and its own counts are the audience.
 
 This is the only viewer count: DEBATE/CONNECTED.viewers (``viewers_now``, no I/O: this process's
 exact count plus the other processes' as last read, at most FLUSH_S old), the publisher's
-coalescing interval (``audience``), the REST ``viewerCount`` and the admin
-(``audience_counts``). No database query counts viewers.
+coalescing interval (``audience_spread``: the largest count of one process, what a message costs
+that process), the REST ``viewerCount`` and the admin (``audience_counts``). No database query
+counts viewers.
 
 Liveness: each process refreshes ``<prefix>:stream:process:<id>`` on its hub tick (TTL 3 x
 WS_PING_INTERVAL_S); the stale-viewer sweep (streaming.services) reads it.
@@ -48,16 +49,20 @@ end
 return 1
 """
 
+# The audience (the sum of the live processes' counts) and the largest count of one process.
 _SUM_LUA = """
 local now = tonumber(redis.call('TIME')[1])
 local total = 0
+local busiest = 0
 for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
   local sep = string.find(value, ':', 1, true)
   if sep and now - tonumber(string.sub(value, sep + 1)) <= tonumber(ARGV[1]) then
-    total = total + tonumber(string.sub(value, 1, sep - 1))
+    local count = tonumber(string.sub(value, 1, sep - 1))
+    total = total + count
+    busiest = math.max(busiest, count)
   end
 end
-return total
+return {total, busiest}
 """
 
 _local: Counter[str] = Counter()  # debate id -> this process's open sockets
@@ -173,26 +178,38 @@ def _by_node(debate_ids: list[str]) -> dict[str, list[str]]:
     return nodes
 
 
-async def _read_audiences(debate_ids: list[str]) -> list[int]:
-    """The audiences of these debates: one pipeline per Redis node."""
-    totals: dict[str, int] = {}
+async def _read_spreads(debate_ids: list[str]) -> list[tuple[int, int]]:
+    """(audience, largest count of one process) of these debates: one pipeline per node."""
+    spreads: dict[str, tuple[int, int]] = {}
     for node_ids in _by_node(debate_ids).values():
         client = backends.redis_client(backends.debate_shard(node_ids[0]))
         script = client.register_script(_SUM_LUA)
         async with client.pipeline(transaction=False) as pipe:
             for debate_id in node_ids:
                 await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-            totals.update(zip(node_ids, await pipe.execute(), strict=True))
-    return [int(totals[debate_id]) for debate_id in debate_ids]
+            replies = await pipe.execute()
+        spreads.update((i, (int(t), int(b))) for i, (t, b) in zip(node_ids, replies, strict=True))
+    return [spreads[debate_id] for debate_id in debate_ids]
+
+
+async def _read_audiences(debate_ids: list[str]) -> list[int]:
+    return [total for total, _busiest in await _read_spreads(debate_ids)]
 
 
 async def audience(debate_id) -> int:
     """The debate's audience now, over every process (one Redis call with REDIS_URL)."""
+    return (await audience_spread(debate_id))[0]
+
+
+async def audience_spread(debate_id) -> tuple[int, int]:
+    """The debate's audience and the most viewers one server process holds of it (what each of
+    its messages costs that process: a write per viewer); one Redis call with REDIS_URL."""
     key = str(debate_id)
     if not backends.redis_url():
         with _lock:
-            return _local.get(key, 0)
-    return (await _read_audiences([key]))[0]
+            here = _local.get(key, 0)
+        return here, here
+    return (await _read_spreads([key]))[0]
 
 
 def audience_counts(debate_ids: Iterable) -> dict:
@@ -210,7 +227,7 @@ def audience_counts(debate_ids: Iterable) -> dict:
         pipe = client.pipeline(transaction=False)
         for debate_id in node_ids:
             script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-        totals.update(zip(node_ids, pipe.execute(), strict=True))
+        totals.update((i, total) for i, (total, _b) in zip(node_ids, pipe.execute(), strict=True))
     return {debate_id: int(totals[debate_id]) for debate_id in ids}
 
 

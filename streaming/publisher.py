@@ -27,15 +27,18 @@ published to the outbox, i.e. created (a merged token keeps its first token's); 
 ``publishedAt`` is the time the outbox sent it, so a viewer can tell the coalescing wait from the
 delivery.
 
-The interval widens with the audience: every message costs each viewer's server a write, so a
-large audience gets fewer, larger messages. From a debate's ``running`` until its final status
-(or ``release``), its audience (streaming.presence: no database query) is read when ``running``
-is published and then every AUDIENCE_REFRESH_S, and the interval is
+The interval widens with the audience one server process holds: every message costs each server
+process a write per local viewer, so a process with many viewers needs fewer, larger messages,
+and a debate whose audience is spread over many processes does not. From a debate's ``running``
+until its final status (or ``release``), the largest number of its viewers one process holds
+(streaming.presence.audience_spread: no database query) is read when ``running`` is published
+and then every AUDIENCE_REFRESH_S, and the interval is
 ``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
 ``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
-the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened past
-TOKEN_FLUSH_INTERVAL_MS (a large audience), every event waits for the next tick, so each viewer
-gets one write per interval.
+each process writes at most ~20,000 frames per second for a debate, whatever its size. Once
+widened past TOKEN_FLUSH_INTERVAL_MS, every event waits for the next tick, so each viewer gets
+one write per interval. An event's wait in the outbox is part of its production -> receipt
+latency (up to one interval).
 
 After a debate's final STATUS_UPDATE it is archived (streaming.archive), so a replay after the
 log's TTL has the live seqs and texts.
@@ -71,7 +74,7 @@ class _DebateStream:
     timer_due: float = float("inf")  # loop time the timer flushes at
     sent_key: tuple | None = None  # (agent, turn) of the last token sent
     sent_at: float = float("-inf")  # loop time of the last message sent
-    viewers: int = 0
+    viewers: int = 0  # the most viewers one server process holds of this debate
     audience: asyncio.Task | None = None
 
 
@@ -108,7 +111,7 @@ def _follows_audience() -> bool:
 
 async def _count_audience(debate_id: str, stream: _DebateStream) -> None:
     try:
-        stream.viewers = await presence.audience(debate_id)
+        _audience, stream.viewers = await presence.audience_spread(debate_id)
     except Exception:
         logger.warning("reading the audience of debate %s failed", debate_id, exc_info=True)
 

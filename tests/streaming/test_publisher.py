@@ -9,7 +9,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from debates.models import Debate, DebateStatus
-from streaming import presence, protocol, publisher
+from streaming import backends, presence, protocol, publisher
 from streaming.eventlog import get_event_log
 from streaming.publisher import flush, flush_interval_ms, publish_event, publish_events
 
@@ -335,3 +335,25 @@ async def test_a_publish_handed_to_the_loop_running_the_debate_keeps_its_creatio
     _running, (turn,) = await _actions(layer, channel, 2)
     assert _ms(called) <= _epoch(turn["timestamp"]) < _ms(released)
     assert _epoch(turn["publishedAt"]) >= _ms(released)
+
+
+async def test_the_interval_follows_the_busiest_process_not_the_whole_audience(settings, use_redis):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 50
+    debate_id = "6f1c1d3e-0000-4000-8000-0000000000b5"
+    for _ in range(300):
+        presence.joined(debate_id)  # this process: 300 viewers
+    await presence.publish_counts(every=True)
+    client = backends.debate_client(debate_id)
+    now = (await client.time())[0]
+    key = backends.key("audience", debate_id)
+    await client.hset(key, mapping={"host:2:aa": f"700:{now}", "host:3:bb": f"200:{now}"})
+
+    assert await presence.audience_spread(debate_id) == (1200, 700)
+    assert await presence.audience(debate_id) == 1200
+    await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": "running"})
+    # Each message costs the busiest process 700 writes: the interval is set by those.
+    assert publisher._stream(debate_id).viewers == 700
+    assert flush_interval_ms(700) == 50.0  # 700 viewers at 50 ms per 1,000: the base
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 1000
+    assert flush_interval_ms(publisher._stream(debate_id).viewers) == 700
+    publisher.release(debate_id)
