@@ -86,10 +86,16 @@ async def _send(shard, calls: list[Call]) -> None:
             again = await _pipeline(client, [calls[i] for i in unknown])
             for i, reply in zip(unknown, again, strict=True):
                 replies[i] = reply
-    except Exception as exc:  # noqa: BLE001 - each waiter gets the failure as its own
+    except BaseException as exc:
         for *_call, future in calls:
-            if not future.done():
-                future.set_exception(type(exc)(*exc.args))
+            if future.done():
+                continue
+            if isinstance(exc, Exception):
+                future.set_exception(_own_copy(exc))  # each waiter raises the failure's type
+            else:
+                future.cancel()
+        if not isinstance(exc, Exception):
+            raise
         return
     for (*_call, future), reply in zip(calls, replies, strict=True):
         if future.done():
@@ -98,3 +104,13 @@ async def _send(shard, calls: list[Call]) -> None:
             future.set_exception(reply)
         else:
             future.set_result(reply)
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """A copy of `exc` for one waiter (a shared one would grow its traceback with every raise)."""
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:  # noqa: BLE001 - a type that cannot be rebuilt is shared as it is
+        return exc
+    copy.__cause__ = exc
+    return copy
