@@ -82,7 +82,8 @@ def pin(pids: list[int], cpus: list[int]) -> None:
         return
     for pid in pids:
         for task in psutil.Process(pid).threads():
-            os.sched_setaffinity(task.id, cpus)
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                os.sched_setaffinity(task.id, cpus)
 
 
 class Run:
