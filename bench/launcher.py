@@ -49,6 +49,9 @@ def server_command(kind: str, port: int, options: ServerOptions) -> list[str]:
     if kind == "uvicorn":  # for comparison only
         command = [sys.executable, "-m", "uvicorn", ASGI_APP, "--host", HOST, "--port", str(port)]
         command += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+        # tradeapp.serving's wrapper has a synchronous __call__ (see there): uvicorn would
+        # take it for an ASGI 2 app.
+        command += ["--interface", "asgi3"]
         if options.ping:
             command += ["--ws-ping-interval", str(options.ping[0])]
             command += ["--ws-ping-timeout", str(options.ping[1])]

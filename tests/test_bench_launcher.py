@@ -43,6 +43,7 @@ def test_uvicorn_gets_the_same_options_in_its_own_words():
     assert "--ws-ping-interval 1 --ws-ping-timeout 2" in text
     assert "--no-access-log --log-level warning" in text
     assert "--backlog 64" in text
+    assert "--interface asgi3" in text  # the serving wrapper's __call__ is synchronous
 
 
 def test_an_unknown_server_kind_is_refused():
