@@ -14,9 +14,10 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
 
-def bench_stream(report_path, *args: str) -> subprocess.CompletedProcess:
-    """Run manage.py bench_stream with these options and --json report_path."""
-    return subprocess.run(
+def bench_stream(report_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run manage.py bench_stream with these options; its process (which must succeed) and its
+    JSON report."""
+    proc = subprocess.run(
         [
             sys.executable,
             str(BASE_DIR / "manage.py"),
@@ -30,11 +31,13 @@ def bench_stream(report_path, *args: str) -> subprocess.CompletedProcess:
         timeout=110,
         check=False,
     )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, json.loads(report_path.read_text())
 
 
 def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
     report_path = tmp_path / "report.json"
-    proc = bench_stream(
+    proc, report = bench_stream(
         report_path,
         "--workers=1",
         "--viewers=5",
@@ -48,8 +51,6 @@ def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
         f"--redis-url={redis_url}",
         "--timeout=50",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(report_path.read_text())
 
     assert report["ok"] is True
     assert report["debate"]["status"] == "completed"
@@ -89,7 +90,7 @@ def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
 
 def test_a_server_killed_under_its_viewers_loses_none_of_them(redis_url, tmp_path):
     report_path = tmp_path / "kill.json"
-    proc = bench_stream(
+    proc, report = bench_stream(
         report_path,
         "--workers=2",
         "--viewers=30",
@@ -104,8 +105,6 @@ def test_a_server_killed_under_its_viewers_loses_none_of_them(redis_url, tmp_pat
         f"--redis-url={redis_url}",
         "--timeout=90",
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(report_path.read_text())
 
     kill = report["kill"]
     assert kill["killed"] is True

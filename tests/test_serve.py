@@ -54,24 +54,29 @@ def test_the_options_default_to_the_settings(settings):
     assert serve.parser().parse_args(["--port", "9001", "--no-access-log"]).port == 9001
 
 
-def _conn_max_age(**env: str) -> str:
-    code = (
-        "from tradeapp import serve; serve.apply_serving_defaults(); "
-        "from django.conf import settings; "
-        "print(settings.DATABASES['default']['CONN_MAX_AGE'], "
-        "settings.DATABASES['default']['CONN_HEALTH_CHECKS'])"
-    )
+def _python(code: str, **env: str) -> str:
+    """What `code` prints in a fresh interpreter (DB_CONN_MAX_AGE unset unless given)."""
     clean = {k: v for k, v in os.environ.items() if k != "DB_CONN_MAX_AGE"}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
-        env={**clean, **env},
+        env={**clean, "DJANGO_SETTINGS_MODULE": "tradeapp.settings", **env},
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
     return result.stdout.strip()
+
+
+def _conn_max_age(**env: str) -> str:
+    return _python(
+        "from tradeapp import serve; serve.apply_serving_defaults(); "
+        "from django.conf import settings; "
+        "print(settings.DATABASES['default']['CONN_MAX_AGE'], "
+        "settings.DATABASES['default']['CONN_HEALTH_CHECKS'])",
+        **env,
+    )
 
 
 @pytest.mark.parametrize(
@@ -104,21 +109,11 @@ def test_a_server_started_like_production_listens_with_the_storm_sized_backlog(t
 def test_the_served_app_is_loaded_with_the_engine_so_the_first_debate_imports_nothing():
     # daphne imports tradeapp.asgi before it listens: the first debate finds the run, the
     # LangGraph engine and its model already imported (docs/benchmarks.md: first debate).
-    code = (
+    out = _python(
         "import sys, tradeapp.asgi; "
         "print(sorted(m for m in ('langgraph.graph', 'langchain_core.language_models', "
         "'debates.engine.graph', 'debates.runs.run') if m in sys.modules))"
     )
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tradeapp.settings"}
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.strip()
     assert out == str(
         sorted(
             [
