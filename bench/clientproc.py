@@ -38,6 +38,7 @@ class _Client:
         self.index = index
         self.stats = wsclient.Stats()
         self.viewers: list[wsclient.Viewer] = []
+        self.watchers: list[asyncio.Task] = []  # one keep_watching task per viewer
 
     async def serve(self) -> None:
         """Read commands until told to quit."""
@@ -106,8 +107,17 @@ class _Client:
         timeout: float,  # noqa: ASYNC109
         retries: int,
         sample: bool,
+        targets: list,
+        rate: float = 0.0,
+        start_at: float = 0.0,
     ) -> dict:
-        """Open the watching viewers (host, port, local ip), a bounded number at a time."""
+        """Open the watching viewers (host, port, local ip), a bounded number at a time; each
+        one that loses its socket later reconnects to one of `targets` (wsclient.keep_watching)."""
+        targets = [tuple(target) for target in targets]
+
+        def path_for(last_seq: int) -> str:
+            return f"{path}{'&' if '?' in path else '?'}lastSeq={last_seq}"
+
         started = time.time()
         gate = asyncio.Semaphore(concurrency)
         times: list[float] = []
@@ -119,8 +129,10 @@ class _Client:
 
         async def one(i: int, host: str, port: int, local_ip: str) -> None:
             nonlocal failed, retried
+            if rate > 0:  # arrivals at a fixed rate, not a bounded number in flight
+                await asyncio.sleep(max(0.0, start_at + i / rate - time.time()))
             for attempt in range(retries + 1):
-                async with gate:
+                async with gate if rate <= 0 else contextlib.nullcontext():
                     viewer, took, err = await wsclient.open_viewer(
                         host,
                         port,
@@ -134,6 +146,17 @@ class _Client:
                 if not err:
                     self.viewers.append(viewer)
                     times.append(took)
+                    self.watchers.append(
+                        wsclient.keep_watching(
+                            viewer,
+                            targets,
+                            targets.index((host, port)),
+                            path_for,
+                            origin,
+                            local_ip,
+                            timeout,
+                        )
+                    )
                     return
                 errors[err] = errors.get(err, 0) + 1
                 if attempt < retries:
@@ -151,36 +174,49 @@ class _Client:
             "elapsed": time.time() - started,
         }
 
-    async def cmd_watch(self, deadline: float) -> dict:
-        """Wait until every viewer saw the end of the debate (or the deadline), then report."""
+    async def cmd_watch(
+        self, deadline: float, storm_from: float | None = None, storm_until: float | None = None
+    ) -> dict:
+        """Wait until every viewer saw the end of the debate (or the deadline), then report;
+        `storm_from`/`storm_until`: the window whose latency of undisturbed viewers is kept
+        apart (a server killed under load)."""
+        stats = self.stats
+        if storm_from is not None:
+            stats.storm_from, stats.storm_until = storm_from, storm_until or float("inf")
         pending = [v.done for v in self.viewers if not v.done.done()]
         if pending:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, deadline - time.time())):
                     await asyncio.gather(*pending)
         await asyncio.sleep(0)
-        stats = self.stats
         summaries = [
-            (
-                v.last_seq,
-                v.final_seq,
-                v.final_status,
-                sorted(v.gaps)[:20],
-                len(v.gaps),
-                v.dups,
-                v.reordered,
-                v.first_token,
-                v.close_code if v.lost and not v.final_status else None,
-            )
+            {
+                "last": v.last_seq,
+                "final": v.final_seq,
+                "status": v.final_status,
+                "gaps": sorted(v.gaps)[:20],
+                "n_gaps": len(v.gaps),
+                "dups": v.dups,
+                "reordered": v.reordered,
+                "first_token": v.first_token,
+                "close": v.close_code if v.lost and not v.final_status else None,
+                "reconnects": v.reconnects,
+                "rehome": v.rehome_times,
+                "disrupted": v.disrupted,
+            }
             for v in self.viewers
         ]
         return {
             "viewers": summaries,
             "token_hist": dict(stats.token_hist),
+            "token_flush_hist": dict(stats.token_flush_hist),
             "event_hist": stats.event_hist,
+            "event_flush_hist": stats.event_flush_hist,
+            "storm_hist": dict(stats.storm_hist),
             "token_max": stats.token_max,
             "token_frames": stats.token_frames,
             "events": stats.events,
+            "replayed": stats.replayed,
             "sample": stats.sample,
         }
 
@@ -191,7 +227,11 @@ class _Client:
         return {"ok": True}
 
     def close_all(self) -> None:
-        """Close every viewer without waiting."""
+        """Stop reconnecting, then close every viewer without waiting."""
+        for task in self.watchers:
+            task.cancel()
+        self.watchers = []
         for viewer in self.viewers:
+            viewer.rehoming = False
             viewer.close()
         self.viewers = []

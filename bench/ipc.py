@@ -52,8 +52,16 @@ class ClientPool:
 
     def broadcast(self, commands: list[dict], timeout: float) -> list[dict]:
         """Send one command to each client process, then gather every answer."""
+        self.send_all(commands)
+        return self.gather(timeout)
+
+    def send_all(self, commands: list[dict]) -> None:
+        """Send one command to each client process, without waiting."""
         for (_, pipe), command in zip(self.clients, commands, strict=True):
             pipe.send(command)
+
+    def gather(self, timeout: float) -> list[dict]:
+        """The next answer of every client process."""
         return [self.answer(i, timeout) for i in range(len(self.clients))]
 
     def close(self) -> None:

@@ -1,13 +1,12 @@
 """Real server processes for the benchmark and the end-to-end tests: the one launcher.
 
-A `Cluster` is N servers (daphne or uvicorn) sharing one database and, optionally, one Redis
-under a key and channel prefix of its own. `start()` makes a fresh database (a SQLite file in the
-run directory, or a new PostgreSQL database when the base URL is postgres), migrates it, creates
-the user, starts every server on its port in its own process group with its own stdout and stderr
-files, and waits for /healthz. `close()` stops the servers (SIGTERM, then SIGKILL), drops the
-database it made and deletes the Redis keys under its prefix. How a server is started is said in
-one place: `server_command()`.
-"""
+A `Cluster` is N servers (daphne or uvicorn) sharing one database and, optionally, Redis (one
+node, or several as a comma-separated list) under a key and channel prefix of its own.
+`start()` makes a fresh database (a SQLite file in the run directory, or a new PostgreSQL
+database when the base URL is postgres), migrates it, creates the user, starts every server on
+its port in its own process group with its own stdout and stderr files, and waits for /healthz.
+`close()` stops the servers (SIGTERM, then SIGKILL), drops the database it made and deletes the
+Redis keys under its prefix. How a server is started is said in one place: `server_command()`."""
 
 import contextlib
 import os
@@ -25,7 +24,7 @@ from bench import rest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-ASGI_APP = "tradeapp.asgi:application"
+ASGI_APP = "tradeapp.asgi:application"  # what uvicorn serves (tradeapp.serve: daphne)
 READY_TIMEOUT_S = 60
 STOP_GRACE_S = 10.0
 MANAGE_TIMEOUT_S = 180
@@ -34,19 +33,25 @@ _QA_TOKEN = object()  # ws_url()'s default: the cluster's QA token
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """How each server of a cluster runs, beyond its port."""
+    """How each server of a cluster runs, beyond its port and what the environment sets; None
+    leaves the production default (tradeapp.serve)."""
 
     ping: tuple[float, float] | None = None  # WebSocket ping interval and timeout, s
     backlog: int | None = None  # listen backlog
     connect_timeout: float | None = None  # daphne's WebSocket handshake timeout, s
-    quiet: bool = False  # no access log, warnings only
+    quiet: bool = False  # no access log
 
 
 def server_command(kind: str, port: int, options: ServerOptions) -> list[str]:
-    """The command line of one server process: the only place that says how servers start."""
-    if kind == "uvicorn":
+    """The command line of one server process: the only place that says how servers start.
+    daphne is started through the production entry point (``python -m tradeapp.serve``), so
+    tests and benchmarks run what users run."""
+    if kind == "uvicorn":  # for comparison only
         command = [sys.executable, "-m", "uvicorn", ASGI_APP, "--host", HOST, "--port", str(port)]
         command += ["--ws", "websockets-sansio", "--ws-per-message-deflate", "false"]
+        # tradeapp.serving's wrapper has a synchronous __call__ (see there): uvicorn would
+        # take it for an ASGI 2 app.
+        command += ["--interface", "asgi3"]
         if options.ping:
             command += ["--ws-ping-interval", str(options.ping[0])]
             command += ["--ws-ping-timeout", str(options.ping[1])]
@@ -57,17 +62,21 @@ def server_command(kind: str, port: int, options: ServerOptions) -> list[str]:
         return command
     if kind != "daphne":
         raise ValueError(f"unknown server kind {kind!r}")
-    endpoint = f"tcp:port={port}:interface={HOST}"
+    command = [sys.executable, "-m", "tradeapp.serve", "--host", HOST, "--port", str(port)]
     if options.backlog:
-        endpoint += f":backlog={options.backlog}"
-    command = [sys.executable, "-m", "daphne", "-e", endpoint]
-    if options.quiet:
-        command += ["-v", "0"]
+        command += ["--backlog", str(options.backlog)]
     if options.ping:
-        command += ["--ping-interval", str(options.ping[0]), "--ping-timeout", str(options.ping[1])]
+        command += ["--ping-interval", _seconds(options.ping[0])]
+        command += ["--ping-timeout", _seconds(options.ping[1])]
     if options.connect_timeout is not None:
-        command += ["--websocket_connect_timeout", str(options.connect_timeout)]
-    return [*command, ASGI_APP]
+        command += ["--connect-timeout", _seconds(options.connect_timeout)]
+    if options.quiet:
+        command += ["--no-access-log"]
+    return command
+
+
+def _seconds(value: float) -> str:
+    return str(max(1, round(value)))  # daphne takes whole seconds
 
 
 def free_port() -> int:
@@ -130,17 +139,23 @@ def fresh_database(run_dir: Path, name: str, base_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
 
 
+def redis_nodes(redis_url: str) -> list[str]:
+    """The Redis nodes a --redis-url names: one URL, or several separated by commas."""
+    return [url.strip() for url in redis_url.split(",") if url.strip()]
+
+
 def delete_redis_keys(redis_url: str, prefix: str) -> None:
-    """Delete every key under `prefix`."""
+    """Delete every key under `prefix` (on every node of a comma-separated list)."""
     import redis
 
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(f"{prefix}*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-    finally:
-        client.close()
+    for url in redis_nodes(redis_url):
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter(f"{prefix}*", count=1000))
+            for start in range(0, len(keys), 1000):
+                client.delete(*keys[start : start + 1000])
+        finally:
+            client.close()
 
 
 def server_env(
@@ -162,7 +177,11 @@ def server_env(
     }
     if database_url:
         env["DATABASE_URL"] = database_url
-    if redis_url:
+    env.pop("REDIS_URLS", None)
+    if redis_url and len(redis_nodes(redis_url)) > 1:
+        env["REDIS_URLS"] = redis_url  # several nodes
+        env.pop("REDIS_URL", None)
+    elif redis_url:
         env["REDIS_URL"] = redis_url
     else:
         env.pop("REDIS_URL", None)  # one process: the in-memory layer and event log suffice

@@ -37,7 +37,8 @@ def format_table(report: dict) -> str:
     add(
         "missing / duplicate / reordered",
         f"{d['missing_events']} / {d['duplicates']} / {d['reordered']} "
-        f"(close codes {d['close_codes'] or 'none'})",
+        f"(close codes {d['close_codes'] or 'none'}; reconnects {d['reconnects']}, "
+        f"replayed {d['replayed_events']})",
     )
     deb = report["debate"]
     add(
@@ -51,12 +52,32 @@ def format_table(report: dict) -> str:
     )
     t = report["token_latency_ms"]
     add("token latency p50 / p99 / max ms", f"{t['p50']} / {t['p99']} / {t['max']}")
+    tf = report["token_flush_latency_ms"]
+    add("  (production -> receipt; flush -> receipt p50 / p99)", f"{tf['p50']} / {tf['p99']}")
     f = report["first_token_ms"]
     add(
         "time to first token p50 / p99 ms",
-        f"{f['p50']} / {f['p99']} (first token event created "
-        f"{deb.get('start_to_first_token_event_ms')} ms after the start request)",
+        f"{f['p50']} / {f['p99']} (first token created "
+        f"{deb.get('start_to_first_token_event_ms')} ms, sent "
+        f"{deb.get('start_to_first_token_sent_ms')} ms after the start request)",
     )
+    if "kill" in report:
+        k = report["kill"]
+        add(
+            f"killed server {k['server']} at {k['at_s']:g} s",
+            f"{'it ran the debate; ' if k['ran_the_debate'] else ''}"
+            f"{k['viewers_rehomed']}/{k['viewers_disrupted']} disrupted viewers re-homed "
+            f"({k['viewers_on_it']} were on it), {k['reconnect_attempts']} attempts",
+        )
+        add(
+            "  re-home p50 / p99 / max ms",
+            f"{k['rehome_p50_ms']} / {k['rehome_p99_ms']} / {k['rehome_max_ms']}",
+        )
+        o = k["others_token_latency_ms"]
+        add(
+            f"  others' token latency p50 / p99 ms (first {k['storm_window_s']:g} s)",
+            f"{o['p50']} / {o['p99']} ({o['count']} frames)",
+        )
     r = report["server_resources"]
     add(
         "server CPU % (total, per 1k conns)",

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,16 +29,18 @@ from bench.ipc import ClientPool
 from bench.launcher import BASE_DIR, Cluster, ServerOptions, ensure_user, server_env, ws_path
 from bench.sampler import ProcessSampler, pids_listening
 from bench.signals import cleanup_on_exit
-from bench.stats import analyse, merged, ms, timing
+from bench.stats import analyse, merged, ms, rehoming, timing
 from bench.wsclient import FINAL_STATUSES
 
 ORIGIN = "http://localhost"
 USERNAME = "bench"
 VIEWERS_PER_SOURCE_IP = 10_000  # well under the ~28k ephemeral ports per source address
-# Thousands of handshakes queue behind each other on one loop: daphne's default 5 s handshake
-# timeout would drop viewers during the mass connect, which measures the connect storm, not
-# fan-out; the listen backlog is raised for the same storm.
-SERVER_OPTIONS = ServerOptions(backlog=4096, connect_timeout=120, quiet=True)
+# After a kill, the latency of the undisturbed viewers is kept apart for this long.
+STORM_WINDOW_S = 10.0
+# The servers run with the production defaults (tradeapp.serve: listen backlog, handshake
+# timeout, persistent database connections); the bench only turns the access log off, as a
+# user may.
+SERVER_OPTIONS = ServerOptions(quiet=True)
 
 
 @dataclass
@@ -63,9 +66,24 @@ class Config:
     asset: str = "AAPL"
     source: str = "api"  # "publisher": synthetic events from bench.publish, no engine
     tokens_per_turn: int = 200
-    warm_debate: bool = True
+    warm_debate: bool = False
+    viewer_rate: float = 0.0  # viewers arrive at this rate; the debate starts as the last does
     server_env: dict = field(default_factory=dict)
     keep: bool = False
+    kill_server: int | None = None  # SIGKILL this server (0: the one running the debate) ...
+    kill_at: float = 5.0  # ... this many seconds after the debate's start
+    server_cpus: list[int] = field(default_factory=list)  # pin the servers (like taskset -c)
+    client_cpus: list[int] = field(default_factory=list)  # pin the load generator
+
+
+def pin(pids: list[int], cpus: list[int]) -> None:
+    """Run these processes (and their threads) on these CPUs only, as `taskset -c` would."""
+    if not cpus:
+        return
+    for pid in pids:
+        for task in psutil.Process(pid).threads():
+            with contextlib.suppress(ProcessLookupError):  # a thread that just ended
+                os.sched_setaffinity(task.id, cpus)
 
 
 class Run:
@@ -86,6 +104,8 @@ class Run:
         self._cleaned = False
         self.publisher = None
         self.env: dict = {}
+        self.killed_at: float | None = None
+        self.start_sent = 0.0  # when the measured debate's start request was sent
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -107,8 +127,6 @@ class Run:
             "TOKEN_FLUSH_INTERVAL_MS": str(cfg.flush_ms),
             "EVENT_LOG_TTL_S": "900",
             "LOG_LEVEL": "WARNING",
-            # Persistent DB connections, as in production: 0 reopens SQLite on every query.
-            "DB_CONN_MAX_AGE": "600",
             **cfg.server_env,
         }
 
@@ -164,6 +182,7 @@ class Run:
             self.env = self.cluster.env
             self.targets = [("127.0.0.1", server.port) for server in self.cluster.servers]
             pids = self.cluster.pids()
+            pin(pids, cfg.server_cpus)
         host, port = self.targets[0]
         self.base_url = f"http://{host}:{port}"
         return pids
@@ -210,9 +229,12 @@ class Run:
             "errors": merged(results, "errors"),
         }
 
-    def connect_viewers(self, debate_id: str) -> dict:
-        """Connect V viewers spread over servers, client processes and source addresses."""
+    def connect_viewers(self, debate_id: str, start: tuple[str, str] | None = None) -> dict:
+        """Connect V viewers spread over servers, client processes and source addresses; with
+        --viewer-rate they arrive at that rate and `start` (debate id, access token) is started
+        as the last one arrives."""
         cfg = self.cfg
+        arrive_from = time.time() + 0.5
         shares: list[list] = [[] for _ in range(len(self.clients))]
         for j in range(cfg.viewers):
             host, port = self.targets[j % len(self.targets)]
@@ -229,10 +251,17 @@ class Run:
                 "timeout": 120.0,
                 "retries": 2,
                 "sample": True,
+                "targets": self.targets,
+                "rate": cfg.viewer_rate / len(self.clients),
+                "start_at": arrive_from,
             }
             for share in shares
         ]
-        results = self.clients.broadcast(commands, timeout=self.remaining(reserve=15))
+        self.clients.send_all(commands)
+        if start is not None:
+            time.sleep(max(0.0, arrive_from + cfg.viewers / cfg.viewer_rate - time.time()))
+            self.start_sent = self.start_debate(*start)
+        results = self.clients.gather(timeout=self.remaining(reserve=15))
         return {
             "viewers": cfg.viewers,
             "connected": sum(r["connected"] for r in results),
@@ -264,6 +293,26 @@ class Run:
         else:
             rest.start_debate(self.base_url, debate_id, access)
         return sent
+
+    def schedule_kill(self, start_sent: float) -> threading.Timer | None:
+        """SIGKILL server --kill-server at --kill-at seconds after the start, if asked; later
+        REST calls go to a server that survives."""
+        cfg = self.cfg
+        if cfg.kill_server is None or self.cluster is None:
+            return None
+        victim = self.cluster.servers[cfg.kill_server]
+        survivor = next(s for s in self.cluster.servers if s is not victim)
+
+        def kill() -> None:
+            self.killed_at = time.time()
+            victim.kill(signal.SIGKILL)
+            self.base_url = survivor.base_url
+            self.out(f"killed {victim.name()} (pid {victim.proc.pid})")
+
+        timer = threading.Timer(max(0.0, start_sent + cfg.kill_at - time.time()), kill)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def warm_up(self) -> dict:
         """Run one unwatched 1-turn debate on every server, so imports and first-use costs
@@ -309,8 +358,9 @@ class Run:
         if cfg.source == "api" and cfg.warm_debate:
             report["warm_up"] = self.warm_up()
             self.out(f"warm-up debates: {report['warm_up']}")
-        debate_id, access = self.create_debate()
+        debate_id, _access = self.create_debate()
         clients = self.clients.start(cfg.clients)
+        pin([os.getpid(), *clients["pids"]], cfg.client_cpus)
         report["clients"] = {"processes": len(self.clients), "uvloop": clients["uvloop"]}
         client_sampler = ProcessSampler(clients["pids"])
 
@@ -321,22 +371,34 @@ class Run:
             time.sleep(1.0)
         rss_before = sampler.rss()
 
-        self.out(f"connecting {cfg.viewers} viewers")
-        report["connect"] = self.connect_viewers(debate_id)
-        self.out(f"connected: {report['connect']}")
-        if cfg.warmup > 0:
-            time.sleep(min(cfg.warmup, self.remaining(reserve=30)))
-        rss_connected = sampler.rss()
-
+        storm = cfg.viewer_rate > 0
+        self.out(
+            f"connecting {cfg.viewers} viewers" + (f" at {cfg.viewer_rate:g}/s" if storm else "")
+        )
         cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
-        access = self.login()
-        start_sent = self.start_debate(debate_id, access)
+        report["connect"] = self.connect_viewers(
+            debate_id, (debate_id, self.login()) if storm else None
+        )
+        self.out(f"connected: {report['connect']}")
+        if not storm:
+            if cfg.warmup > 0:
+                time.sleep(min(cfg.warmup, self.remaining(reserve=30)))
+            cpu0, ccpu0, t0 = sampler.cpu(), client_sampler.cpu(), time.time()
+            self.start_sent = self.start_debate(debate_id, self.login())
+        rss_connected = sampler.rss()
+        start_sent = self.start_sent
+        killer = self.schedule_kill(start_sent)
         self.out(f"debate {debate_id} started; watching")
         watch_deadline = time.time() + self.remaining(reserve=15)
+        watch = {"cmd": "watch", "deadline": watch_deadline}
+        if killer is not None:
+            storm_from = start_sent + cfg.kill_at
+            watch |= {"storm_from": storm_from, "storm_until": storm_from + STORM_WINDOW_S}
         results = self.clients.broadcast(
-            [{"cmd": "watch", "deadline": watch_deadline}] * len(self.clients),
-            timeout=self.remaining(reserve=5) + 10,
+            [watch] * len(self.clients), timeout=self.remaining(reserve=5) + 10
         )
+        if killer is not None:
+            killer.cancel()
         cpu1, ccpu1, t1 = sampler.cpu(), client_sampler.cpu(), time.time()
         sampler.stop()
         connections = max(1, report["connect"]["connected"])
@@ -346,6 +408,16 @@ class Run:
             # A server busy fanning out may not answer in time; the viewers' final event decides.
             status = f"unknown ({type(exc).__name__})"
         analysis = analyse(results, start_sent, cfg.viewers, cfg.flush_ms)
+        if killer is not None:
+            report["kill"] = {
+                "server": cfg.kill_server,
+                "ran_the_debate": cfg.kill_server == 0,
+                "at_s": cfg.kill_at,
+                "killed": self.killed_at is not None,
+                "viewers_on_it": len(range(cfg.kill_server, cfg.viewers, len(self.targets))),
+                "storm_window_s": STORM_WINDOW_S,
+                **rehoming(results),
+            }
         report["debate"] = {"id": debate_id, "status": status, **analysis.pop("debate")}
         report.update(analysis)
         report["debate"]["watched_s"] = round(t1 - t0, 2)

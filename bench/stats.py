@@ -53,13 +53,22 @@ def timing(results: list[dict]) -> dict:
     return {"p50_ms": ms(percentile(times, 0.5)), "p99_ms": ms(percentile(times, 0.99))}
 
 
+def hist_summary(hist: dict) -> dict:
+    """p50 and p99 in ms of a 0.1 ms histogram, and how many it holds."""
+    return {
+        "p50": percentile_from_hist(hist, 0.5),
+        "p99": percentile_from_hist(hist, 0.99),
+        "count": sum(hist.values()),
+    }
+
+
 def analyse(results: list[dict], start_sent: float, viewers: int, flush_ms: float) -> dict:
     """Merge the client processes' watch answers into delivery and latency figures."""
     summaries = [v for r in results for v in r["viewers"]]
-    final_seq = max((v[1] for v in summaries), default=0) or max(
-        (v[0] for v in summaries), default=0
+    final_seq = max((v["final"] for v in summaries), default=0) or max(
+        (v["last"] for v in summaries), default=0
     )
-    final_statuses = {v[2] for v in summaries if v[2]}
+    final_statuses = {v["status"] for v in summaries if v["status"]}
     complete = 0
     viewers_missing = 0
     missing_events = 0
@@ -68,24 +77,28 @@ def analyse(results: list[dict], start_sent: float, viewers: int, flush_ms: floa
     sample_missing: list = []
     close_codes: dict = {}
     first_tokens = []
-    for last, final, _status, gaps, n_gaps, dups, reord, first_token, close_code in summaries:
-        missing = n_gaps + max(0, final_seq - last)
-        duplicates += dups
-        reordered += reord
-        if missing == 0 and dups == 0 and final == final_seq:
+    for v in summaries:
+        missing = v["n_gaps"] + max(0, final_seq - v["last"])
+        duplicates += v["dups"]
+        reordered += v["reordered"]
+        if missing == 0 and v["dups"] == 0 and v["final"] == final_seq:
             complete += 1
         if missing:
             viewers_missing += 1
             missing_events += missing
             if len(sample_missing) < 10:
                 sample_missing.append(
-                    {"gaps": gaps, "lastSeq": last, "missingAfterLast": final_seq - last}
+                    {
+                        "gaps": v["gaps"],
+                        "lastSeq": v["last"],
+                        "missingAfterLast": final_seq - v["last"],
+                    }
                 )
-        if close_code is not None:
-            key = str(close_code)
+        if v["close"] is not None:
+            key = str(v["close"])
             close_codes[key] = close_codes.get(key, 0) + 1
-        if first_token:
-            first_tokens.append(first_token - start_sent)
+        if v["first_token"]:
+            first_tokens.append(v["first_token"] - start_sent)
     token_hist = merged(results, "token_hist")
     event_hist = merged(results, "event_hist")
     sample = next((r["sample"] for r in results if r.get("sample")), []) or []
@@ -103,17 +116,23 @@ def analyse(results: list[dict], start_sent: float, viewers: int, flush_ms: floa
             "reordered": reordered,
             "missing_sample": sample_missing,
             "close_codes": close_codes,
+            "reconnects": sum(v["reconnects"] for v in summaries),
+            "replayed_events": sum(r.get("replayed", 0) for r in results),
         },
+        # From the event's creation (its timestamp: production -> receipt) ...
         "token_latency_ms": {
             "p50": percentile_from_hist(token_hist, 0.5),
             "p99": percentile_from_hist(token_hist, 0.99),
             "max": ms(max((r["token_max"] for r in results), default=None)),
             "frames": sum(r["token_frames"] for r in results),
         },
+        # ... and from the flush that sent it (its publishedAt: flush -> receipt).
+        "token_flush_latency_ms": hist_summary(merged(results, "token_flush_hist")),
         "event_latency_ms": {
             "p50": percentile_from_hist(event_hist, 0.5),
             "p99": percentile_from_hist(event_hist, 0.99),
         },
+        "event_flush_latency_ms": hist_summary(merged(results, "event_flush_hist")),
         "first_token_ms": {
             "p50": ms(percentile(first_tokens, 0.5)),
             "p99": ms(percentile(first_tokens, 0.99)),
@@ -124,13 +143,31 @@ def analyse(results: list[dict], start_sent: float, viewers: int, flush_ms: floa
     }
 
 
+def rehoming(results: list[dict]) -> dict:
+    """Viewers that lost their socket: how many came back, how long it took (socket lost ->
+    CONNECTED elsewhere), and the token latency of the undisturbed viewers meanwhile."""
+    summaries = [v for r in results for v in r["viewers"]]
+    disrupted = [v for v in summaries if v["disrupted"]]
+    times = [t for v in disrupted for t in v["rehome"]]
+    return {
+        "viewers_disrupted": len(disrupted),
+        "viewers_rehomed": sum(1 for v in disrupted if v["rehome"]),
+        "reconnect_attempts": sum(v["reconnects"] for v in disrupted),
+        "rehome_p50_ms": ms(percentile(times, 0.5)),
+        "rehome_p99_ms": ms(percentile(times, 0.99)),
+        "rehome_max_ms": ms(max(times) if times else None),
+        "others_token_latency_ms": hist_summary(merged(results, "storm_hist")),
+    }
+
+
 def debate_shape(sample: list, start_sent: float, flush_ms: float) -> dict:
     """Events, token frames, pace and the observed coalescing interval, from one viewer."""
     if not sample:
         return {}
-    times = [parse_ts(ts) for _, _, ts, _, _ in sample]
+    times = [parse_ts(s[2]) for s in sample]  # created
+    sent = [s[5] or parse_ts(s[2]) for s in sample]  # published (flushed)
     gaps = []
-    for prev, cur, t_prev, t_cur in zip(sample, sample[1:], times, times[1:], strict=False):
+    for prev, cur, t_prev, t_cur in zip(sample, sample[1:], sent, sent[1:], strict=False):
         if prev[1] == cur[1] == TOKEN_RECEIVED and prev[3] == cur[3]:
             gaps.append(t_cur - t_prev)
     token_frames = [s for s in sample if s[1] == TOKEN_RECEIVED]
@@ -143,6 +180,12 @@ def debate_shape(sample: list, start_sent: float, flush_ms: float) -> dict:
         "start_to_first_event_ms": ms(times[0] - start_sent),
         "start_to_first_token_event_ms": ms(
             next((t for s, t in zip(sample, times, strict=True) if s[1] == TOKEN_RECEIVED), 0)
+            - start_sent
+        )
+        if token_frames
+        else None,
+        "start_to_first_token_sent_ms": ms(
+            next((t for s, t in zip(sample, sent, strict=True) if s[1] == TOKEN_RECEIVED), 0)
             - start_sent
         )
         if token_frames

@@ -4,11 +4,20 @@ The `websockets` library costs tens of µs and tens of KB per connection on the 
 2-core box shared with the servers that would measure the load generator, not the server. This
 client does the RFC 6455 client handshake, reads unmasked server frames straight from
 `data_received`, answers pings and closes, and keeps per-viewer state in a few slots.
+
+Like the web page (static/js/debate-socket.js), a viewer whose socket is lost before the debate
+ended reconnects (``keep_watching``): exponential backoff with jitter, another server, and
+``lastSeq``; its seq bookkeeping runs on across sockets, so a resume that skips or repeats an
+event shows as a gap or a duplicate. Each event's latency is measured twice: from its
+``timestamp`` (when the server created it: production -> receipt) and from its ``publishedAt``
+(when the publisher's outbox sent it: flush -> receipt). Events replayed by a catch-up are
+counted, not timed.
 """
 
 import asyncio
 import base64
 import os
+import random
 import struct
 import time
 from collections import defaultdict
@@ -57,20 +66,44 @@ class Stats:
     """What one client process measures, merged by the parent."""
 
     def __init__(self) -> None:
-        self.token_hist: dict[int, int] = defaultdict(int)  # 0.1 ms buckets of token latency
-        self.other_hist: dict[int, int] = defaultdict(int)  # the same for every other event
+        # 0.1 ms buckets: token latency from production (timestamp) and from the flush
+        # (publishedAt), the same for every other live event.
+        self.token_hist: dict[int, int] = defaultdict(int)
+        self.token_flush_hist: dict[int, int] = defaultdict(int)
+        self.other_hist: dict[int, int] = defaultdict(int)
+        self.other_flush_hist: dict[int, int] = defaultdict(int)
+        # Token latency (production) of viewers that never lost their socket, received within
+        # [storm_from, storm_until): what the rest of the audience saw while a server was lost.
+        self.storm_hist: dict[int, int] = defaultdict(int)
+        self.storm_from = float("inf")
+        self.storm_until = float("inf")
         self.token_max = 0.0
         self.token_frames = 0
         self.events = 0
-        self.sample: list | None = None  # (seq, type, timestamp, turn, len(token)) of one viewer
+        self.replayed = 0  # events a catch-up sent after a reconnect (not timed)
+        # (seq, type, timestamp, turn, len(token), publishedAt) of one viewer
+        self.sample: list | None = None
 
     @property
     def event_hist(self) -> dict[int, int]:
-        """0.1 ms buckets of latency over all events."""
-        merged = dict(self.other_hist)
-        for bucket, count in self.token_hist.items():
-            merged[bucket] = merged.get(bucket, 0) + count
-        return merged
+        """0.1 ms buckets of latency (production) over all live events."""
+        return _added(self.other_hist, self.token_hist)
+
+    @property
+    def event_flush_hist(self) -> dict[int, int]:
+        """0.1 ms buckets of latency (flush) over all live events."""
+        return _added(self.other_flush_hist, self.token_flush_hist)
+
+
+def _added(one: dict, other: dict) -> dict:
+    merged = dict(one)
+    for bucket, count in other.items():
+        merged[bucket] = merged.get(bucket, 0) + count
+    return merged
+
+
+def _bucket(latency: float) -> int:
+    return int(latency * 10_000) if latency > 0 else 0
 
 
 # Every viewer receives the same bytes for an event, so a read's frames and a message's fields
@@ -114,11 +147,13 @@ def split_frames(buf) -> tuple[list[tuple[int, bool, bytes]], int]:
 
 
 def parse_event(data: bytes) -> tuple:
-    """(type, seq, epoch of timestamp, timestamp, status, error code, turn, token length)."""
+    """(type, seq, epoch of timestamp, timestamp, status, error code, turn, token length,
+    epoch of publishedAt or 0, CONNECTED's lastSeq or 0)."""
     msg = orjson.loads(data)
     payload = msg.get("payload") or {}
     seq = payload.get("seq")
     timestamp = msg.get("timestamp")
+    published = msg.get("publishedAt")
     return (
         msg.get("type"),
         seq,
@@ -128,25 +163,20 @@ def parse_event(data: bytes) -> tuple:
         payload.get("code"),
         payload.get("turn"),
         len(payload.get("token") or ""),
+        parse_ts(published) if seq is not None and published else 0.0,
+        payload.get("lastSeq") or 0,
     )
 
 
 class Viewer(asyncio.Protocol):
-    """One WebSocket viewer: handshake, frame parser, seq bookkeeping."""
+    """One WebSocket viewer: handshake, frame parser, seq bookkeeping; one socket at a time
+    (``reconnect`` opens the next one, the seq bookkeeping goes on)."""
 
     def __init__(self, request: bytes, stats: Stats, sample: bool = False) -> None:
-        self.request = request
         self.stats = stats
         self.sample = sample
-        self.transport = None
-        self.buf = bytearray()
-        self.upgraded = False
-        self.fragments: list[bytes] | None = None
-        self.handshake = asyncio.get_running_loop().create_future()
-        self.ready = asyncio.get_running_loop().create_future()  # DEBATE/CONNECTED seen
-        self.done = asyncio.get_running_loop().create_future()  # terminal status or closed
-        self.t_upgraded = 0.0
-        self.t_connected = 0.0
+        self.done = asyncio.get_running_loop().create_future()  # terminal status (or gave up)
+        self.rehoming = False  # a lost socket is followed by a reconnect, not the end
         self.first_token = 0.0
         self.last_seq = 0
         self.gaps: set[int] = set()
@@ -154,8 +184,28 @@ class Viewer(asyncio.Protocol):
         self.reordered = 0
         self.final_seq = 0
         self.final_status = ""
-        self.close_code: int | None = None
         self.error_code: int | None = None
+        self.reconnects = 0
+        self.rehome_times: list[float] = []  # socket lost -> CONNECTED on the next one, s
+        self.disrupted = False  # lost a socket at least once
+        self._socket(request)
+
+    def _socket(self, request: bytes) -> None:
+        """Per-socket state for a new connection."""
+        loop = asyncio.get_running_loop()
+        self.request = request
+        self.transport = None
+        self.buf = bytearray()
+        self.upgraded = False
+        self.fragments: list[bytes] | None = None
+        self.handshake = loop.create_future()
+        self.ready = loop.create_future()  # DEBATE/CONNECTED seen
+        self.closed = loop.create_future()  # this socket ended
+        self.t_upgraded = 0.0
+        self.t_connected = 0.0
+        self.t_lost = 0.0
+        self.replay_upto = 0  # events up to this seq are a catch-up's
+        self.close_code: int | None = None
         self.lost = False
 
     # --- asyncio.Protocol ---------------------------------------------------------------------
@@ -168,9 +218,13 @@ class Viewer(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         """Called when the socket closes, cleanly or not."""
         self.lost = True
+        self.t_lost = time.time()
         if self.close_code is None:
             self.close_code = 1006
-        for fut in (self.handshake, self.ready, self.done):
+        futures = [self.handshake, self.ready, self.closed]
+        if not self.rehoming or self.final_status:
+            futures.append(self.done)
+        for fut in futures:
             if not fut.done():
                 fut.set_result(False)
 
@@ -246,10 +300,11 @@ class Viewer(asyncio.Protocol):
             parsed = parse_event(data)
             if parsed[1] is not None:  # events are shared by all viewers; CONNECTED is not
                 _remember(_messages, data, parsed)
-        kind, seq, sent_at, timestamp, status, code, turn, token_len = parsed
+        kind, seq, created, timestamp, status, code, turn, token_len, published, newest = parsed
         if seq is None:
             if kind == CONNECTED:
                 self.t_connected = now
+                self.replay_upto = newest
                 if not self.ready.done():
                     self.ready.set_result(True)
             elif kind == ERROR:
@@ -257,19 +312,12 @@ class Viewer(asyncio.Protocol):
             return
         stats = self.stats
         stats.events += 1
-        latency = now - sent_at
-        bucket = int(latency * 10_000) if latency > 0 else 0
-        if kind == TOKEN_RECEIVED:
-            stats.token_frames += 1
-            stats.token_hist[bucket] += 1
-            if latency > stats.token_max:
-                stats.token_max = latency
-            if not self.first_token:
-                self.first_token = now
+        if seq <= self.replay_upto and self.reconnects:
+            stats.replayed += 1  # a catch-up after a reconnect: late by the outage, not timed
         else:
-            stats.other_hist[bucket] += 1
+            self._time(kind, now, created, published)
         if self.sample:
-            stats.sample.append((seq, kind, timestamp, turn, token_len))
+            stats.sample.append((seq, kind, timestamp, turn, token_len, published))
         last = self.last_seq
         if seq == last + 1:
             self.last_seq = seq
@@ -286,6 +334,26 @@ class Viewer(asyncio.Protocol):
             self.final_status = status
             if not self.done.done():
                 self.done.set_result(True)
+
+    def _time(self, kind: str, now: float, created: float, published: float) -> None:
+        stats = self.stats
+        latency = now - created
+        bucket = _bucket(latency)
+        if kind == TOKEN_RECEIVED:
+            stats.token_frames += 1
+            stats.token_hist[bucket] += 1
+            if published:
+                stats.token_flush_hist[_bucket(now - published)] += 1
+            if latency > stats.token_max:
+                stats.token_max = latency
+            if not self.first_token:
+                self.first_token = now
+            if not self.disrupted and stats.storm_from <= now < stats.storm_until:
+                stats.storm_hist[bucket] += 1
+        else:
+            stats.other_hist[bucket] += 1
+            if published:
+                stats.other_flush_hist[_bucket(now - published)] += 1
 
     def close(self) -> None:
         """Send a normal close and drop the socket."""
@@ -305,20 +373,9 @@ def upgrade_request(host: str, port: int, path: str, origin: str) -> bytes:
     ).encode()
 
 
-async def open_viewer(
-    host: str,
-    port: int,
-    path: str,
-    origin: str,
-    stats: Stats,
-    local_ip: str | None,
-    timeout: float,  # noqa: ASYNC109
-    sample: bool = False,
-) -> tuple[Viewer | None, float, str | None]:
-    """Connect one viewer and wait for DEBATE/CONNECTED; return (viewer, set-up s, error)."""
+async def _connect(viewer: Viewer, host, port, local_ip, timeout) -> str | None:  # noqa: ASYNC109
+    """Open the viewer's current socket and wait for DEBATE/CONNECTED; None, or the error."""
     loop = asyncio.get_running_loop()
-    started = time.time()
-    viewer = Viewer(upgrade_request(host, port, path, origin), stats, sample)
     try:
         async with asyncio.timeout(timeout):
             await loop.create_connection(
@@ -330,16 +387,89 @@ async def open_viewer(
             ok = await viewer.ready
     except TimeoutError:
         viewer.close()
-        return None, time.time() - started, "timeout"
+        return "timeout"
     except ConnectionRefusedError:
-        return None, time.time() - started, "refused"
+        return "refused"
     except OSError as exc:
-        return None, time.time() - started, f"oserror-{exc.errno}"
-    if not ok:
-        code = viewer.close_code
-        return (
-            None,
-            time.time() - started,
-            f"http-{-code}" if code and code < 0 else f"close-{code}",
-        )
+        return f"oserror-{exc.errno}"
+    if ok:
+        return None
+    code = viewer.close_code
+    return f"http-{-code}" if code and code < 0 else f"close-{code}"
+
+
+async def open_viewer(
+    host: str,
+    port: int,
+    path: str,
+    origin: str,
+    stats: Stats,
+    local_ip: str | None,
+    timeout: float,  # noqa: ASYNC109
+    sample: bool = False,
+) -> tuple[Viewer | None, float, str | None]:
+    """Connect one viewer and wait for DEBATE/CONNECTED; return (viewer, set-up s, error)."""
+    started = time.time()
+    viewer = Viewer(upgrade_request(host, port, path, origin), stats, sample)
+    error = await _connect(viewer, host, port, local_ip, timeout)
+    if error:
+        return None, time.time() - started, error
     return viewer, viewer.t_connected - started, None
+
+
+# The web page's reconnect schedule (static/js/debate-socket.js backoffDelay).
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 15.0
+REHOME_ATTEMPTS = 30
+# Closes after which the web page does not reconnect by itself (origin, no such debate, an
+# operator's disconnect, too many bad frames).
+GIVE_UP_CODES = frozenset({4003, 4004, 4008, 1008})
+
+
+def backoff_delay(attempt: int) -> float:
+    """A delay in [base/2, base) where base doubles per attempt from 0.5 s up to 15 s."""
+    base = min(BACKOFF_MAX_S, BACKOFF_MIN_S * 2 ** max(0, attempt))
+    return base / 2 + random.random() * base / 2
+
+
+def keep_watching(
+    viewer: Viewer,
+    targets: list[tuple[str, int]],
+    current: int,
+    path_for,
+    origin: str,
+    local_ip: str | None,
+    timeout: float,
+) -> asyncio.Task:
+    """Reconnect the viewer whenever its socket is lost before the debate ends, as the web page
+    does: backoff with jitter, then another server (at random, as a balancer would spread them)
+    with ``path_for(lastSeq)``; give up (``done`` False) after REHOME_ATTEMPTS failures. Returns
+    the task doing it; from now on a lost socket no longer ends the viewer."""
+    viewer.rehoming = True
+    return asyncio.create_task(
+        _rehome(viewer, targets, current, path_for, origin, local_ip, timeout)
+    )
+
+
+async def _rehome(viewer, targets, current, path_for, origin, local_ip, timeout) -> None:  # noqa: ASYNC109
+    while not viewer.done.done():
+        await asyncio.wait({viewer.closed, viewer.done}, return_when=asyncio.FIRST_COMPLETED)
+        if viewer.done.done():
+            return
+        if viewer.close_code in GIVE_UP_CODES:
+            break
+        lost_at, viewer.disrupted = viewer.t_lost, True
+        for attempt in range(REHOME_ATTEMPTS):
+            await asyncio.sleep(backoff_delay(attempt))
+            others = [i for i in range(len(targets)) if i != current] or [current]
+            current = random.choice(others) if attempt == 0 else random.randrange(len(targets))
+            host, port = targets[current]
+            viewer.reconnects += 1
+            viewer._socket(upgrade_request(host, port, path_for(viewer.last_seq), origin))
+            if not await _connect(viewer, host, port, local_ip, timeout):
+                viewer.rehome_times.append(viewer.t_connected - lost_at)
+                break
+        else:
+            break
+    if not viewer.done.done():
+        viewer.done.set_result(False)

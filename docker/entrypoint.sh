@@ -8,9 +8,10 @@ case "${1:-daphne}" in
     if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
       rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     fi
-    exec daphne -b 0.0.0.0 -p "${PORT:-8000}" \
-      --ping-interval "${DAPHNE_PING_INTERVAL:-20}" --ping-timeout "${DAPHNE_PING_TIMEOUT:-30}" \
-      tradeapp.asgi:application
+    # The one production entry point: daphne with the tuned defaults (listen backlog, handshake
+    # timeout, pings, persistent database connections), each overridable by its variable.
+    export HOST="${HOST:-0.0.0.0}"
+    exec python -m tradeapp.serve
     ;;
   migrate)
     # Stale debates are taken over by the daphne processes themselves once they serve traffic.

@@ -18,7 +18,8 @@ python manage.py migrate --noinput
 python manage.py collectstatic --noinput -v 0
 python manage.py ensure_demo_user "--password=$DEMO_PASSWORD"
 
-daphne -b "$HOST" -p "$PORT" --ping-interval 20 --ping-timeout 30 tradeapp.asgi:application &
+export HOST PORT
+python -m tradeapp.serve &
 server=$!
 trap 'kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true' EXIT INT TERM
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# One command for the whole test suite: install into .venv (and Debian's Chromium for the browser
-# tests), then ruff format --check, ruff check, the import contracts and pytest in random order.
+# One command for the whole test suite: install into .venv (and Debian's Chromium, nginx and
+# redis-server for the tests that run them), then ruff format --check, ruff check, the import
+# contracts and pytest in random order.
 # Extra arguments go to pytest: `./scripts/test.sh -m "not e2e and not browser"` is the fast lane.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 
-if [ ! -x /usr/bin/chromium ]; then
-  echo "==> installing Debian's Chromium for the browser tests"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
-  else
-    sudo apt-get update -qq && sudo apt-get install -y -qq chromium >/dev/null
-  fi
+# Debian's packages the suite runs: Chromium (browser tests), nginx (the load-balancer tests run
+# it with docker/nginx.conf) and redis-server (the multi-Redis tests start their own nodes).
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "==> installing Debian's ${missing[*]} for the tests"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 echo "==> ruff format --check"

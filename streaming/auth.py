@@ -1,24 +1,33 @@
 """ASGI middleware: authenticate a WebSocket from the simplejwt access token in ``?token=``.
 
-The middleware never refuses a socket itself: it records the outcome in ``scope["auth"]`` and
-puts the user on ``scope["user"]``; the consumer accepts, sends DEBATE/ERROR and closes 4001 so
-that browsers can read the code. Tokens are checked by simplejwt's JWTAuthentication (its
-AUTH_TOKEN_CLASSES, AccessToken by default): expired, tampered, ``alg=none`` and refresh tokens
-are refused. ``WS_QA_TOKEN`` is accepted for automated tests only while DEBUG is on, or when
-WS_QA_TOKEN_ALLOW_IN_PRODUCTION says so. The token is never logged.
+The middleware never refuses a socket itself: it records the outcome in ``scope["auth"]``; the
+consumer accepts, sends DEBATE/ERROR and closes 4001 so that browsers can read the code. Tokens
+are checked by simplejwt's JWTAuthentication (its AUTH_TOKEN_CLASSES, AccessToken by default):
+expired, tampered, ``alg=none`` and refresh tokens are refused. That check is pure CPU, done on
+the event loop: the token's user is looked up later, with the debate, in the viewer ledger's
+batched database call (``token_user`` applies simplejwt's rules: the user exists, is active and,
+with CHECK_REVOKE_TOKEN, has not changed password), so a connect costs no database hop of its
+own and a storm of them no queue on the one database thread. ``scope["user"]`` is AnonymousUser
+until then; the consumer puts the user there once every check passed. ``WS_QA_TOKEN`` is
+accepted for automated tests only while DEBUG is on, or when WS_QA_TOKEN_ALLOW_IN_PRODUCTION
+says so. The token is never logged.
 """
 
 import hmac
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework_simplejwt import settings as simplejwt
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,7 @@ class AuthResult:
     reason: str = ""
     expires_at: float | None = None  # epoch seconds; None for the QA token
     qa: bool = False
+    token: Token | None = None  # the validated token, whose user the ledger looks up
 
 
 def query_params(scope) -> dict[str, str]:
@@ -48,36 +58,58 @@ def qa_token_allowed() -> bool:
     )
 
 
-def _validate_jwt(raw: str):
-    authenticator = JWTAuthentication()
-    validated = authenticator.get_validated_token(raw.encode())
-    user = authenticator.get_user(validated)
-    return user, float(validated["exp"])
-
-
-async def authenticate(raw: str | None) -> tuple[AuthResult, object]:
-    """Check a raw token; return the result and the user (AnonymousUser when refused)."""
+def authenticate(raw: str | None) -> AuthResult:
+    """Check a raw token's signature, type and expiry (no database: see the module)."""
     if not raw:
-        return AuthResult(False, "missing token"), AnonymousUser()
+        return AuthResult(False, "missing token")
     if settings.WS_QA_TOKEN and hmac.compare_digest(raw.encode(), settings.WS_QA_TOKEN.encode()):
         if qa_token_allowed():
-            return AuthResult(True, qa=True), AnonymousUser()
-        return AuthResult(False, "QA token disabled"), AnonymousUser()
+            return AuthResult(True, qa=True)
+        return AuthResult(False, "QA token disabled")
     try:
-        user, expires_at = await database_sync_to_async(_validate_jwt)(raw)
-    except (InvalidToken, TokenError, AuthenticationFailed):
-        return AuthResult(False, "invalid or expired token"), AnonymousUser()
-    return AuthResult(True, expires_at=expires_at), user
+        validated = JWTAuthentication().get_validated_token(raw.encode())
+        expires_at = float(validated["exp"])
+    except (InvalidToken, TokenError, AuthenticationFailed, KeyError):
+        return AuthResult(False, "invalid or expired token")
+    if simplejwt.api_settings.USER_ID_CLAIM not in validated:
+        return AuthResult(False, "invalid or expired token")
+    return AuthResult(True, expires_at=expires_at, token=validated)
+
+
+def token_users(tokens: Iterable[Token]) -> dict:
+    """The users these validated tokens name, in one query, by user id claim."""
+    ids = {token[simplejwt.api_settings.USER_ID_CLAIM] for token in tokens}
+    if not ids:
+        return {}
+    users = get_user_model().objects.in_bulk(ids, field_name=simplejwt.api_settings.USER_ID_FIELD)
+    return {str(key): user for key, user in users.items()}  # tokens carry the id as a string
+
+
+def token_user(token: Token, users: dict):
+    """The token's user from `users` (token_users), by simplejwt's rules (JWTAuthentication
+    .get_user): it exists, is active, and, with CHECK_REVOKE_TOKEN, kept its password; else
+    None."""
+    user = users.get(str(token[simplejwt.api_settings.USER_ID_CLAIM]))
+    if user is None:
+        return None
+    if simplejwt.api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+        return None
+    if simplejwt.api_settings.CHECK_REVOKE_TOKEN and token.get(
+        simplejwt.api_settings.REVOKE_TOKEN_CLAIM
+    ) != get_md5_hash_password(user.password):
+        return None
+    return user
 
 
 class JwtQueryAuthMiddleware:
-    """Put ``scope["user"]`` and ``scope["auth"]`` on WebSocket scopes from ``?token=``."""
+    """Put ``scope["auth"]`` (and an AnonymousUser on ``scope["user"]``) on WebSocket scopes from
+    ``?token=``."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
-            result, user = await authenticate(query_params(scope).get("token"))
-            scope = {**scope, "user": user, "auth": result}
+            result = authenticate(query_params(scope).get("token"))
+            scope = {**scope, "user": AnonymousUser(), "auth": result}
         return await self.inner(scope, receive, send)

@@ -1,7 +1,16 @@
 """Shared back-ends of the streaming layer: the Redis clients (async per event loop, and one sync
-client per process) and key names."""
+client per process), which Redis node holds which keys, and key names.
+
+With several Redis nodes (REDIS_URLS) every key lives on the node ``node_url(shard)`` names,
+one function for every user of Redis keys: a debate's keys (seq, event log, audience) on the node
+of ``debate_shard(id)``, which is the node the channel layer publishes the debate's events on
+(its group's channel name, hashed the channel layer's way), so one node carries all of a debate;
+a process's liveness key on the node of its id; a client's rate-limit window on the node of its
+address. With one node every key is on it.
+"""
 
 import asyncio
+import binascii
 import threading
 import weakref
 from collections.abc import Callable
@@ -10,6 +19,8 @@ from typing import Generic, TypeVar
 import redis
 from django.conf import settings
 from redis import asyncio as aioredis
+
+from streaming import protocol
 
 MAX_CONNECTIONS = 200
 POOL_TIMEOUT_S = 10.0
@@ -46,10 +57,48 @@ class PerLoop(Generic[T]):
 
 _clients: PerLoop[dict] = PerLoop(dict)
 
+RING = 4096  # channels_redis places channels on a ring of 4096 slots (CRC32 & 0xFFF)
+
 
 def redis_url() -> str:
-    """The Redis URL, or "" when the streaming layer runs in-process."""
+    """The (first) Redis node's URL, or "" when the streaming layer runs in-process."""
     return settings.REDIS_URL or ""
+
+
+def redis_urls() -> list[str]:
+    """Every Redis node, in the channel layer's order (REDIS_URLS, else REDIS_URL); empty
+    in-process."""
+    if not settings.REDIS_URL:
+        return []
+    return list(getattr(settings, "REDIS_URLS", None) or [settings.REDIS_URL])
+
+
+def node_index(shard: str, nodes: int) -> int:
+    """The node, of `nodes`, that holds `shard`: the channel layer's placement (a CRC32 ring)."""
+    if nodes <= 1:
+        return 0
+    return int((binascii.crc32(shard.encode()) & (RING - 1)) / (RING / nodes))
+
+
+def node_url(shard) -> str:
+    """The URL of the Redis node that holds the keys of `shard` (a debate_shard, a process id,
+    a client address): the one routing of Redis keys."""
+    urls = redis_urls()
+    if not urls:
+        return ""
+    return urls[node_index(str(shard), len(urls))] if shard != "" else urls[0]
+
+
+def debate_shard(debate_id) -> str:
+    """The shard of everything of one debate: the channel layer's name for the debate's group,
+    so its keys sit on the node that carries its events."""
+    config = settings.CHANNEL_LAYERS.get("default", {}).get("CONFIG", {})
+    return f"{config.get('prefix', 'asgi')}__group__{protocol.group_name(debate_id)}"
+
+
+def debate_client(debate_id) -> aioredis.Redis:
+    """The async Redis client of the node that holds the debate's keys."""
+    return redis_client(debate_shard(debate_id))
 
 
 def key(*parts) -> str:
@@ -58,10 +107,11 @@ def key(*parts) -> str:
     return ":".join([prefix, "stream", *(str(p) for p in parts)])
 
 
-def redis_client() -> aioredis.Redis:
-    """The async Redis client of the running event loop (clients are bound to one loop)."""
+def redis_client(shard="") -> aioredis.Redis:
+    """The async Redis client, of the running event loop (clients are bound to one loop), of the
+    node that holds `shard`'s keys (node_url; no shard: the first node)."""
     per_loop = _clients.get()
-    url = redis_url()
+    url = node_url(shard)
     client = per_loop.get(url)
     if client is None:
         # A burst of handshakes waits for a connection instead of failing with 4500.
@@ -81,9 +131,10 @@ _sync_clients: dict[str, redis.Redis] = {}
 _sync_lock = threading.Lock()
 
 
-def redis_sync_client() -> redis.Redis:
-    """The process's sync Redis client (thread-safe pool), for views and the admin."""
-    url = redis_url()
+def redis_sync_client(shard="") -> redis.Redis:
+    """The process's sync Redis client (thread-safe pool) of the node that holds `shard`'s keys
+    (no shard: the first node), for views and the admin."""
+    url = node_url(shard)
     with _sync_lock:
         client = _sync_clients.get(url)
         if client is None:

@@ -1,7 +1,8 @@
 """The debate WebSocket consumer: checks, catch-up from the event log, then live events.
 
-Connect order: accept; rate limit (4029); Origin (4003); token (4001); debate (4004) looked up
-with the viewer row in one batched database call (streaming.ledger); the hub subscription
+Connect order: accept; rate limit (4029); Origin (4003); token (4001: signature, type, expiry,
+checked without the database); debate (4004) and the token's user (4001) looked up with the
+viewer row in one batched database call (streaming.ledger); the hub subscription
 (live events are buffered from here on), ``DEBATE/CONNECTED``, the catch-up, the buffered live
 events with seq above the last one sent, and live events. The catch-up reads one of two
 sources: the event log (every event after ``?lastSeq=N``, or from seq 1; a pending or running
@@ -36,6 +37,7 @@ from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import FrameBudget, allow_connection, client_ip
 from streaming.server import client_gone, frame_writer
+from streaming.services import UNAUTHORIZED
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +140,13 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         debate_id = _parse_debate_id(raw_id)
         if debate_id is None:
             return await self.refuse(Close.NOT_FOUND)
-        viewer = await get_ledger().open(
-            debate_id=debate_id, user=self.scope.get("user"), client_ip=ip
-        )
+        viewer = await get_ledger().open(debate_id=debate_id, client_ip=ip, token=auth.token)
+        if viewer == UNAUTHORIZED:  # the token's user is gone or inactive
+            return await self.refuse(Close.UNAUTHORIZED)
         if viewer is None:
             return await self.refuse(Close.NOT_FOUND)
+        if viewer.user is not None:
+            self.scope["user"] = viewer.user
         debate = viewer.debate
         self.debate_id = str(debate.id)
         self.viewer_id = viewer.pk

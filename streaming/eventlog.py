@@ -2,7 +2,8 @@
 
 With REDIS_URL: one Lua script INCRs the debate's seq key and XADDs the event text under the
 stream ID ``<seq>-0``, so two processes can never share a seq and the stream is ordered by seq;
-both keys get EVENT_LOG_TTL_S (refreshed on every append). Without Redis: a dict in this process.
+both keys get EVENT_LOG_TTL_S (refreshed on every append), on the debate's Redis node
+(streaming.backends). Without Redis: a dict in this process.
 """
 
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from streaming import backends
+from streaming.scripts import LuaScript, run_script
 
 READ_PAGE = 1000
 
@@ -23,11 +25,12 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {seq, text}
 """
 
-# The newest seq and a page of events after a seq, in one round trip (a connect's catch-up).
-_SNAPSHOT_LUA = """
+# The newest seq and a page of events after a seq, in one round trip (a connect's catch-up,
+# batched with the other connects of the loop's pass: streaming.scripts).
+_SNAPSHOT = LuaScript("""
 local seq = redis.call('GET', KEYS[1])
 return {seq, redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2])}
-"""
+""")
 
 
 def _ttl() -> int:
@@ -48,7 +51,7 @@ class RedisEventLog:
 
     async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
         """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
-        client = backends.redis_client()
+        client = backends.debate_client(debate_id)
         script = client.register_script(_APPEND_LUA)
         seq, text = await script(
             keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
@@ -58,7 +61,7 @@ class RedisEventLog:
 
     async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
         """Every stored event with seq > after_seq, in order."""
-        client = backends.redis_client()
+        client = backends.debate_client(debate_id)
         stream = backends.key("log", debate_id)
         out: list[tuple[int, str]] = []
         start = f"{after_seq + 1}-0"
@@ -71,15 +74,16 @@ class RedisEventLog:
 
     async def last_seq(self, debate_id) -> int:
         """The newest seq of the debate, 0 when none is logged (or the log expired)."""
-        value = await backends.redis_client().get(backends.key("seq", debate_id))
+        value = await backends.debate_client(debate_id).get(backends.key("seq", debate_id))
         return int(value) if value else 0
 
     async def snapshot(self, debate_id, after_seq: int) -> tuple[int, list[tuple[int, str]]]:
         """The newest seq and every stored event with seq > after_seq, read together."""
-        script = backends.redis_client().register_script(_SNAPSHOT_LUA)
-        value, entries = await script(
-            keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
-            args=[f"{max(after_seq, 0) + 1}-0", READ_PAGE],
+        value, entries = await run_script(
+            backends.debate_shard(debate_id),
+            _SNAPSHOT,
+            [backends.key("seq", debate_id), backends.key("log", debate_id)],
+            [f"{max(after_seq, 0) + 1}-0", READ_PAGE],
         )
         events = _raw_events(entries)
         if len(entries) == READ_PAGE:

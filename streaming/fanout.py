@@ -117,6 +117,13 @@ class Hub:
         """Add a local consumer; returns once this process receives the debate's events."""
         await self._ensure_started()
         state = self.debates.setdefault(debate_id, _Debate())
+        if state.subscribed and not state.lock.locked():
+            # The usual case, taken without the lock: in a storm, thousands of joiners would
+            # otherwise pass the lock one per loop iteration (a convoy of seconds).
+            if consumer not in state.members:
+                presence.joined(debate_id)
+            state.members.add(consumer)
+            return
         async with state.lock:
             if consumer not in state.members:
                 presence.joined(debate_id)
@@ -203,7 +210,8 @@ class Hub:
                         events.append((seq, text))
                         newest = seq
                 if events:
-                    await self._fan_out(debate_id, state, events, batch[-1].get("ts"))
+                    created = min(m.get("created") or m.get("ts") or 0 for m in batch)
+                    await self._fan_out(debate_id, state, events, created or None)
 
     async def _read_missing(self, debate_id: str, after: int, upto: int | None = None):
         missing = [

@@ -1,6 +1,7 @@
 """The viewer ledger: the Viewer rows of many sockets written in one database call per batch.
 
-Every connect looks up its debate and inserts a Viewer row, and every disconnect updates it.
+Every connect looks up its debate (and its token's user) and inserts a Viewer row, and every
+disconnect updates it.
 One ``database_sync_to_async`` hop each would queue every handshake behind the process's single
 thread-sensitive database thread (docs/benchmarks.md, finding 5). Instead, sockets queue their
 requests with the ledger of their event loop, and one task writes them: a lone request at
@@ -40,10 +41,13 @@ class ViewerLedger:
         self._closes: list[tuple[int, asyncio.Future | None]] = []
         self._task: asyncio.Task | None = None
 
-    async def open(self, *, debate_id: uuid.UUID, user, client_ip: str | None) -> Viewer | None:
-        """The socket's new Viewer row (None: no such debate)."""
+    async def open(
+        self, *, debate_id: uuid.UUID, client_ip: str | None, token=None
+    ) -> Viewer | str | None:
+        """The socket's new Viewer row; services.UNAUTHORIZED when `token` (a validated JWT)
+        names no active user; None when there is no such debate."""
         future = asyncio.get_running_loop().create_future()
-        self._opens.append((ViewerRequest(debate_id, user, client_ip), future))
+        self._opens.append((ViewerRequest(debate_id, client_ip, token), future))
         self._wake()
         return await future
 
@@ -83,7 +87,7 @@ class ViewerLedger:
         for (_request, future), viewer in zip(batch, viewers, strict=True):
             if future.cancelled():
                 # The socket went away while its row was written: close the row for it.
-                if viewer is not None:
+                if isinstance(viewer, Viewer):
                     self._closes.append((viewer.pk, None))
             else:
                 future.set_result(viewer)

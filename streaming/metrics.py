@@ -43,7 +43,8 @@ RECONNECTIONS = Counter("ws_reconnections", "Connections that resumed with lastS
 ERRORS = Counter("ws_errors", "DEBATE/ERROR frames sent, by code.", ["code"])
 EVENT_SEND_LATENCY = Histogram(
     "ws_event_send_latency_seconds",
-    "From an event's creation to its delivery to the last local viewer (per event, per process).",
+    "From the creation of a message's oldest event to its delivery to the last local viewer "
+    "(per message, per process).",
     buckets=LATENCY_BUCKETS,
 )
 SLOW_VIEWERS_DROPPED = Counter(

@@ -12,8 +12,9 @@ everyone and its own counts are the audience.
 
 This is the only viewer count: DEBATE/CONNECTED.viewers (``viewers_now``, no I/O: this process's
 exact count plus the other processes' as last read, at most FLUSH_S old), the publisher's
-coalescing interval (``audience``), the REST ``viewerCount`` and the admin
-(``audience_counts``). No database query counts viewers.
+coalescing interval (``audience_spread``: the largest count of one process, what a message costs
+that process), the REST ``viewerCount`` and the admin (``audience_counts``). No database query
+counts viewers.
 
 Liveness: each process refreshes ``<prefix>:stream:process:<id>`` on its hub tick (TTL 3 x
 WS_PING_INTERVAL_S); the stale-viewer sweep (streaming.services) reads it.
@@ -48,16 +49,20 @@ end
 return 1
 """
 
+# The audience (the sum of the live processes' counts) and the largest count of one process.
 _SUM_LUA = """
 local now = tonumber(redis.call('TIME')[1])
 local total = 0
+local busiest = 0
 for _, value in ipairs(redis.call('HVALS', KEYS[1])) do
   local sep = string.find(value, ':', 1, true)
   if sep and now - tonumber(string.sub(value, sep + 1)) <= tonumber(ARGV[1]) then
-    total = total + tonumber(string.sub(value, 1, sep - 1))
+    local count = tonumber(string.sub(value, 1, sep - 1))
+    total = total + count
+    busiest = math.max(busiest, count)
   end
 end
-return total
+return {total, busiest}
 """
 
 _local: Counter[str] = Counter()  # debate id -> this process's open sockets
@@ -146,10 +151,17 @@ async def publish_counts(*, every: bool = False) -> None:
         counts = [_local.get(debate_id, 0) for debate_id in ids]
     if not ids:
         return
-    client = backends.redis_client()
-    write = client.register_script(_WRITE_LUA)
-    await write(keys=[_audience_key(i) for i in ids], args=[process_id(), *counts, alive_ttl_s()])
-    totals = await _read_audiences(client, ids)
+    written = dict(zip(ids, counts, strict=True))
+    for node_ids in _by_node(ids).values():
+        write = backends.redis_client(backends.debate_shard(node_ids[0])).register_script(
+            _WRITE_LUA
+        )
+        node_counts = [written[debate_id] for debate_id in node_ids]
+        await write(
+            keys=[_audience_key(i) for i in node_ids],
+            args=[process_id(), *node_counts, alive_ttl_s()],
+        )
+    totals = await _read_audiences(ids)
     with _lock:
         for debate_id, total, count in zip(ids, totals, counts, strict=True):
             if debate_id in _local:
@@ -158,21 +170,46 @@ async def publish_counts(*, every: bool = False) -> None:
                 _seen.pop(debate_id, None)
 
 
-async def _read_audiences(client, debate_ids: list[str]) -> list[int]:
-    script = client.register_script(_SUM_LUA)
-    async with client.pipeline(transaction=False) as pipe:
-        for debate_id in debate_ids:
-            await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-        return [int(total) for total in await pipe.execute()]
+def _by_node(debate_ids: list[str]) -> dict[str, list[str]]:
+    """The debates grouped by the Redis node that holds their keys (streaming.backends)."""
+    nodes: dict[str, list[str]] = {}
+    for debate_id in debate_ids:
+        nodes.setdefault(backends.node_url(backends.debate_shard(debate_id)), []).append(debate_id)
+    return nodes
+
+
+async def _read_spreads(debate_ids: list[str]) -> list[tuple[int, int]]:
+    """(audience, largest count of one process) of these debates: one pipeline per node."""
+    spreads: dict[str, tuple[int, int]] = {}
+    for node_ids in _by_node(debate_ids).values():
+        client = backends.redis_client(backends.debate_shard(node_ids[0]))
+        script = client.register_script(_SUM_LUA)
+        async with client.pipeline(transaction=False) as pipe:
+            for debate_id in node_ids:
+                await script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+            replies = await pipe.execute()
+        spreads.update((i, (int(t), int(b))) for i, (t, b) in zip(node_ids, replies, strict=True))
+    return [spreads[debate_id] for debate_id in debate_ids]
+
+
+async def _read_audiences(debate_ids: list[str]) -> list[int]:
+    return [total for total, _busiest in await _read_spreads(debate_ids)]
 
 
 async def audience(debate_id) -> int:
     """The debate's audience now, over every process (one Redis call with REDIS_URL)."""
+    return (await audience_spread(debate_id))[0]
+
+
+async def audience_spread(debate_id) -> tuple[int, int]:
+    """The debate's audience and the most viewers one server process holds of it (what each of
+    its messages costs that process: a write per viewer); one Redis call with REDIS_URL."""
     key = str(debate_id)
     if not backends.redis_url():
         with _lock:
-            return _local.get(key, 0)
-    return (await _read_audiences(backends.redis_client(), [key]))[0]
+            here = _local.get(key, 0)
+        return here, here
+    return (await _read_spreads([key]))[0]
 
 
 def audience_counts(debate_ids: Iterable) -> dict:
@@ -183,26 +220,36 @@ def audience_counts(debate_ids: Iterable) -> dict:
             return {debate_id: _local.get(str(debate_id), 0) for debate_id in ids}
     if not ids:
         return {}
-    client = backends.redis_sync_client()
-    script = client.register_script(_SUM_LUA)
-    pipe = client.pipeline(transaction=False)
-    for debate_id in ids:
-        script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
-    return {debate_id: int(total) for debate_id, total in zip(ids, pipe.execute(), strict=True)}
+    totals: dict = {}
+    for node_ids in _by_node(ids).values():
+        client = backends.redis_sync_client(backends.debate_shard(node_ids[0]))
+        script = client.register_script(_SUM_LUA)
+        pipe = client.pipeline(transaction=False)
+        for debate_id in node_ids:
+            script(keys=[_audience_key(debate_id)], args=[alive_ttl_s()], client=pipe)
+        totals.update((i, total) for i, (total, _b) in zip(node_ids, pipe.execute(), strict=True))
+    return {debate_id: int(totals[debate_id]) for debate_id in ids}
 
 
 async def process_keepalive() -> None:
     """Refresh this process's liveness key (Redis only), and its audience fields with it."""
     if backends.redis_url():
-        client = backends.redis_client()
+        client = backends.redis_client(process_id())
         await client.set(backends.key("process", process_id()), 1, ex=alive_ttl_s())
         await publish_counts(every=True)
 
 
 async def processes_alive(processes: list[str]) -> list[bool]:
-    """Whether each process's liveness key exists (Redis only)."""
-    flags = await backends.redis_client().mget([backends.key("process", p) for p in processes])
-    return [flag is not None for flag in flags]
+    """Whether each process's liveness key exists (Redis only; one MGET per node)."""
+    by_node: dict[str, list[str]] = {}
+    for process in processes:
+        by_node.setdefault(backends.node_url(process), []).append(process)
+    alive: dict[str, bool] = {}
+    for node_processes in by_node.values():
+        keys = [backends.key("process", p) for p in node_processes]
+        flags = await backends.redis_client(node_processes[0]).mget(keys)
+        alive.update((p, flag is not None) for p, flag in zip(node_processes, flags, strict=True))
+    return [alive[process] for process in processes]
 
 
 def reset() -> None:

@@ -2,7 +2,9 @@
 
 Server messages are Redux-style actions ``{type, payload, timestamp}``. Debate events
 (TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE) carry ``payload.seq``; the
-other messages (CONNECTED, ERROR, PING, PONG) do not.
+other messages (CONNECTED, ERROR, PING, PONG) do not. A debate event's ``timestamp`` is when it
+was created (a merged token frame: its first token), and the events the publisher sent carry
+``publishedAt`` too (added): when they left the coalescing outbox.
 
 Client frames: a client may send text JSON objects ``{"type": "DEBATE/PING"}`` (answered with
 ``DEBATE/PONG``) or ``{"type": "DEBATE/PONG"}`` (accepted silently, e.g. as a reply to the
@@ -106,6 +108,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def iso_at(epoch: float) -> str:
+    """An epoch time (seconds) as ISO 8601 UTC with a Z suffix, to the millisecond."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def action(action_type: str, payload: dict, timestamp: str | None = None) -> dict:
     """A Redux-style action {type, payload, timestamp}."""
     return {"type": action_type, "payload": payload, "timestamp": timestamp or now_iso()}
@@ -139,9 +147,13 @@ def event(action_type: str, debate_id, seq: int, timestamp: str | None = None, *
     return action(action_type, payload, timestamp)
 
 
-def event_text_parts(action_type: str, payload: dict, timestamp: str) -> tuple[str, str]:
+def event_text_parts(
+    action_type: str, payload: dict, timestamp: str, published_at: str | None = None
+) -> tuple[str, str]:
     """The event's JSON text split around its seq: ``head + str(seq) + tail`` is the text.
 
+    ``timestamp`` is when the event was created (a merged token: its first token);
+    ``published_at`` (the added ``publishedAt``) when the publisher sent it, after coalescing.
     The seq is assigned atomically by the event log (in Redis, inside a Lua script), so the text
     is built around it instead of being re-encoded after the seq is known.
     """
@@ -149,8 +161,10 @@ def event_text_parts(action_type: str, payload: dict, timestamp: str) -> tuple[s
     inner = body[1:-1]
     head = '{"type":' + orjson.dumps(action_type).decode() + ',"payload":{' + inner
     head += ',"seq":' if inner else '"seq":'
-    tail = '},"timestamp":' + orjson.dumps(timestamp).decode() + "}"
-    return head, tail
+    tail = '},"timestamp":' + orjson.dumps(timestamp).decode()
+    if published_at is not None:
+        tail += ',"publishedAt":' + orjson.dumps(published_at).decode()
+    return head, tail + "}"
 
 
 def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool = False) -> dict:

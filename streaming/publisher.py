@@ -22,17 +22,23 @@ non-token event and the first token of each turn. ``hold_s`` holds events until 
 that goes out, or at most that long (a debate's opening: ``running`` and the first TURN_CHANGE
 go out with the first token, so each viewer waits for one write, unless the model is slow). A
 final STATUS_UPDATE is never left to a timer: with a small audience it goes at once, with a
-large one its publish waits for the tick and sends. Events take their timestamp when sent.
+large one its publish waits for the tick and sends. An event's ``timestamp`` is the time it was
+published to the outbox, i.e. created (a merged token keeps its first token's); its
+``publishedAt`` is the time the outbox sent it, so a viewer can tell the coalescing wait from the
+delivery.
 
-The interval widens with the audience: every message costs each viewer's server a write, so a
-large audience gets fewer, larger messages. From a debate's ``running`` until its final status
-(or ``release``), its audience (streaming.presence: no database query) is read when ``running``
-is published and then every AUDIENCE_REFRESH_S, and the interval is
+The interval widens with the audience one server process holds: every message costs each server
+process a write per local viewer, so a process with many viewers needs fewer, larger messages,
+and a debate whose audience is spread over many processes does not. From a debate's ``running``
+until its final status (or ``release``), the largest number of its viewers one process holds
+(streaming.presence.audience_spread: no database query) is read when ``running`` is published
+and then every AUDIENCE_REFRESH_S, and the interval is
 ``max(TOKEN_FLUSH_INTERVAL_MS, TOKEN_FLUSH_MS_PER_1K_VIEWERS x viewers / 1000)``, at most
 ``max(TOKEN_FLUSH_MAX_MS, TOKEN_FLUSH_INTERVAL_MS)``: with the default 50 ms per 1,000 viewers
-the audience gets at most ~20,000 writes per second in all, whatever its size. Once widened past
-TOKEN_FLUSH_INTERVAL_MS (a large audience), every event waits for the next tick, so each viewer
-gets one write per interval.
+each process writes at most ~20,000 frames per second for a debate, whatever its size. Once
+widened past TOKEN_FLUSH_INTERVAL_MS, every event waits for the next tick, so each viewer gets
+one write per interval. An event's wait in the outbox is part of its production -> receipt
+latency (up to one interval).
 
 After a debate's final STATUS_UPDATE it is archived (streaming.archive), so a replay after the
 log's TTL has the live seqs and texts.
@@ -56,18 +62,19 @@ logger = logging.getLogger(__name__)
 AUDIENCE_REFRESH_S = 2.0
 
 Event = tuple[str, dict]
+Held = tuple[str, dict, float]  # an event and its creation time (epoch seconds)
 
 
 @dataclass
 class _DebateStream:
     loop: asyncio.AbstractEventLoop
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    outbox: list[Event] = field(default_factory=list)  # held events, tokens merged
+    outbox: list[Held] = field(default_factory=list)  # held events, tokens merged
     timer: asyncio.Task | None = None
     timer_due: float = float("inf")  # loop time the timer flushes at
     sent_key: tuple | None = None  # (agent, turn) of the last token sent
     sent_at: float = float("-inf")  # loop time of the last message sent
-    viewers: int = 0
+    viewers: int = 0  # the most viewers one server process holds of this debate
     audience: asyncio.Task | None = None
 
 
@@ -104,7 +111,7 @@ def _follows_audience() -> bool:
 
 async def _count_audience(debate_id: str, stream: _DebateStream) -> None:
     try:
-        stream.viewers = await presence.audience(debate_id)
+        _audience, stream.viewers = await presence.audience_spread(debate_id)
     except Exception:
         logger.warning("reading the audience of debate %s failed", debate_id, exc_info=True)
 
@@ -144,18 +151,22 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
-async def _append(debate_id: str, action_type: str, fields: dict) -> tuple[int, str, dict]:
+async def _append(
+    debate_id: str, action_type: str, fields: dict, created: float, published_at: str
+) -> tuple[int, str, dict]:
     """Log one event under the next seq: (seq, its JSON text, the action)."""
     payload = protocol.event_payload(action_type, debate_id, fields)
-    timestamp = protocol.now_iso()
-    head, tail = protocol.event_text_parts(action_type, payload, timestamp)
+    timestamp = protocol.iso_at(created)
+    head, tail = protocol.event_text_parts(action_type, payload, timestamp, published_at)
     seq, text = await get_event_log().append(debate_id, head, tail)
-    return seq, text, protocol.action(action_type, {**payload, "seq": seq}, timestamp)
+    action = protocol.action(action_type, {**payload, "seq": seq}, timestamp)
+    return seq, text, {**action, "publishedAt": published_at}
 
 
-async def _send(debate_id: str, logged: list[tuple[int, str, dict]]) -> None:
-    """One channel-layer message to every process watching the debate, for one or more events."""
-    message = {"type": "debate.event", "debate": debate_id, "ts": time.time()}
+async def _send(debate_id: str, logged: list[tuple[int, str, dict]], created: float) -> None:
+    """One channel-layer message to every process watching the debate, for one or more events
+    (``created``: the oldest one's creation time, for the delivery-latency metric)."""
+    message = {"type": "debate.event", "debate": debate_id, "ts": time.time(), "created": created}
     if len(logged) == 1:
         message["seq"], message["text"] = logged[0][0], logged[0][1]
     else:
@@ -163,11 +174,12 @@ async def _send(debate_id: str, logged: list[tuple[int, str, dict]]) -> None:
     await get_channel_layer().group_send(protocol.group_name(debate_id), message)
 
 
-def _hold(stream: _DebateStream, action_type: str, payload: dict) -> None:
-    """Add an event to the outbox; a token joins the token before it if of the same turn."""
+def _hold(stream: _DebateStream, action_type: str, payload: dict, created: float) -> None:
+    """Add an event to the outbox; a token joins the token before it if of the same turn (and
+    the merged token keeps the first one's creation time)."""
     if action_type == protocol.TOKEN_RECEIVED:
         if stream.outbox:
-            last_type, last = stream.outbox[-1]
+            last_type, last, _created = stream.outbox[-1]
             if last_type == action_type and (last["agent"], last["turn"]) == (
                 payload["agent"],
                 payload["turn"],
@@ -175,7 +187,7 @@ def _hold(stream: _DebateStream, action_type: str, payload: dict) -> None:
                 last["token"] += str(payload["token"])
                 return
         payload = {**payload, "token": str(payload["token"])}
-    stream.outbox.append((action_type, payload))
+    stream.outbox.append((action_type, payload, created))
 
 
 async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
@@ -187,11 +199,12 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
     if not events:
         return []
     logged = []
-    for action_type, payload in events:
+    published_at = protocol.now_iso()
+    for action_type, payload, created in events:
         if action_type == protocol.TOKEN_RECEIVED:
             stream.sent_key = (payload["agent"], payload["turn"])
-        logged.append(await _append(debate_id, action_type, payload))
-    await _send(debate_id, logged)
+        logged.append(await _append(debate_id, action_type, payload, created, published_at))
+    await _send(debate_id, logged, min(created for _type, _payload, created in events))
     stream.sent_at = asyncio.get_running_loop().time()
     return [action for _, _, action in logged]
 
@@ -235,11 +248,13 @@ def _is_final(action_type: str, payload: dict) -> bool:
     return action_type == protocol.STATUS_UPDATE and payload["status"] in protocol.FINAL_STATUSES
 
 
-async def _publish_locked(key: str, stream: _DebateStream, events, hold_s: float) -> list[dict]:
+async def _publish_locked(
+    key: str, stream: _DebateStream, events, hold_s: float, created: float
+) -> list[dict]:
     for action_type, payload in events:
         if action_type == protocol.STATUS_UPDATE and payload["status"] == "running":
             await _start_following(key, stream)
-        _hold(stream, action_type, payload)
+        _hold(stream, action_type, payload, created)
     action_type, payload = events[-1]
     now = stream.loop.time()
     final = _is_final(action_type, payload)
@@ -268,19 +283,23 @@ async def publish_events(debate_id, events: list[Event], *, hold_s: float = 0.0)
     message. ``hold_s`` > 0 holds them for the next event that goes out, at most that long.
     Returns the actions this call sent (events held before included, merged tokens as one),
     or, when it sent nothing, these events with seq None."""
-    key = str(debate_id)
+    return await _publish(str(debate_id), events, hold_s, time.time())
+
+
+async def _publish(key: str, events: list[Event], hold_s: float, created: float) -> list[dict]:
     checked = [(protocol.normalise_type(kind), payload) for kind, payload in events]
     for kind, payload in checked:
         protocol.event_payload(kind, key, payload)  # refuse malformed events before any is sent
     stream = _stream(key)
     if stream.loop is not asyncio.get_running_loop():
-        # Another loop runs this debate: publish there, through its outbox, in order.
+        # Another loop runs this debate: publish there, through its outbox, in order (the events
+        # keep the time they were created here).
         future = asyncio.run_coroutine_threadsafe(
-            publish_events(key, checked, hold_s=hold_s), stream.loop
+            _publish(key, checked, hold_s, created), stream.loop
         )
         return await asyncio.wrap_future(future)
     async with stream.lock:
-        sent = await _publish_locked(key, stream, checked, hold_s)
+        sent = await _publish_locked(key, stream, checked, hold_s, created)
         final = any(_is_final(kind, payload) for kind, payload in checked)
         if final:
             _stop_following(stream)
@@ -292,8 +311,11 @@ async def publish_events(debate_id, events: list[Event], *, hold_s: float = 0.0)
         await archive_debate(key)
     if sent:
         return sent
+    timestamp = protocol.iso_at(created)
     return [
-        protocol.action(kind, {**protocol.event_payload(kind, key, payload), "seq": None})
+        protocol.action(
+            kind, {**protocol.event_payload(kind, key, payload), "seq": None}, timestamp
+        )
         for kind, payload in checked
     ]
 

@@ -2,56 +2,53 @@
 frames per socket (WS_CLIENT_FRAMES_PER_S with WS_CLIENT_FRAMES_BURST), and the one rule for a
 client's IP (the WebSocket's and HTTP's).
 
-Connections: the ``limits`` library with a moving window: RedisStorage (atomic Lua, shared by
-every process, on the connection pool of streaming.backends) when REDIS_URL is set,
-MemoryStorage in this process otherwise. Frames: a token bucket on the socket itself.
+Connections: a moving window from the ``limits`` library: with REDIS_URL its Redis script
+(atomic Lua, shared by every process; with several Redis nodes, each client address's window on
+the node its address hashes to), run through streaming.scripts so the checks of a connection
+storm share round trips; without Redis its MemoryStorage in this process. Frames: a token bucket
+on the socket itself.
 """
 
 import ipaddress
 import logging
 import time
+from functools import lru_cache
+from importlib.resources import files
 
 from django.conf import settings
-from limits import parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from streaming import backends
 from streaming.backends import PerLoop
+from streaming.scripts import LuaScript, run_script
 
 logger = logging.getLogger(__name__)
 
-_limiters: PerLoop[dict] = PerLoop(dict)
+# The limits library's own moving window (the script its RedisStorage runs, on its keys), run
+# through streaming.scripts so a storm's checks share round trips.
+_ACQUIRE = LuaScript(
+    (files("limits") / "resources/redis/lua_scripts/acquire_moving_window.lua").read_text()
+)
+_memory: PerLoop[MovingWindowRateLimiter] = PerLoop(
+    lambda: MovingWindowRateLimiter(MemoryStorage())
+)
 
 
-def _storage_uri(url: str) -> str:
-    return "async+" + url if not url.startswith("async+") else url
-
-
-def _limiter() -> MovingWindowRateLimiter:
-    per_loop = _limiters.get()
-    url = backends.redis_url()
-    cache_key = (url, backends.key("ratelimit"))
-    limiter = per_loop.get(cache_key)
-    if limiter is None:
-        if url:
-            # The streaming layer's pool: one bounded, blocking pool per loop, not a second one
-            # that raises past redis-py's default cap during a burst of handshakes.
-            storage = RedisStorage(
-                _storage_uri(url),
-                implementation="redispy",
-                key_prefix=backends.key("ratelimit"),
-                connection_pool=backends.redis_client().connection_pool,
-            )
-        else:
-            storage = MemoryStorage()
-        limiter = per_loop[cache_key] = MovingWindowRateLimiter(storage)
-    return limiter
+@lru_cache(maxsize=8)
+def _item(limit: str) -> RateLimitItem:
+    return parse(limit)
 
 
 async def allow_connection(client_ip: str) -> bool:
     """Count one new connection from the IP; False when it is over the limit."""
-    return await _limiter().hit(parse(settings.WS_RATE_LIMIT), "ws-connect", client_ip)
+    item = _item(settings.WS_RATE_LIMIT)
+    if not backends.redis_url():
+        return await _memory.get().hit(item, "ws-connect", client_ip)
+    key = f"{backends.key('ratelimit')}:{item.key_for('ws-connect', client_ip)}"
+    args = [time.time(), item.amount, item.get_expiry(), 1]
+    return bool(await run_script(client_ip, _ACQUIRE, [key], args))
 
 
 class FrameBudget:

@@ -23,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 from channels.db import database_sync_to_async
 from django.db import transaction
 from django.utils import timezone
+from rest_framework_simplejwt.tokens import Token
 
 from debates.models import Debate
 from streaming import backends, control, presence
+from streaming.auth import token_user, token_users
 from streaming.models import Viewer
 from streaming.selectors import live_viewers
 from tradeapp.instance import process_id
@@ -35,33 +37,42 @@ logger = logging.getLogger(__name__)
 STALE_PROCESSES_MAX = 1000  # per sweep; the next tick takes the rest
 
 
+# viewers_open's answer for a socket whose token names no active user (it closes 4001).
+UNAUTHORIZED = "unauthorized"
+
+
 @dataclass(frozen=True)
 class ViewerRequest:
-    """A socket that just opened and wants a Viewer row."""
+    """A socket that just opened and wants a Viewer row (`token`: its validated JWT, whose user
+    is looked up here, in the batch)."""
 
     debate_id: uuid.UUID
-    user: object
     client_ip: str | None
+    token: Token | None = None
 
 
-def viewers_open(*, requests: Sequence[ViewerRequest]) -> list[Viewer | None]:
-    """Record a batch of opened sockets (None where the debate does not exist)."""
-    # The lookup stays outside the transaction: on SQLite a transaction that reads first
+def _viewer(request: ViewerRequest, debates: dict, users: dict) -> Viewer | str | None:
+    user = None
+    if request.token is not None:
+        user = token_user(request.token, users)
+        if user is None:
+            return UNAUTHORIZED
+    debate = debates.get(request.debate_id)
+    if debate is None:
+        return None
+    return Viewer(debate=debate, user=user, client_ip=request.client_ip, process=process_id())
+
+
+def viewers_open(*, requests: Sequence[ViewerRequest]) -> list[Viewer | str | None]:
+    """Record a batch of opened sockets: each its Viewer row, UNAUTHORIZED where the token's user
+    is gone or inactive, None where the debate does not exist."""
+    # The lookups stay outside the transaction: on SQLite a transaction that reads first
     # cannot take the write lock while another process writes (SQLITE_BUSY, no busy wait).
     debates = Debate.objects.in_bulk({request.debate_id for request in requests})
-    viewers = [
-        Viewer(
-            debate=debates[request.debate_id],
-            user=request.user if getattr(request.user, "is_authenticated", False) else None,
-            client_ip=request.client_ip,
-            process=process_id(),
-        )
-        if request.debate_id in debates
-        else None
-        for request in requests
-    ]
+    users = token_users(request.token for request in requests if request.token is not None)
+    viewers = [_viewer(request, debates, users) for request in requests]
     with transaction.atomic():
-        Viewer.objects.bulk_create([viewer for viewer in viewers if viewer is not None])
+        Viewer.objects.bulk_create([viewer for viewer in viewers if isinstance(viewer, Viewer)])
     return viewers
 
 

@@ -10,29 +10,29 @@ from bench.launcher import Cluster, ServerOptions, server_command
 APP = "tradeapp.asgi:application"
 
 
-def test_daphne_listens_on_loopback_with_only_the_options_asked_for():
+def test_daphne_starts_through_the_production_entry_point_with_only_the_options_asked_for():
     assert server_command("daphne", 8001, ServerOptions()) == [
         sys.executable,
         "-m",
-        "daphne",
-        "-e",
-        "tcp:port=8001:interface=127.0.0.1",
-        APP,
+        "tradeapp.serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8001",
     ]
-    bench = ServerOptions(ping=(1, 2), backlog=4096, connect_timeout=120, quiet=True)
+    bench = ServerOptions(ping=(1, 2), backlog=64, connect_timeout=120, quiet=True)
     command = server_command("daphne", 8001, bench)
-    assert command[4] == "tcp:port=8001:interface=127.0.0.1:backlog=4096"
-    assert command[5:-1] == [
-        "-v",
-        "0",
+    assert command[7:] == [
+        "--backlog",
+        "64",
         "--ping-interval",
         "1",
         "--ping-timeout",
         "2",
-        "--websocket_connect_timeout",
+        "--connect-timeout",
         "120",
+        "--no-access-log",
     ]
-    assert command[-1] == APP
 
 
 def test_uvicorn_gets_the_same_options_in_its_own_words():
@@ -43,6 +43,7 @@ def test_uvicorn_gets_the_same_options_in_its_own_words():
     assert "--ws-ping-interval 1 --ws-ping-timeout 2" in text
     assert "--no-access-log --log-level warning" in text
     assert "--backlog 64" in text
+    assert "--interface asgi3" in text  # the serving wrapper's __call__ is synchronous
 
 
 def test_an_unknown_server_kind_is_refused():
@@ -99,3 +100,17 @@ def test_a_cluster_uses_the_ports_chosen_beforehand_and_its_qa_token(tmp_path):
     assert server.stdout_path.parent == server.stderr_path.parent == tmp_path
     assert not server.alive()
     cluster.close()  # nothing started: nothing to stop
+
+
+def test_several_redis_nodes_reach_the_servers_as_redis_urls(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://elsewhere/0")
+    env = launcher.server_env(redis_url="redis://a:1/0, redis://b:2/0", prefix="p")
+    assert env["REDIS_URLS"] == "redis://a:1/0, redis://b:2/0"
+    assert "REDIS_URL" not in env
+    assert launcher.redis_nodes("redis://a:1/0, redis://b:2/0") == [
+        "redis://a:1/0",
+        "redis://b:2/0",
+    ]
+    one = launcher.server_env(redis_url="redis://a:1/0", prefix="p")
+    assert one["REDIS_URL"] == "redis://a:1/0"
+    assert "REDIS_URLS" not in one

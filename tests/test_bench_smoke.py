@@ -1,4 +1,5 @@
-"""Smoke test of `manage.py bench_stream`: a tiny real run, report structure, complete delivery."""
+"""Smoke tests of `manage.py bench_stream`: tiny real runs, report structure, complete delivery,
+and a server killed under its viewers."""
 
 import json
 import subprocess
@@ -13,34 +14,43 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.redis, pytest.mark.e2e]
 
 
-def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
-    report_path = tmp_path / "report.json"
+def bench_stream(report_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run manage.py bench_stream with these options; its process (which must succeed) and its
+    JSON report."""
     proc = subprocess.run(
         [
             sys.executable,
             str(BASE_DIR / "manage.py"),
             "bench_stream",
-            "--workers=1",
-            "--viewers=5",
-            "--clients=1",
-            "--turns=1",
-            "--rate=400",
-            "--flush-ms=20",
-            "--warmup=0.2",
-            "--connect-count=10",
-            "--connect-rate=50",
-            f"--redis-url={redis_url}",
-            "--timeout=50",
+            *args,
             f"--json={report_path}",
         ],
         cwd=BASE_DIR,
         capture_output=True,
         text=True,
-        timeout=58,
+        timeout=110,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    report = json.loads(report_path.read_text())
+    return proc, json.loads(report_path.read_text())
+
+
+def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
+    report_path = tmp_path / "report.json"
+    proc, report = bench_stream(
+        report_path,
+        "--workers=1",
+        "--viewers=5",
+        "--clients=1",
+        "--turns=1",
+        "--rate=400",
+        "--flush-ms=20",
+        "--warmup=0.2",
+        "--connect-count=10",
+        "--connect-rate=50",
+        f"--redis-url={redis_url}",
+        "--timeout=50",
+    )
 
     assert report["ok"] is True
     assert report["debate"]["status"] == "completed"
@@ -69,6 +79,43 @@ def test_bench_stream_small_run_reports_complete_delivery(redis_url, tmp_path):
     assert report["debate"]["flush_ms_configured"] == 20
     # The table goes to stdout too, and nothing is left running (the command cleans up).
     assert "token latency p50 / p99 / max ms" in proc.stdout
+    # Production -> receipt includes the coalescing wait that flush -> receipt leaves out.
+    flushed = report["token_flush_latency_ms"]
+    assert flushed["count"] == report["token_latency_ms"]["frames"]
+    assert flushed["p50"] <= report["token_latency_ms"]["p50"]
     assert report["servers"]["alive_at_end"] == [True]
     for pid in report["servers"]["pids"]:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_server_killed_under_its_viewers_loses_none_of_them(redis_url, tmp_path):
+    report_path = tmp_path / "kill.json"
+    proc, report = bench_stream(
+        report_path,
+        "--workers=2",
+        "--viewers=30",
+        "--clients=1",
+        "--turns=3",
+        "--rate=100",
+        "--flush-ms=20",
+        "--warmup=0.2",
+        "--connect-count=0",
+        "--kill-server=1",
+        "--kill-at=1",
+        f"--redis-url={redis_url}",
+        "--timeout=90",
+    )
+
+    kill = report["kill"]
+    assert kill["killed"] is True
+    assert kill["viewers_on_it"] == 15
+    # Every viewer of the killed server came back on the other one and resumed exactly.
+    assert kill["viewers_disrupted"] == kill["viewers_rehomed"] == 15
+    assert kill["rehome_p99_ms"] is not None
+    assert kill["others_token_latency_ms"]["count"] > 0
+    delivery = report["delivery"]
+    assert delivery["complete"] == 30
+    assert (delivery["missing_events"], delivery["duplicates"]) == (0, 0)
+    assert delivery["reconnects"] >= 15
+    assert report["servers"]["alive_at_end"] == [True, False]
+    assert "re-home p50 / p99 / max ms" in proc.stdout

@@ -1,12 +1,13 @@
 """The load generator's viewer: frames split anywhere, shared bytes read once, seq accounting."""
 
+import asyncio
 import time
 
 import orjson
 import pytest
 
 from bench import wsclient
-from streaming.protocol import CONNECTED, STATUS_UPDATE, TOKEN_RECEIVED
+from streaming.protocol import CONNECTED, STATUS_UPDATE, TOKEN_RECEIVED, TURN_CHANGE
 from streaming.server import encode_text_frame
 
 UPGRADE = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
@@ -29,14 +30,23 @@ class FakeTransport:
         self.closed = True
 
 
-def event_frame(seq: int, kind: str = TOKEN_RECEIVED, **payload) -> bytes:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000Z"
-    text = orjson.dumps({"type": kind, "payload": {"seq": seq, **payload}, "timestamp": stamp})
-    return encode_text_frame(text.decode())
+def iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch)) + ".000Z"
 
 
-def connected_frame() -> bytes:
-    return encode_text_frame(orjson.dumps({"type": CONNECTED, "payload": {}}).decode())
+def event_frame(
+    seq: int, kind: str = TOKEN_RECEIVED, published: str | None = None, at=None, **payload
+):
+    stamp = iso(time.time() if at is None else at)
+    message = {"type": kind, "payload": {"seq": seq, **payload}, "timestamp": stamp}
+    if published:
+        message["publishedAt"] = published
+    return encode_text_frame(orjson.dumps(message).decode())
+
+
+def connected_frame(last_seq: int = 0) -> bytes:
+    message = {"type": CONNECTED, "payload": {"lastSeq": last_seq}}
+    return encode_text_frame(orjson.dumps(message).decode())
 
 
 def new_viewer(stats: wsclient.Stats) -> wsclient.Viewer:
@@ -133,3 +143,78 @@ async def test_a_refused_upgrade_records_the_http_status():
 
     assert viewer.close_code == -403
     assert viewer.transport.closed
+
+
+async def test_latency_is_taken_from_production_and_from_the_flush():
+    stats = wsclient.Stats()
+    viewer = new_viewer(stats)
+    viewer.data_received(UPGRADE + connected_frame())
+    now = time.time()  # made about 5 s ago, sent about 1 s ago
+    viewer.data_received(event_frame(1, token="x", published=iso(now - 1), at=now - 5))
+    viewer.data_received(event_frame(2, TURN_CHANGE))  # no publishedAt: production only
+
+    (production,) = stats.token_hist
+    (flush,) = stats.token_flush_hist
+    assert flush < production  # sent after it was made: the flush is the nearer
+    assert sum(stats.event_hist.values()) == 2
+    assert sum(stats.event_flush_hist.values()) == 1
+
+
+async def test_a_resumed_viewer_counts_its_catch_up_without_timing_it():
+    stats = wsclient.Stats()
+    viewer = new_viewer(stats)
+    viewer.data_received(UPGRADE + connected_frame())
+    viewer.data_received(event_frame(1) + event_frame(2))
+    viewer.connection_lost(None)
+    viewer.reconnects = 1
+    viewer._socket(b"GET / HTTP/1.1\r\n\r\n")
+    viewer.connection_made(FakeTransport())
+    viewer.data_received(UPGRADE + connected_frame(last_seq=4) + event_frame(3) + event_frame(4))
+    viewer.data_received(event_frame(5))
+
+    assert (viewer.last_seq, viewer.gaps, viewer.dups) == (5, set(), 0)
+    assert stats.replayed == 2  # seqs 3 and 4 came with the catch-up
+    assert stats.token_frames == 3  # 1, 2 and the live 5 were timed
+
+
+async def test_a_lost_viewer_comes_back_through_another_server_with_its_last_seq():
+    requests: list[bytes] = []
+
+    async def serve(reader, writer):
+        requests.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(
+            UPGRADE
+            + connected_frame(last_seq=2)
+            + event_frame(3, STATUS_UPDATE, status="completed")
+        )
+        await writer.drain()
+        writer.close()
+
+    other = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = other.sockets[0].getsockname()[1]
+    try:
+        stats = wsclient.Stats()
+        viewer = new_viewer(stats)
+        viewer.data_received(UPGRADE + connected_frame() + event_frame(1) + event_frame(2))
+        gone = ("127.0.0.1", 1)  # the first target, now dead
+        watching = wsclient.keep_watching(
+            viewer, [gone, ("127.0.0.1", port)], 0, lambda n: f"/ws/?lastSeq={n}", "o", None, 5
+        )
+        viewer.connection_lost(None)
+        assert not viewer.done.done()  # a lost socket is not the end
+        async with asyncio.timeout(30):
+            await watching
+
+        assert viewer.done.result() is True
+        assert requests[0].startswith(b"GET /ws/?lastSeq=2 ")
+        assert (viewer.last_seq, viewer.final_status, viewer.gaps, viewer.dups) == (
+            3,
+            "completed",
+            set(),
+            0,
+        )
+        assert viewer.disrupted
+        assert len(viewer.rehome_times) == 1
+    finally:
+        other.close()
+        await other.wait_closed()

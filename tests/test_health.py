@@ -43,6 +43,18 @@ def test_readyz_503_when_redis_is_down(client, settings):
     assert body["checks"]["redis"].startswith("down:")
 
 
+@pytest.mark.django_db
+def test_readyz_names_each_redis_node_that_is_down(client, settings, redis_url):
+    # The second of three nodes refuses connections (port 1: nothing listens).
+    settings.REDIS_URLS = [redis_url, "redis://127.0.0.1:1/0", redis_url]
+    settings.REDIS_URL = redis_url
+    resp = client.get("/readyz")
+    assert resp.status_code == 503
+    body = resp.json()
+    assert body["down"] == ["redis-1"]
+    assert body["checks"]["redis-0"] == body["checks"]["redis-2"] == "ok"
+
+
 def test_readyz_503_when_the_database_is_down():
     # A fresh process whose DATABASE_URL points at a port where nothing listens.
     script = (

@@ -3,9 +3,10 @@
 import logging
 
 import redis
-from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+
+from streaming import backends
 
 logger = logging.getLogger(__name__)
 
@@ -23,23 +24,26 @@ def _check_database() -> None:
         cursor.fetchone()
 
 
-def _check_redis() -> None:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        socket_timeout=REDIS_TIMEOUT_S,
-    )
-    try:
-        client.ping()
-    finally:
-        client.close()
+def _redis_check(url: str):
+    def check() -> None:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+        )
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return check
 
 
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Every backing service is reachable: 200, or 503 naming what is down."""
+    """Every backing service is reachable: 200, or 503 naming what is down (each Redis node:
+    "redis", or "redis-0", "redis-1", ... with REDIS_URLS)."""
     checks = {"database": _check_database}
-    if settings.REDIS_URL:
-        checks["redis"] = _check_redis
+    nodes = backends.redis_urls()
+    for index, url in enumerate(nodes):
+        checks["redis" if len(nodes) == 1 else f"redis-{index}"] = _redis_check(url)
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:

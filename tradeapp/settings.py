@@ -102,14 +102,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache --------------------------------------------------------------
 
-REDIS_URL = env_str("REDIS_URL")
+# One Redis (REDIS_URL), or several nodes (REDIS_URLS, which then wins): the channel layer shards
+# its channels and groups over them, and the streaming layer keeps each debate's keys on one node
+# (streaming.backends.node_url); the cache uses the first.
+REDIS_URLS = env_list("REDIS_URLS", [])
+REDIS_URL = REDIS_URLS[0] if REDIS_URLS else env_str("REDIS_URL")
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                "hosts": [
+                    {"address": url, "max_connections": 1000} for url in REDIS_URLS or [REDIS_URL]
+                ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "tradeapp"),
             },
         }
@@ -273,7 +279,16 @@ STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 
-# --- Serving process (tradeapp.serving) ---------------------------------------------------------
+# --- Serving process (tradeapp.serve, tradeapp.serving) ------------------------------------------
+
+# python -m tradeapp.serve: where daphne listens and how (see that module for why each default).
+SERVER_HOST = env_str("HOST", "127.0.0.1")
+SERVER_PORT = env_int("PORT", 8000)
+SERVER_LISTEN_BACKLOG = env_int("SERVER_LISTEN_BACKLOG", 4096)
+SERVER_WS_CONNECT_TIMEOUT_S = env_int("SERVER_WS_CONNECT_TIMEOUT_S", 30)
+SERVER_PING_INTERVAL_S = env_int("SERVER_PING_INTERVAL_S", 20)
+SERVER_PING_TIMEOUT_S = env_int("SERVER_PING_TIMEOUT_S", 30)
+SERVER_ACCESS_LOG = env_bool("SERVER_ACCESS_LOG", True)
 
 # The server's garbage-collector thresholds (tradeapp.gc_tuning).
 SERVER_GC_THRESHOLDS = env_list("SERVER_GC_THRESHOLDS", ["50000", "50", "100"])

@@ -52,16 +52,18 @@ def daphne_cluster(
     count: int = 1,
     *,
     use_redis: bool = True,
+    redis_url: str | None = None,
     ping: tuple[float, float] = (20, 30),
     **extra_env: str,
 ):
-    """`count` daphne processes on one fresh database (and Redis); torn down on exit."""
+    """`count` daphne processes on one fresh database (and Redis: the test Redis, or
+    `redis_url`, several nodes separated by commas); torn down on exit."""
     with cluster(
         tmp_dir,
         count,
         name="wse2e",
         options=ServerOptions(ping=ping),
-        redis_url=require_redis() if use_redis else None,
+        redis_url=(redis_url or require_redis()) if use_redis else None,
         qa_token=QA_TOKEN,
         origins=ORIGIN,
         user=(USERNAME, PASSWORD),

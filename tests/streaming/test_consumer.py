@@ -10,9 +10,11 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from debates.models import Argument, Debate, DebateStatus
 from streaming import backends, consumers, presence, protocol, services
+from streaming.auth import token_user, token_users
 from streaming.fanout import get_hub
 from streaming.models import Viewer
 from streaming.publisher import publish_event
@@ -76,6 +78,44 @@ async def test_user_jwt_is_accepted_and_recorded_on_the_viewer(debate, user):
     await asyncio.sleep(0)
     viewer = await database_sync_to_async(Viewer.objects.get)(pk=viewer.pk)
     assert viewer.disconnected_at is not None
+
+
+async def test_a_valid_token_of_a_user_who_is_gone_or_inactive_is_refused(debate, user, settings):
+    token = str(AccessToken.for_user(user))
+    user.is_active = False
+    await database_sync_to_async(user.save)()
+    await expect_refusal(communicator(debate.id, token=token), protocol.Close.UNAUTHORIZED)
+
+    await database_sync_to_async(user.delete)()
+    # The user is checked before the debate: an unknown debate still gets 4001.
+    await expect_refusal(communicator(new_id(), token=token), protocol.Close.UNAUTHORIZED)
+    assert not await database_sync_to_async(Viewer.objects.exists)()
+
+
+async def test_a_token_from_before_a_password_change_names_no_user_when_revocation_is_on(
+    user, settings
+):
+    settings.SIMPLE_JWT = {**settings.SIMPLE_JWT, "CHECK_REVOKE_TOKEN": True}
+    token = AccessToken.for_user(user)
+    token["hash_password"] = get_md5_hash_password(user.password)  # what simplejwt stamps
+    users = await database_sync_to_async(token_users)([token])
+    assert token_user(token, users) == user
+    user.set_password("a-new-password-1")
+    await database_sync_to_async(user.save)()
+    users = await database_sync_to_async(token_users)([token])
+    assert token_user(token, users) is None
+
+
+async def test_a_storm_of_user_tokens_is_checked_in_the_ledgers_batches(debate, user, other_user):
+    tokens = [str(AccessToken.for_user(u)) for u in (user, other_user)] * 10
+    results = await asyncio.gather(*(connect(debate.id, token=t) for t in tokens))
+    assert [first["type"] for _comm, first in results] == [protocol.CONNECTED] * 20
+    rows = await database_sync_to_async(list)(
+        Viewer.objects.filter(debate=debate).values_list("user_id", flat=True)
+    )
+    assert sorted(rows) == sorted([user.pk, other_user.pk] * 10)
+    for comm, _first in results:
+        await comm.disconnect()
 
 
 async def test_catch_up_from_seq_1_without_last_seq(debate):

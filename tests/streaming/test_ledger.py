@@ -120,9 +120,7 @@ async def test_opens_and_closes_issued_together_are_one_batch_each(debate, monke
     book = get_ledger()
     missing = uuid.uuid4()
     requests = [debate.id, debate.id, debate.id, missing]
-    opened = await asyncio.gather(
-        *(book.open(debate_id=d, user=None, client_ip="10.0.0.1") for d in requests)
-    )
+    opened = await asyncio.gather(*(book.open(debate_id=d, client_ip="10.0.0.1") for d in requests))
     assert opened[3] is None
     viewers = opened[:3]
     assert all(viewer.debate.pk == debate.pk for viewer in viewers)
@@ -136,7 +134,7 @@ async def test_a_socket_gone_while_its_row_is_written_gets_the_row_closed(debate
     gate = Gate(services.viewers_open)
     monkeypatch.setattr(services, "viewers_open", gate)
     book = get_ledger()
-    task = asyncio.create_task(book.open(debate_id=debate.id, user=None, client_ip=None))
+    task = asyncio.create_task(book.open(debate_id=debate.id, client_ip=None))
     await until(gate.entered.is_set)
     task.cancel()
     gate.release.set()

@@ -1,13 +1,15 @@
 """publish_event: seq, channel-layer message with pre-encoded text, and token coalescing."""
 
 import asyncio
+import time
+from datetime import datetime
 
 import orjson
 import pytest
 from channels.layers import get_channel_layer
 
 from debates.models import Debate, DebateStatus
-from streaming import presence, protocol, publisher
+from streaming import backends, presence, protocol, publisher
 from streaming.eventlog import get_event_log
 from streaming.publisher import flush, flush_interval_ms, publish_event, publish_events
 
@@ -273,3 +275,85 @@ async def test_the_audience_is_counted_with_running_so_the_opening_turn_coalesce
     assert publisher._stream(key).audience is None
     await publisher.flush(key)
     assert len(await _drain(layer, channel, 2)) == 2
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _ms(epoch: float) -> float:
+    return int(epoch * 1000) / 1000  # timestamps are truncated to the millisecond
+
+
+async def test_an_event_carries_its_creation_time_and_when_the_outbox_sent_it(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 60_000  # tokens wait until the argument completes
+    layer, channel = await _subscribe()
+    token = {"agent": "bull", "turn": 1}
+    await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {**token, "token": "The "})
+    before_second = time.time()
+    await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {**token, "token": "stock "})
+    after_second = time.time()
+    await asyncio.sleep(0.05)
+    await publish_event(DEBATE, protocol.TOKEN_RECEIVED, {**token, "token": "rises."})
+    before_complete = time.time()
+    await publish_event(
+        DEBATE, protocol.ARGUMENT_COMPLETE, {**token, "content": "The stock rises."}
+    )
+    first, (merged, complete) = await _actions(layer, channel, 2)
+
+    assert merged["payload"]["token"] == "stock rises."
+    # The merged frame is as old as its first token; it was sent with the argument.
+    assert _ms(before_second) <= _epoch(merged["timestamp"]) <= after_second
+    assert _epoch(merged["publishedAt"]) >= _ms(before_complete)
+    assert merged["publishedAt"] == complete["publishedAt"]
+    assert _epoch(complete["timestamp"]) >= _ms(before_complete)
+    assert first[0]["timestamp"] <= first[0]["publishedAt"]
+    # The log holds the same texts, publishedAt included.
+    logged = [orjson.loads(text) for _, text in await get_event_log().read_after(DEBATE, 0)]
+    assert logged == [first[0], merged, complete]
+
+
+async def test_a_publish_handed_to_the_loop_running_the_debate_keeps_its_creation_time(settings):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 0
+    layer, channel = await _subscribe()
+    await publish_event(DEBATE, protocol.STATUS_UPDATE, {"status": "running"})  # owns the loop
+    stream = publisher._streams[DEBATE]
+
+    def from_another_thread() -> float:
+        called = time.time()
+        asyncio.run(publish_event(DEBATE, "TURN_CHANGE", {"currentAgent": "bull", "turn": 1}))
+        return called
+
+    async with stream.lock:  # the debate's loop is busy publishing: the handed event waits
+        publishing = asyncio.ensure_future(asyncio.to_thread(from_another_thread))
+        async with asyncio.timeout(10):
+            while not stream.lock._waiters:  # noqa: ASYNC110 - asyncio.Lock has no event for it
+                await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+        released = time.time()
+    called = await publishing
+    _running, (turn,) = await _actions(layer, channel, 2)
+    assert _ms(called) <= _epoch(turn["timestamp"]) < _ms(released)
+    assert _epoch(turn["publishedAt"]) >= _ms(released)
+
+
+async def test_the_interval_follows_the_busiest_process_not_the_whole_audience(settings, use_redis):
+    settings.TOKEN_FLUSH_INTERVAL_MS = 50
+    debate_id = "6f1c1d3e-0000-4000-8000-0000000000b5"
+    for _ in range(300):
+        presence.joined(debate_id)  # this process: 300 viewers
+    await presence.publish_counts(every=True)
+    client = backends.debate_client(debate_id)
+    now = (await client.time())[0]
+    key = backends.key("audience", debate_id)
+    await client.hset(key, mapping={"host:2:aa": f"700:{now}", "host:3:bb": f"200:{now}"})
+
+    assert await presence.audience_spread(debate_id) == (1200, 700)
+    assert await presence.audience(debate_id) == 1200
+    await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": "running"})
+    # Each message costs the busiest process 700 writes: the interval is set by those.
+    assert publisher._stream(debate_id).viewers == 700
+    assert flush_interval_ms(700) == 50.0  # 700 viewers at 50 ms per 1,000: the base
+    settings.TOKEN_FLUSH_MS_PER_1K_VIEWERS = 1000
+    assert flush_interval_ms(publisher._stream(debate_id).viewers) == 700
+    publisher.release(debate_id)

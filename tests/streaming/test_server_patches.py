@@ -3,6 +3,7 @@
 import logging
 
 import pytest
+from autobahn.twisted import websocket as autobahn_twisted_websocket
 from autobahn.websocket import protocol as autobahn_protocol
 from daphne.access import AccessLogGenerator
 from daphne.ws_protocol import WebSocketProtocol
@@ -17,6 +18,8 @@ TESTED = {"daphne": "4.2.3", "Twisted": "26.10.0", "autobahn": "26.11.1"}
 TARGETS = [
     (tcp.Connection, "write"),
     (autobahn_protocol, "pformat"),
+    (autobahn_protocol, "hltype"),
+    (autobahn_twisted_websocket, "hltype"),
     (AccessLogGenerator, "write_entry"),
     (WebSocketProtocol, "handle_reply"),
     (WebSocketProtocol, "check_timeouts"),
@@ -143,3 +146,17 @@ def test_rfc_close_codes_lets_daphne_close_with_1008(clean):
     WebSocketProtocol.serverClose(closing)
     assert closing.frames == [1008, 4004, 1000]
     assert closing.refused == [1008]
+
+
+def test_autobahns_debug_arguments_are_formatted_only_when_a_line_is(clean):
+    from autobahn.util import hltype
+
+    server.install(lambda name: TESTED[name])
+    lazy = autobahn_protocol.hltype(
+        test_autobahns_debug_arguments_are_formatted_only_when_a_line_is
+    )
+    assert not isinstance(lazy, str)  # nothing formatted yet
+    assert f"{lazy}" == hltype(test_autobahns_debug_arguments_are_formatted_only_when_a_line_is)
+    assert autobahn_twisted_websocket.hltype is autobahn_protocol.hltype
+    server.uninstall()
+    assert autobahn_protocol.hltype is hltype

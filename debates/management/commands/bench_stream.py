@@ -1,5 +1,6 @@
 """Capacity benchmark: W servers, V viewers, one live debate; delivery, latency, CPU, memory."""
 
+import argparse
 import os
 
 from django.core.management.base import BaseCommand, CommandError
@@ -7,6 +8,14 @@ from django.core.management.base import BaseCommand, CommandError
 from bench.errors import BenchError
 from bench.report import format_table, write_json
 from bench.run import Config, run
+
+
+def _cpus(text: str) -> list[int]:
+    """A CPU list such as "0" or "0,1"."""
+    try:
+        return [int(cpu) for cpu in text.split(",") if cpu.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"a CPU list such as 0 or 0,1, got {text!r}") from exc
 
 
 class Command(BaseCommand):
@@ -63,7 +72,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--redis-url",
             default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/13",
-            help="Redis shared by the servers (REDIS_URL or redis://127.0.0.1:6379/13)",
+            help="Redis shared by the servers (REDIS_URL or redis://127.0.0.1:6379/13); several "
+            "nodes separated by commas are given to the servers as REDIS_URLS",
         )
         parser.add_argument(
             "--database-url",
@@ -97,11 +107,52 @@ class Command(BaseCommand):
             help="extra environment of the started servers; repeatable",
         )
         parser.add_argument(
+            "--warm-debate",
+            dest="warm_debate",
+            action="store_true",
+            help="run an unwatched 1-turn debate on each server before measuring (by default "
+            "the measured debate is each server's first, as after a deploy)",
+        )
+        parser.add_argument(
             "--no-warm-debate",
             dest="warm_debate",
             action="store_false",
-            help="skip the unwatched 1-turn debate run on each server before measuring "
-            "(keep first-use costs such as importing LangGraph in time to first token)",
+            help="the default: no warm-up debate",
+        )
+        parser.add_argument(
+            "--viewer-rate",
+            type=float,
+            default=0.0,
+            help="viewers arrive at this rate (connections/s) instead of --connect-concurrency "
+            "at a time, and the debate starts as the last one arrives, during the storm (0: off)",
+        )
+        parser.add_argument(
+            "--kill-server",
+            type=int,
+            default=None,
+            metavar="N",
+            help="SIGKILL server N (0..workers-1; 0 runs the debate, so its takeover is "
+            "included) during the debate: its viewers reconnect to the others with lastSeq",
+        )
+        parser.add_argument(
+            "--kill-at",
+            type=float,
+            default=5.0,
+            help="seconds after the debate's start to kill --kill-server (5)",
+        )
+        parser.add_argument(
+            "--server-cpus",
+            type=_cpus,
+            default=[],
+            metavar="LIST",
+            help="pin the started servers to these CPUs, e.g. 0 (as taskset -c 0 would)",
+        )
+        parser.add_argument(
+            "--client-cpus",
+            type=_cpus,
+            default=[],
+            metavar="LIST",
+            help="pin the load generator (client processes and this one) to these CPUs, e.g. 1",
         )
         parser.add_argument("--json", dest="json_path", default="", help="write the report here")
         parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
@@ -114,6 +165,10 @@ class Command(BaseCommand):
                 import uvicorn  # noqa: F401
             except ImportError as exc:
                 raise CommandError("--server uvicorn needs uvicorn installed") from exc
+        if opts["kill_server"] is not None and (
+            opts["urls"] or opts["workers"] < 2 or not 0 <= opts["kill_server"] < opts["workers"]
+        ):
+            raise CommandError("--kill-server N needs N < --workers, at least 2 workers, no --url")
         if opts["urls"] and not opts["qa_token"]:
             raise CommandError("--url needs --qa-token (or WS_QA_TOKEN): the servers' QA token")
         server_env = {}
@@ -143,8 +198,13 @@ class Command(BaseCommand):
             source=opts["source"],
             tokens_per_turn=opts["tokens_per_turn"],
             warm_debate=opts["warm_debate"],
+            viewer_rate=opts["viewer_rate"],
             server_env=server_env,
             keep=opts["keep"],
+            kill_server=opts["kill_server"],
+            kill_at=opts["kill_at"],
+            server_cpus=opts["server_cpus"],
+            client_cpus=opts["client_cpus"],
         )
         try:
             report = run(cfg, out=lambda line: self.stderr.write(line))
