@@ -1,7 +1,8 @@
 """The wire protocol: every WebSocket message type and shape, defined once (DESIGN §3).
 
 Server messages are Redux-style actions ``{type, payload, timestamp}``. Debate events
-(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE) carry ``payload.seq``; the
+(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE, USAGE, CONCLUDING) carry
+``payload.seq``; the
 other messages (CONNECTED, ERROR, PING, PONG) do not. A debate event's ``timestamp`` is when it
 was created (a merged token frame: its first token), and the events the publisher sent carry
 ``publishedAt`` too (added): when they left the coalescing outbox.
@@ -31,6 +32,8 @@ TOKEN_RECEIVED = "DEBATE/TOKEN_RECEIVED"
 ARGUMENT_COMPLETE = "DEBATE/ARGUMENT_COMPLETE"
 TURN_CHANGE = "DEBATE/TURN_CHANGE"
 STATUS_UPDATE = "DEBATE/STATUS_UPDATE"
+USAGE = "DEBATE/USAGE"
+CONCLUDING = "DEBATE/CONCLUDING"
 ERROR = "DEBATE/ERROR"
 PING = "DEBATE/PING"
 PONG = "DEBATE/PONG"
@@ -41,6 +44,13 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     ARGUMENT_COMPLETE: ("agent", "content", "turn"),
     TURN_CHANGE: ("currentAgent", "turn"),
     STATUS_UPDATE: ("status",),
+    # Tokens and US dollars so far (cost null when a model has no price): perAgent {bull, bear,
+    # moderator: {promptTokens, completionTokens, cost}}, total {same}, estimated (any count
+    # ours), budget {tokens, cost} | null; at each argument's end and every N tokens of one.
+    USAGE: ("perAgent", "total", "estimated", "budget"),
+    # The debate ends early: the argument in progress finishes, then the moderator concludes on
+    # what was said. reason: "budget" (its token or cost budget, or its creator's daily one).
+    CONCLUDING: ("reason",),
 }
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
@@ -165,6 +175,13 @@ def event_text_parts(
     if published_at is not None:
         tail += ',"publishedAt":' + orjson.dumps(published_at).decode()
     return head, tail + "}"
+
+
+def usage_budget(tokens: int | None, cost: float | None) -> dict | None:
+    """USAGE.budget: the limits the debate concludes at, or None when it has none."""
+    if tokens is None and cost is None:
+        return None
+    return {"tokens": tokens, "cost": cost}
 
 
 def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool = False) -> dict:

@@ -39,10 +39,11 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, close_old_connections
 
-from debates import selectors, services
+from debates import costs, selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
 from debates.engine.market import get_provider
+from debates.engine.nodes import model_name
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import DebateStatus
 from debates.runs.errors import (
@@ -58,6 +59,8 @@ from tradeapp.instance import process_id
 logger = logging.getLogger(__name__)
 
 DB_RETRIES = 5
+# CONCLUDING's reason when the debate's budget (or its creator's daily one) is reached.
+BUDGET = "budget"
 # An argument longer than this is a runaway model, not an argument: the debate fails.
 MAX_ARGUMENT_CHARS = 20_000
 
@@ -151,6 +154,14 @@ class DebateRun:
         self._verdict_saved = False
         self._turn = 0
         self._agent = ""
+        self._items: list[ArgumentItem] = []  # the transcript so far (saved arguments)
+        self._usage = costs.DebateUsage()  # the saved arguments' usage
+        self._budget: tuple = (None, None)  # (tokens, US dollars) the run concludes at
+        self._model = ""  # the model's name, to price the call in progress
+        self._live_tokens = 0  # tokens of the argument in progress
+        self._max_turns = 0  # the bull and bear turns of the graph being streamed
+        self._conclude_reason: str | None = None
+        self._conclusion_announced = False
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -278,8 +289,17 @@ class DebateRun:
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
         saved = [ArgumentItem(**a) for a in _items(debate)]
+        self._items = list(saved)
+        self._usage = costs.DebateUsage.of_arguments(debate.arguments.all())
+        self._budget = await _service(services.run_budget, debate=debate)
+        self._model = model_name(llm)
+        max_turns = debate.max_turns
+        if debate.conclusion_reason:
+            # Taken over while concluding early: the moderator is next.
+            self._conclude_reason, self._conclusion_announced = debate.conclusion_reason, True
+            max_turns = sum(1 for a in saved if a["agent"] != MODERATOR)
         state = initial_state(
-            asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
+            asset=debate.asset, market=market, max_turns=max_turns, arguments=saved
         )
         if any(a["agent"] == MODERATOR for a in saved):
             self._verdict_saved = True
@@ -293,42 +313,112 @@ class DebateRun:
         ):
             raise StopRun
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
-        await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
-        buffer: list[str] = []
-        config = {"recursion_limit": 2 * debate.max_turns + 10}
-        size = 0
-        async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
-            self._progress_at = self.loop.time()
-            if mode == "messages":
-                chunk, meta = data
-                token = message_text(chunk)
-                if token and meta.get("langgraph_node") == self._agent:
-                    buffer.append(token)
-                    size += len(token)
-                    if size > MAX_ARGUMENT_CHARS:
-                        raise RunawayOutputError(
-                            f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
-                        )
-                    await self._publish(
-                        protocol.TOKEN_RECEIVED,
-                        {"agent": self._agent, "token": token, "turn": self._turn},
-                    )
-                continue
-            for update in data.values():
-                if not update or not update.get("arguments"):
-                    continue
-                item = update["arguments"][-1]
-                with self._uninterrupted():
-                    await self._complete(item, "".join(buffer), update.get("verdict"))
-                buffer, size = [], 0
-                if item["agent"] != MODERATOR:
-                    await self._turn_change(item["turn"] + 1, debate.max_turns)
-                else:
-                    self._verdict_saved = True
+        await self._turn_change(
+            state["turn"] + 1, state["max_turns"], hold_s=services.OPENING_HOLD_S
+        )
+        while await self._stream(graph, state):
+            # Concluding early: the moderator speaks next, on what was said.
+            spoken = sum(1 for a in self._items if a["agent"] != MODERATOR)
+            state = initial_state(
+                asset=debate.asset, market=market, max_turns=spoken, arguments=self._items
+            )
         if not self._verdict_saved:
             raise UnfinishedGraphError(
                 f"the graph stopped at turn {self._turn}, before the verdict."
             )
+
+    async def _stream(self, graph, state) -> bool:
+        """Stream the graph from `state`; True when it stopped after an argument to conclude."""
+        buffer: list[str] = []
+        self._max_turns = state["max_turns"]
+        config = {"recursion_limit": 2 * state["max_turns"] + 10}
+        size = 0
+        stream = graph.astream(state, config, stream_mode=["messages", "updates"])
+        async with contextlib.aclosing(stream):
+            async for mode, data in stream:
+                self._progress_at = self.loop.time()
+                if mode == "messages":
+                    chunk, meta = data
+                    token = message_text(chunk)
+                    if token and meta.get("langgraph_node") == self._agent:
+                        buffer.append(token)
+                        size += len(token)
+                        if size > MAX_ARGUMENT_CHARS:
+                            raise RunawayOutputError(
+                                f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+                            )
+                        await self._publish(
+                            protocol.TOKEN_RECEIVED,
+                            {"agent": self._agent, "token": token, "turn": self._turn},
+                        )
+                        await self._count_token()
+                    continue
+                for update in data.values():
+                    if not update or not update.get("arguments"):
+                        continue
+                    item = update["arguments"][-1]
+                    with self._uninterrupted():
+                        await self._complete(
+                            item, "".join(buffer), update.get("verdict"), update.get("usage")
+                        )
+                    buffer, size = [], 0
+                    if item["agent"] == MODERATOR:
+                        self._verdict_saved = True
+                    elif self._conclude_reason and item["turn"] < state["max_turns"]:
+                        await self._announce_conclusion()
+                        await self._turn_change(item["turn"] + 1, item["turn"])
+                        return True
+                    else:
+                        await self._turn_change(item["turn"] + 1, state["max_turns"])
+        return False
+
+    # Called on the run's loop (by the run's own budget check, or a moderator's request).
+    def conclude(self, reason: str) -> None:
+        """Conclude early: the argument in progress finishes, then the moderator concludes on
+        what was said (CONCLUDING {reason}); idempotent, and nothing once the verdict began."""
+        last = self._agent == MODERATOR or self._turn >= self._max_turns
+        if self._conclude_reason is None and not last:
+            self._conclude_reason = reason
+
+    async def _announce_conclusion(self) -> None:
+        """Record the reason on the debate and announce CONCLUDING, once."""
+        if self._conclusion_announced:
+            return
+        self._conclusion_announced = True
+        if not await _service(
+            services.run_conclude,
+            debate_id=self.debate_id,
+            runner_id=self.runner_id,
+            reason=self._conclude_reason,
+        ):
+            raise StopRun
+        await self._publish(protocol.CONCLUDING, {"reason": self._conclude_reason})
+
+    async def _count_token(self) -> None:
+        """Every USAGE_EVERY_N_TOKENS tokens of an argument: the meter, and the budget."""
+        self._live_tokens += 1
+        every = int(settings.USAGE_EVERY_N_TOKENS)
+        if every > 0 and self._live_tokens % every == 0:
+            # The call in progress: its tokens so far (our count), its prompt not known yet.
+            current = self._usage.copy()
+            current.add(self._agent, 0, self._live_tokens, self._live_cost(), estimated=True)
+            await self._publish_usage(current)
+
+    def _live_cost(self):
+        price = costs.price_of(self._model) if self._model else None
+        if price is None:
+            return None
+        return costs.cost_of(self._model, 0, self._live_tokens)
+
+    async def _publish_usage(self, usage: costs.DebateUsage) -> None:
+        """Publish DEBATE/USAGE; conclude when the budget is reached."""
+        tokens, cost = self._budget
+        budget = protocol.usage_budget(tokens, None if cost is None else float(cost))
+        await self._publish(protocol.USAGE, {**usage.wire(), "budget": budget})
+        if usage.reached(tokens, cost):
+            self.conclude(BUDGET)
+            if self._conclude_reason:
+                await self._announce_conclusion()
 
     async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
         """Move to `turn` and publish its TURN_CHANGE."""
@@ -338,7 +428,9 @@ class DebateRun:
             protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn}, hold_s=hold_s
         )
 
-    async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
+    async def _complete(
+        self, item: ArgumentItem, streamed: str, verdict: dict | None, usage: dict | None
+    ) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]
         if len(content) > MAX_ARGUMENT_CHARS:
             raise RunawayOutputError(f"turn {turn} passed {MAX_ARGUMENT_CHARS} characters.")
@@ -364,11 +456,19 @@ class DebateRun:
             agent=agent,
             content=content,
             verdict=verdict,
+            usage=usage,
         ):
             raise StopRun
+        self._items.append(item)
         await self._publish(
             protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
         )
+        self._live_tokens = 0
+        if usage is not None:
+            prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+            cost = costs.cost_of(usage["model"], prompt, completion)
+            self._usage.add(agent, prompt, completion, cost, estimated=usage["estimated"])
+            await self._publish_usage(self._usage)
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)

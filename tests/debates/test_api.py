@@ -25,6 +25,10 @@ DEBATE_KEYS = {
     "verdict",
     "market",
     "canControl",
+    "usage",
+    "budgetTokens",
+    "budgetCost",
+    "conclusionReason",
 }
 
 
@@ -159,7 +163,17 @@ def test_detail_returns_arguments_in_order_and_verdict(auth_client, user):
         (1, "bull", "Up."),
         (2, "bear", "Down."),
     ]
-    assert set(body["arguments"][0]) == {"turn", "agent", "content", "createdAt"}
+    assert set(body["arguments"][0]) == {
+        "turn",
+        "agent",
+        "content",
+        "createdAt",
+        "promptTokens",
+        "completionTokens",
+        "usageEstimated",
+        "model",
+        "cost",
+    }
     assert body["verdict"] == {
         "recommendation": "hold",
         "confidence": 0.55,
