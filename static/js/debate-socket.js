@@ -10,7 +10,7 @@
 //
 // Events (CustomEvent, payload in `detail`): "state" {state, previous, code, reason},
 // "action" (every action applied or received), "connected", "token", "argument", "turn", "status",
-// "error", "ping", "gap".
+// "usage", "concluding", "error", "ping", "gap".
 
 import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
 
@@ -44,6 +44,8 @@ const EVENT_FOR_TYPE = {
   [ActionType.ARGUMENT_COMPLETE]: "argument",
   [ActionType.TURN_CHANGE]: "turn",
   [ActionType.STATUS_UPDATE]: "status",
+  [ActionType.USAGE]: "usage",
+  [ActionType.CONCLUDING]: "concluding",
 };
 
 /** Milliseconds until a JWT expires; -Infinity when it cannot be read. */

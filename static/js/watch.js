@@ -1,7 +1,16 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
-import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import {
+  agentLabel,
+  el,
+  formatCost,
+  formatNumber,
+  formatPercent,
+  formatPrice,
+  formatSignedPercent,
+  formatTime,
+} from "./format.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -39,6 +48,14 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
+  budget: null, // {tokens, cost} | null
+  conclusionReason: null, // why the debate concludes early (CONCLUDING, or REST)
+};
+
+/** What the page says when a debate concludes early, by CONCLUDING's reason. */
+const CONCLUDING_MESSAGES = {
+  budget: "The debate's budget was reached: the moderator concludes on what was said.",
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -264,6 +281,43 @@ function renderMarket(market) {
   renderSparkline(market.recentCloses);
 }
 
+function tallyTokens(tally) {
+  return (tally?.promptTokens || 0) + (tally?.completionTokens || 0);
+}
+
+/** The usage meter: tokens and cost per agent and in total, and the budget. */
+function renderUsage(usage, budget) {
+  if (!usage?.total) return;
+  // REST knows only saved arguments: never let it roll back a newer live reading.
+  if (state.usage && tallyTokens(usage.total) < tallyTokens(state.usage.total)) return;
+  state.usage = usage;
+  if (budget !== undefined) state.budget = budget;
+  $("usage-meter").hidden = false;
+  for (const row of $("usage-meter").querySelectorAll("tbody tr")) {
+    const agent = row.dataset.row;
+    const tally = agent === "total" ? usage.total : usage.perAgent?.[agent];
+    for (const cell of row.querySelectorAll("td")) {
+      const value = tally ? tally[cell.dataset.field] : null;
+      cell.textContent = cell.dataset.field === "cost" ? formatCost(value) : formatNumber(value ?? 0, 0);
+    }
+  }
+  $("meter-estimated").hidden = usage.estimated !== true;
+  const limits = [];
+  if (typeof state.budget?.tokens === "number") limits.push(`${formatNumber(state.budget.tokens, 0)} tokens`);
+  if (typeof state.budget?.cost === "number") limits.push(formatCost(state.budget.cost));
+  $("meter-budget").textContent = limits.length ? `Budget ${limits.join(" or ")}` : "";
+  root.dataset.totalTokens = String(tallyTokens(usage.total));
+}
+
+function renderConcluding(reason) {
+  if (!reason) return;
+  state.conclusionReason = reason;
+  const box = $("concluding-notice");
+  box.textContent = CONCLUDING_MESSAGES[reason] || `The debate concludes early (${reason}).`;
+  box.dataset.reason = reason;
+  box.hidden = false;
+}
+
 function renderCancel() {
   $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
 }
@@ -323,6 +377,11 @@ async function loadDetails() {
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
+  if (data.usage) {
+    const hasBudget = data.budgetTokens != null || data.budgetCost != null;
+    renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
+  }
+  if (data.conclusionReason) renderConcluding(data.conclusionReason);
   state.canControl = data.canControl === true;
   renderCancel();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
@@ -371,6 +430,8 @@ function start() {
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
     })
+    .on("usage", (payload) => renderUsage(payload, payload.budget ?? null))
+    .on("concluding", (payload) => renderConcluding(payload.reason))
     .on("error", (payload) => {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
