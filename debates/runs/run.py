@@ -429,7 +429,7 @@ class DebateRun:
         )
 
     async def _complete(
-        self, item: ArgumentItem, streamed: str, verdict: dict | None, usage: dict | None
+        self, item: ArgumentItem, streamed: str, verdict: dict | None, usage: dict | None = None
     ) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]
         if len(content) > MAX_ARGUMENT_CHARS:
