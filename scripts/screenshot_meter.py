@@ -4,7 +4,7 @@ Starts its own daphne (tests/e2e/browser.py) with the offline model priced like 
 free: the price is only there so the picture shows dollars), runs a debate with a token budget
 to its verdict, and saves the early-conclusion notice and the meter.
 
-    .venv/bin/python scripts/screenshot_meter.py [--budget 2500] [--out PATH]
+    .venv/bin/python scripts/screenshot_meter.py [--budget 800] [--out PATH]
 """
 
 import argparse
@@ -51,7 +51,7 @@ def capture(browser, server, debate_id: str, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Start a server and a debate with a budget, and write the screenshot."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--budget", type=int, default=2500, help="the debate's token budget")
+    parser.add_argument("--budget", type=int, default=800, help="the debate's token budget")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "usage-meter.png")
     args = parser.parse_args(argv)
 
