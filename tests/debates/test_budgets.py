@@ -256,3 +256,33 @@ def test_usage_totals_in_the_detail_and_the_list(auth_client, user):
     detail = auth_client.get(f"/api/debates/{debate.id}/").json()
     assert detail["usage"]["total"]["cost"] is None
     assert detail["usage"]["perAgent"]["moderator"]["cost"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_settings", "close_async_db_connections")
+async def test_a_debate_taken_over_while_concluding_goes_straight_to_the_verdict(user):
+    def concluding() -> Debate:
+        debate = _claimed(user, 4, budget_tokens=50)
+        usage = {"prompt_tokens": 40, "completion_tokens": 20, "estimated": False, "model": "m"}
+        assert services.run_save_argument(
+            debate_id=debate.id,
+            runner_id="r1",
+            turn=1,
+            agent="bull",
+            content="Buy it: RSI-14 reads 55.0.",
+            verdict=None,
+            usage=usage,
+        )
+        assert services.run_conclude(debate_id=debate.id, runner_id="r1", reason="budget")
+        # Concluding is recorded once.
+        assert not services.run_conclude(debate_id=debate.id, runner_id="r1", reason="budget")
+        return debate
+
+    debate = await sync_to_async(concluding)()
+    events = await _run(debate)  # the same runner id: as after a takeover, from the saved turn
+    assert events.of(protocol.CONCLUDING) == []  # announced before; not again
+    done = [(c["agent"], c["turn"]) for c in events.of(protocol.ARGUMENT_COMPLETE)]
+    assert done == [("moderator", 2)]
+    await debate.arefresh_from_db()
+    assert debate.verdict is not None
+    assert debate.conclusion_reason == "budget"
