@@ -101,6 +101,8 @@ form.addEventListener("submit", async (event) => {
   const body = { asset: form.asset.value };
   const turns = form.maxTurns.value.trim();
   if (turns !== "") body.maxTurns = /^-?\d+$/.test(turns) ? Number(turns) : turns;
+  const budget = form.budgetTokens.value.trim();
+  if (budget !== "") body.budgetTokens = /^-?\d+$/.test(budget) ? Number(budget) : budget;
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {

@@ -107,3 +107,26 @@ def test_the_meter_counts_live_and_shows_the_budget_stop(page, server):
     item = page.locator(f'.debate-item[data-debate-id="{debate["id"]}"] .debate-item__usage')
     tokens = usage["total"]["promptTokens"] + usage["total"]["completionTokens"]
     expect(item).to_have_text(f"{tokens:,} tokens · {dollars(usage['total']['cost'])}")
+
+
+def test_a_token_budget_from_the_new_debate_form(page, server):
+    sign_in(page, server)
+    page.get_by_label("Asset").fill("ETH")
+    page.get_by_label("Turns").fill("4")
+    page.get_by_label("Token budget").fill("0")
+    page.get_by_role("button", name="Start debate").click()
+    error = page.locator("#budgetTokens-error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("greater than or equal to 1")
+    expect(page.get_by_label("Token budget")).to_have_attribute("aria-invalid", "true")
+    assert page.url.endswith("/debates/")
+
+    page.get_by_label("Token budget").fill("5")
+    page.get_by_role("button", name="Start debate").click()
+    page.wait_for_url(f"{server.base_url}/debates/*/")
+    page.wait_for_function(f"() => {VIEW}.dataset.status === 'completed'", timeout=LONG, polling=50)
+    expect(page.locator("#concluding-notice")).to_be_visible()
+    expect(page.locator("#meter-budget")).to_have_text("Budget 5 tokens")
+    expect(page.locator("#moderator-arguments .argument")).to_have_count(1)
+    expect(page.locator("#bull-arguments .argument")).to_have_count(1)
+    expect(page.locator("#bear-arguments .argument")).to_have_count(0)
