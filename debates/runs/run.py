@@ -182,13 +182,18 @@ class DebateRun:
         if self._stop_reason is not None and self._work is asyncio.current_task():
             self._work.cancel()
 
-    async def _publish(self, action_type: str, payload: dict, *, hold_s: float = 0.0) -> None:
-        await publisher.publish_events(self.debate_id, [(action_type, payload)], hold_s=hold_s)
+    async def _publish(
+        self, action_type: str, payload: dict, *, hold_s: float = 0.0, also: tuple = ()
+    ) -> None:
+        """Publish an event (and `also`, events that go out with it, e.g. a USAGE reading)."""
+        events = [(action_type, payload), *also]
+        await publisher.publish_events(self.debate_id, events, hold_s=hold_s)
         if action_type == protocol.TOKEN_RECEIVED and not self._first_token_sent:
             self._first_token_sent = True
             metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
-            self.observer(action_type, payload)
+            for kind, fields in events:
+                self.observer(kind, fields)
 
     def register(self) -> None:
         """Make this run the process's run of its debate (``local_run``) until it ends."""
@@ -347,11 +352,14 @@ class DebateRun:
                             raise RunawayOutputError(
                                 f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
                             )
+                        reading = self._count_token()
                         await self._publish(
                             protocol.TOKEN_RECEIVED,
                             {"agent": self._agent, "token": token, "turn": self._turn},
+                            also=(self._usage_event(reading),) if reading else (),
                         )
-                        await self._count_token()
+                        if reading:
+                            await self._check_budget(reading)
                     continue
                 for update in data.values():
                     if not update or not update.get("arguments"):
@@ -394,28 +402,31 @@ class DebateRun:
             raise StopRun
         await self._publish(protocol.CONCLUDING, {"reason": self._conclude_reason})
 
-    async def _count_token(self) -> None:
-        """Every USAGE_EVERY_N_TOKENS tokens of an argument: the meter, and the budget."""
+    def _count_token(self) -> costs.DebateUsage | None:
+        """Count a token of the argument in progress; every USAGE_EVERY_N_TOKENS tokens, the
+        reading to publish with it (the call's tokens so far, its prompt not known yet)."""
         self._live_tokens += 1
         every = int(settings.USAGE_EVERY_N_TOKENS)
-        if every > 0 and self._live_tokens % every == 0:
-            # The call in progress: its tokens so far (our count), its prompt not known yet.
-            current = self._usage.copy()
-            current.add(self._agent, 0, self._live_tokens, self._live_cost(), estimated=True)
-            await self._publish_usage(current)
+        if every <= 0 or self._live_tokens % every:
+            return None
+        current = self._usage.copy()
+        current.add(self._agent, 0, self._live_tokens, self._live_cost(), estimated=True)
+        return current
 
     def _live_cost(self):
-        price = costs.price_of(self._model) if self._model else None
-        if price is None:
+        if not self._model or costs.price_of(self._model) is None:
             return None
         return costs.cost_of(self._model, 0, self._live_tokens)
 
-    async def _publish_usage(self, usage: costs.DebateUsage) -> None:
-        """Publish DEBATE/USAGE; conclude when the budget is reached."""
+    def _usage_event(self, usage: costs.DebateUsage) -> tuple[str, dict]:
+        """The DEBATE/USAGE event of a reading, with the budget the run concludes at."""
         tokens, cost = self._budget
         budget = protocol.usage_budget(tokens, None if cost is None else float(cost))
-        await self._publish(protocol.USAGE, {**usage.wire(), "budget": budget})
-        if usage.reached(tokens, cost):
+        return protocol.USAGE, {**usage.wire(), "budget": budget}
+
+    async def _check_budget(self, usage: costs.DebateUsage) -> None:
+        """Conclude (and announce it at once) when the reading reaches the budget."""
+        if usage.reached(*self._budget):
             self.conclude(BUDGET)
             if self._conclude_reason:
                 await self._announce_conclusion()
@@ -460,15 +471,19 @@ class DebateRun:
         ):
             raise StopRun
         self._items.append(item)
-        await self._publish(
-            protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
-        )
         self._live_tokens = 0
         if usage is not None:
             prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
             cost = costs.cost_of(usage["model"], prompt, completion)
             self._usage.add(agent, prompt, completion, cost, estimated=usage["estimated"])
-            await self._publish_usage(self._usage)
+        # The argument's USAGE reading goes out with it, in one message.
+        await self._publish(
+            protocol.ARGUMENT_COMPLETE,
+            {"agent": agent, "content": content, "turn": turn},
+            also=(self._usage_event(self._usage),) if usage is not None else (),
+        )
+        if usage is not None:
+            await self._check_budget(self._usage)
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)

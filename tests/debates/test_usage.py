@@ -193,6 +193,13 @@ async def test_offline_runs_record_the_models_counts_and_a_zero_cost(claimed):
         "completionTokens": sum(r.completion_tokens for r in rows),
         "cost": 0.0,
     }
+    # Coalesced with the tokens: each reading goes out in one message with the token or the
+    # ARGUMENT_COMPLETE it follows, never in a message of its own.
+    with_usage = [m for m in events.messages if protocol.USAGE in m]
+    assert len(with_usage) == len(readings)
+    ends = [m for m in with_usage if protocol.ARGUMENT_COMPLETE in m]
+    assert ends == [[protocol.ARGUMENT_COMPLETE, protocol.USAGE]] * len(rows)
+    assert all(m == [protocol.TOKEN_RECEIVED, protocol.USAGE] for m in with_usage if m not in ends)
     # Mid-argument readings count the argument's tokens so far, marked as our count.
     first = readings[0]
     assert first["perAgent"]["bull"] == {"promptTokens": 0, "completionTokens": 10, "cost": 0.0}
