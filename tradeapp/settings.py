@@ -98,6 +98,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"tradeapp-test-{os.getpid()}.sqlite3")
     }
+# Django's psycopg pool (PostgreSQL only; DB_POOL_MAX_SIZE 0 = none, the default outside
+# tradeapp.serve). Under ASGI each request's sync code runs in a thread of its own, so persistent
+# connections (DB_CONN_MAX_AGE) would leave one open connection per finished request thread until
+# PostgreSQL refuses more ("too many clients"); the pool bounds them and keeps them warm.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+# With CONN_HEALTH_CHECKS on, Django gives the pool psycopg's check: a connection PostgreSQL
+# terminated is dropped when it is handed out, not used.
+if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache --------------------------------------------------------------
