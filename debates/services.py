@@ -293,7 +293,11 @@ def run_save_argument(
         # or after (the argument is kept) - never a saved argument on a cancelled debate.
         if _owned(debate_id, runner_id).update(**fields) != 1:
             return False
-        Argument.objects.create(debate_id=debate_id, turn=turn, agent=agent, content=content)
+        # get_or_create: a retry after a commit whose reply was lost (a dropped connection)
+        # finds the turn saved and saves nothing twice.
+        Argument.objects.get_or_create(
+            debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
+        )
     return True
 
 

@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 import redis
 from django.conf import settings
 from redis import asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as SyncRetry
 
 from streaming import protocol
 
@@ -121,6 +123,7 @@ def redis_client(shard="") -> aioredis.Redis:
             timeout=POOL_TIMEOUT_S,
             socket_connect_timeout=5,
             health_check_interval=30,
+            **settings.REDIS_RECONNECT,  # a connection Redis closed is reopened, not an error
         )
         client = aioredis.Redis.from_pool(pool)
         per_loop[url] = client
@@ -139,6 +142,11 @@ def redis_sync_client(shard="") -> redis.Redis:
         client = _sync_clients.get(url)
         if client is None:
             client = _sync_clients[url] = redis.Redis.from_url(
-                url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+                url,
+                socket_connect_timeout=5,
+                socket_timeout=5,
+                health_check_interval=30,
+                retry=SyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             )
         return client

@@ -18,7 +18,8 @@ Close codes (the server accepts, sends ``DEBATE/ERROR {code, message, reason}``,
 4001 unauthorized (bad, expired, refresh or missing token; also when the access token expires on
 an open socket), 4003 origin not allowed, 4004 debate not found (or malformed id, or a path
 that is no debate's socket),
-4008 disconnected by an operator (admin action), 4029 rate limited, 4500 internal error.
+4008 disconnected by an operator (admin action), 4029 rate limited, 4500 internal error, 4503
+a service the socket needs (Redis, the database) is down for now (reconnect with backoff).
 """
 
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ class Close(IntEnum):
     BAD_FRAME = 4400  # an ERROR code only: the socket stays open
     TOO_MANY_FRAMES = 4429  # an ERROR code only: the frame is dropped, the socket stays open
     INTERNAL = 4500
+    UNAVAILABLE = 4503  # a service the socket needs (Redis, the database) is down: retry later
     POLICY_VIOLATION = 1008  # standard code: too many bad frames
 
 
@@ -76,6 +78,7 @@ CLOSE_MESSAGES: dict[int, tuple[str, str]] = {
     Close.OPERATOR_DISCONNECT: ("operator_disconnect", "Disconnected by an operator."),
     Close.RATE_LIMITED: ("rate_limited", "Too many new connections; try again later."),
     Close.INTERNAL: ("internal_error", "Internal error."),
+    Close.UNAVAILABLE: ("unavailable", "Temporarily unavailable; reconnecting will resume."),
     Close.TOO_MANY_FRAMES: ("too_many_frames", "Too many frames; slow down."),
     Close.POLICY_VIOLATION: ("too_many_bad_frames", "Too many invalid frames."),
 }

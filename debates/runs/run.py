@@ -4,8 +4,11 @@ A run announces itself (``services.run_begin``: ``running``, held until the open
 token), streams each turn's tokens through streaming.publisher, saves each finished argument
 (``services.run_save_argument``) before its ARGUMENT_COMPLETE goes out, and ends the debate
 (``services.run_finish``, which announces the final status). Every database call is one short
-service call in a worker thread, retried on SQLite's transient lock errors, never held across an
-await.
+service call in a worker thread, retried through a lock or a lost connection (tradeapp.retry;
+the argument save is idempotent, so a retry after a commit whose reply was lost saves nothing
+twice), never held across an await. Publishing rides out a Redis outage the same way
+(streaming.publisher); past SERVICE_RETRY_LIMIT_S the debate fails with an error that names the
+service, never its address.
 
 Stopping. ``request_stop`` (thread-safe through the run's loop; debates.runs.launch calls it for
 a cancel, whether sent here or through the control channel, and the heartbeat for a debate that
@@ -37,7 +40,7 @@ from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import close_old_connections
 
 from debates import selectors, services
 from debates.engine.graph import build_graph
@@ -54,10 +57,10 @@ from debates.runs.errors import (
 )
 from streaming import control, metrics, protocol, publisher
 from tradeapp.instance import process_id
+from tradeapp.retry import retry_sync
 
 logger = logging.getLogger(__name__)
 
-DB_RETRIES = 5
 # An argument longer than this is a runaway model, not an argument: the debate fails.
 MAX_ARGUMENT_CHARS = 20_000
 
@@ -101,17 +104,11 @@ def idle_timeout_s() -> float:
 
 
 async def _service(fn, **kwargs):
-    """Call a sync service in a worker thread, retrying SQLite's transient lock errors."""
+    """Call a sync service in a worker thread, retrying a transient database error (a lock, a
+    lost connection) for up to SERVICE_RETRY_LIMIT_S (tradeapp.retry)."""
 
     def call():
-        for attempt in range(DB_RETRIES):
-            try:
-                return fn(**kwargs)
-            except OperationalError as exc:
-                if "locked" not in str(exc) or attempt == DB_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # in the worker thread, never on the loop
-        return None
+        return retry_sync(lambda: fn(**kwargs), what=f"{fn.__name__} of a debate")
 
     return await sync_to_async(call)()
 

@@ -23,6 +23,7 @@ export const CloseCode = Object.freeze({
   BAD_FRAME: 4400,
   TOO_MANY_FRAMES: 4429,
   INTERNAL: 4500,
+  UNAVAILABLE: 4503,
   POLICY_VIOLATION: 1008,
 });
 

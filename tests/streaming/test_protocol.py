@@ -72,7 +72,7 @@ def test_ping_and_pong_shapes():
 
 
 def test_close_codes_are_the_documented_ones():
-    assert {int(c) for c in Close} == {4001, 4003, 4004, 4008, 4029, 4400, 4429, 4500, 1008}
+    assert {int(c) for c in Close} == {4001, 4003, 4004, 4008, 4029, 4400, 4429, 4500, 4503, 1008}
     for code in Close:
         if code != Close.BAD_FRAME:
             assert code in protocol.CLOSE_MESSAGES
