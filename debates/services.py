@@ -226,6 +226,16 @@ def debates_take_over_stale(*, runner_id: str) -> list:
     return claimed
 
 
+def debates_release(*, runner_id: str, debate_ids: list) -> list:
+    """Give up the caller's running debates (a graceful shutdown): no runner and no heartbeat,
+    so the next sweep of any process takes them over at once; return the ids released."""
+    released = []
+    for debate_id in debate_ids:
+        if _owned(debate_id, runner_id).update(runner_id="", heartbeat_at=None) == 1:
+            released.append(debate_id)
+    return released
+
+
 def debates_fail_stale() -> list:
     """Mark running debates with a stale heartbeat failed (instead of resuming them)."""
     stale = Debate.objects.filter(status=DebateStatus.RUNNING).filter(

@@ -349,6 +349,19 @@ async def _publish(key: str, events: list[Event], hold_s: float, created: float)
     ]
 
 
+async def publish_notice(debate_id, message: dict) -> bool:
+    """Send a notice without a seq (e.g. DEBATE/RECOVERING) to every live viewer of the debate,
+    in every process, once (not logged: it is never replayed); False when it could not go out."""
+    text = protocol.encode(message)
+    notice = {"type": "debate.notice", "debate": str(debate_id), "text": text}
+    try:
+        await get_channel_layer().group_send(protocol.group_name(debate_id), notice)
+    except Exception:  # noqa: BLE001 - a notice is best effort: the events that follow are not
+        logger.warning("a notice to the viewers of debate %s could not go out", debate_id)
+        return False
+    return True
+
+
 def _end_stream(key: str, stream: _DebateStream) -> None:
     """The debate's final status went out: forget its outbox."""
     _stop_following(stream)

@@ -257,8 +257,12 @@ OPENAI_TIMEOUT_S = env_float("OPENAI_TIMEOUT_S", 30.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "sample")
 MARKET_DATA_URL = env_str("MARKET_DATA_URL")
-DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
-DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
+# Takeover: a run heartbeats every DEBATE_HEARTBEAT_S; a debate silent for DEBATE_STALE_AFTER_S
+# is taken over by the first janitor sweep (every DEBATE_SWEEP_S in each serving process): within
+# stale + sweep = 8 s of a SIGKILL by default, one sweep after a graceful shutdown (which releases).
+DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 2.0)
+DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 6.0)
+DEBATE_SWEEP_S = env_float("DEBATE_SWEEP_S", 2.0)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")

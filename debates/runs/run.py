@@ -75,6 +75,12 @@ def local_run(debate_id) -> "DebateRun | None":
     return _active.get(str(debate_id))
 
 
+def active_runs() -> list["DebateRun"]:
+    """This process's runs that have not ended."""
+    with _active_lock:
+        return list(_active.values())
+
+
 def stop_local(debate_id, reason: str) -> bool:
     """Stop this process's run of the debate (thread-safe); False when it runs none."""
     run = local_run(debate_id)
@@ -151,7 +157,8 @@ class DebateRun:
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
-        """Ask the run to stop now ('cancelled', 'lost' or 'stalled'); idempotent."""
+        """Ask the run to stop now ('cancelled', 'lost', 'stalled' or 'released': the process
+        shuts down and hands the debate over); idempotent."""
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._work is not None and not self._work.done() and not self._saving:
@@ -175,6 +182,10 @@ class DebateRun:
             metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
             self.observer(action_type, payload)
+
+    def is_active(self) -> bool:
+        """Whether this run is still the process's run of its debate (it has not ended)."""
+        return _active.get(self.debate_id) is self
 
     def register(self) -> None:
         """Make this run the process's run of its debate (``local_run``) until it ends."""

@@ -3,6 +3,7 @@ starts over on CONNECTED.reset, and records what it saw and every close code it 
 
 import asyncio
 import json
+import time
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -21,6 +22,7 @@ class Viewer:
         self.debate_id = debate_id
         self.attempts = attempts
         self.events: list[dict] = []  # the debate's events, seq 1.. without gap (after resets)
+        self.arrived: list[float] = []  # monotonic arrival time of each event
         self.closes: list[int] = []  # close codes of dropped sockets
         self.errors: list[dict] = []  # DEBATE/ERROR payloads
         self.notices: list[dict] = []  # messages without a seq other than CONNECTED/PING/PONG
@@ -39,6 +41,14 @@ class Viewer:
             if event["type"] == protocol.STATUS_UPDATE and event["payload"]["status"] in FINAL:
                 return event["payload"]["status"]
         return None
+
+    def running_at(self) -> list[float]:
+        """Arrival times of every STATUS_UPDATE running (a takeover sends it again)."""
+        return [
+            at
+            for event, at in zip(self.events, self.arrived, strict=True)
+            if event["type"] == protocol.STATUS_UPDATE and event["payload"]["status"] == "running"
+        ]
 
     def arguments(self) -> dict[int, str]:
         """turn -> content of every ARGUMENT_COMPLETE seen."""
@@ -82,17 +92,19 @@ class Viewer:
                 self.connected.set()
                 if payload.get("reset"):
                     self.events.clear()
+                    self.arrived.clear()
                 continue
             if kind == protocol.ERROR:
                 self.errors.append(payload)
                 continue
             if "seq" not in payload:
                 if kind not in (protocol.PING, protocol.PONG):
-                    self.notices.append(message)
+                    self.notices.append({**message, "arrived": time.monotonic()})
                 continue
             assert payload["seq"] == self.last_seq + 1, (
                 f"seq {payload['seq']} after {self.last_seq}: a gap or a duplicate"
             )
             self.events.append(message)
+            self.arrived.append(time.monotonic())
             if kind == protocol.STATUS_UPDATE and payload["status"] in FINAL:
                 return True
