@@ -1,5 +1,6 @@
 """The one retry policy for outside services (Redis, the database): which errors are transient,
-the backoff between attempts, and how long an outage is ridden out (SERVICE_RETRY_LIMIT_S).
+the backoff between attempts, and how long an outage is ridden out (SERVICE_RETRY_LIMIT_S). The
+run's turn retries after an LLM failure (debates.runs.run) use the same backoff.
 
 Callers wrap one idempotent-enough step each (an event-log append, a channel-layer publish, one
 short database transaction): ``await retry_async(step, what="...")`` or ``retry_sync(...)``.
@@ -56,12 +57,12 @@ def limit_s() -> float:
     return max(float(getattr(settings, "SERVICE_RETRY_LIMIT_S", 30.0)), 0.0)
 
 
-def delays():
-    """Backoff between attempts: 0.1 s doubling to 2 s, with jitter."""
-    delay = FIRST_DELAY_S
+def delays(first: float = FIRST_DELAY_S, cap: float = MAX_DELAY_S):
+    """Backoff between attempts: `first` doubling up to `cap` (0.1 s to 2 s), with jitter."""
+    delay = first
     while True:
         yield delay * random.uniform(0.8, 1.2)
-        delay = min(delay * 2, MAX_DELAY_S)
+        delay = min(delay * 2, cap)
 
 
 async def retry_async(step: Callable[[], Awaitable[T]], *, what: str, limit: float | None = None):

@@ -263,6 +263,10 @@ MARKET_DATA_URL = env_str("MARKET_DATA_URL")
 DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 2.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 6.0)
 DEBATE_SWEEP_S = env_float("DEBATE_SWEEP_S", 2.0)
+# A turn whose model failed mid-way (dropped or malformed stream, timeout, 429/5xx past the
+# client's own OPENAI_MAX_RETRIES) is tried again this many times, with backoff, before the debate
+# fails.
+DEBATE_LLM_TURN_RETRIES = env_int("DEBATE_LLM_TURN_RETRIES", 2)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")

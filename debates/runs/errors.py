@@ -81,3 +81,30 @@ def describe_error(exc: BaseException) -> str:
 def scrub(text: str) -> str:
     """The text without network addresses (hosts with ports, IPs, URLs)."""
     return _ADDRESS.sub("<address>", text)
+
+
+# Longest Retry-After honoured between two attempts at a turn.
+MAX_RETRY_AFTER_S = 30.0
+
+
+def retryable_llm_failure(exc: BaseException) -> bool:
+    """Whether a turn that failed with `exc` may be tried again: the model's connection, a
+    timeout, a malformed or incomplete stream, 429 or a 5xx (not bad input or a runaway)."""
+    openai = sys.modules.get("openai")
+    if openai is not None:
+        if isinstance(exc, openai.APIStatusError):
+            return exc.status_code == 429 or exc.status_code >= 500
+        if isinstance(exc, openai.APIConnectionError):  # timeouts included
+            return True
+    transient = httpx.TimeoutException | httpx.TransportError | json.JSONDecodeError
+    return isinstance(exc, transient | IncompleteResponseError)
+
+
+def retry_after_s(exc: BaseException) -> float:
+    """The Retry-After (seconds) of a failed model response, 0 when it has none."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    try:
+        return min(max(float(headers.get("retry-after", 0)), 0.0), MAX_RETRY_AFTER_S)
+    except (TypeError, ValueError):
+        return 0.0

@@ -18,8 +18,11 @@ written). A turn being saved is never cut: its save and its ARGUMENT_COMPLETE fi
 cancelled debate's status is then announced by the run (``services.run_stopped``), so it is the
 debate's last event.
 
-Failures. Any exception ends the debate `failed` with a short error (no stack); finished
-arguments stay saved. So does a run that stalls: the heartbeat proves the process is alive, not
+Failures. A turn whose model failed mid-way (``errors.retryable_llm_failure``) is restarted
+from the saved arguments, up to DEBATE_LLM_TURN_RETRIES times per turn with backoff (its
+TURN_CHANGE is sent again, which restarts the turn's text). Any other exception, or one past
+those retries, ends the debate `failed` with a short error (no stack); finished arguments stay
+saved. So does a run that stalls: the heartbeat proves the process is alive, not
 that the debate moves, so the heartbeat loop also fails a run that has had no token and no
 finished node for ``idle_timeout_s()``; and a model that writes past MAX_ARGUMENT_CHARS in one
 turn fails it too. A CancelledError nobody asked for fails the debate; only the process's own
@@ -54,10 +57,12 @@ from debates.runs.errors import (
     UnfinishedGraphError,
     describe_error,
     known_failure,
+    retry_after_s,
+    retryable_llm_failure,
 )
 from streaming import control, metrics, protocol, publisher
 from tradeapp.instance import process_id
-from tradeapp.retry import retry_sync
+from tradeapp.retry import delays, retry_sync
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +98,11 @@ def stop_local(debate_id, reason: str) -> bool:
 def on_stop_command(message: dict) -> None:
     """The ``debate.stop`` control command: stop this process's run of the debate."""
     stop_local(message["debate"], message.get("reason", "cancelled"))
+
+
+def llm_turn_retries() -> int:
+    """How many times a turn whose model failed mid-way is tried again (DEBATE_LLM_TURN_RETRIES)."""
+    return max(int(getattr(settings, "DEBATE_LLM_TURN_RETRIES", 2)), 0)
 
 
 def idle_timeout_s() -> float:
@@ -302,8 +312,46 @@ class DebateRun:
             raise StopRun
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
         await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
-        buffer: list[str] = []
         config = {"recursion_limit": 2 * debate.max_turns + 10}
+        backoff, failed_at, attempts = delays(first=1.0, cap=8.0), None, 0
+        while True:
+            try:
+                await self._stream(graph, state, config, debate.max_turns)
+                break
+            except Exception as exc:
+                # A model that failed mid-turn (a dropped or malformed stream, a timeout, 429 or
+                # 5xx past the client's own retries) gets the turn again, a bounded number of
+                # times per turn, after a backoff (at least its Retry-After).
+                attempts = attempts + 1 if failed_at == self._turn else 1
+                failed_at = self._turn
+                if not retryable_llm_failure(exc) or attempts > llm_turn_retries():
+                    raise
+                delay = max(next(backoff), retry_after_s(exc))
+                logger.warning(
+                    "debate %s turn %s: %s; retrying the turn in %.1f s (%d/%d)",
+                    self.debate_id,
+                    self._turn,
+                    describe_error(exc),
+                    delay,
+                    attempts,
+                    llm_turn_retries(),
+                )
+                await asyncio.sleep(delay)
+                self._progress_at = self.loop.time()
+                saved = await _service(selectors.debate_transcript, debate_id=self.debate_id)
+                state = initial_state(
+                    asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
+                )
+                # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
+                await self._turn_change(state["turn"] + 1, debate.max_turns)
+        if not self._verdict_saved:
+            raise UnfinishedGraphError(
+                f"the graph stopped at turn {self._turn}, before the verdict."
+            )
+
+    async def _stream(self, graph, state, config, max_turns: int) -> None:
+        """Stream the graph from `state`: publish tokens, save and announce finished turns."""
+        buffer: list[str] = []
         size = 0
         async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
             self._progress_at = self.loop.time()
@@ -330,13 +378,9 @@ class DebateRun:
                     await self._complete(item, "".join(buffer), update.get("verdict"))
                 buffer, size = [], 0
                 if item["agent"] != MODERATOR:
-                    await self._turn_change(item["turn"] + 1, debate.max_turns)
+                    await self._turn_change(item["turn"] + 1, max_turns)
                 else:
                     self._verdict_saved = True
-        if not self._verdict_saved:
-            raise UnfinishedGraphError(
-                f"the graph stopped at turn {self._turn}, before the verdict."
-            )
 
     async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
         """Move to `turn` and publish its TURN_CHANGE."""
