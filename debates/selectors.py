@@ -1,12 +1,14 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet, Sum
+from django.utils import timezone
 
 from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate
+from debates.models import Argument, Debate, DebateStatus
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
@@ -57,4 +59,19 @@ def user_oldest_usage_since(*, user, since: datetime) -> datetime | None:
         .order_by("created_at")
         .values_list("created_at", flat=True)
         .first()
+    )
+
+
+def debates_silent() -> list:
+    """Ids of running debates whose runner missed two heartbeats but is not stale yet (their
+    viewers are told the debate is being recovered)."""
+    now = timezone.now()
+    silent_since = now - timedelta(seconds=2 * float(settings.DEBATE_HEARTBEAT_S))
+    stale_since = now - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
+    return list(
+        Debate.objects.filter(
+            status=DebateStatus.RUNNING,
+            heartbeat_at__lt=silent_since,
+            heartbeat_at__gte=stale_since,
+        ).values_list("pk", flat=True)
     )
