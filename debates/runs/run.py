@@ -325,9 +325,10 @@ class DebateRun:
         self._model = model_name(llm)
         max_turns = debate.max_turns
         if debate.conclusion_reason:
-            # Taken over while concluding early: the moderator is next.
+            # Taken over while concluding early: the moderator is next (the argument in
+            # progress was lost with its runner), after the opening at least.
             self._conclude_reason, self._conclusion_announced = debate.conclusion_reason, True
-            max_turns = _spoken(saved)
+            max_turns = max(_spoken(saved), 1)
         state = initial_state(
             asset=debate.asset, market=market, max_turns=max_turns, arguments=saved
         )
@@ -380,8 +381,9 @@ class DebateRun:
                 self._progress_at = self.loop.time()
                 saved = await _service(selectors.debate_transcript, debate_id=self.debate_id)
                 self._items, self._live_tokens = list(saved), 0
-                # Concluding (recorded on the debate): the moderator is next.
-                turns = _spoken(saved) if self._conclusion_announced else debate.max_turns
+                # Concluding (recorded on the debate): the moderator is next, after the opening
+                # at least (the failed argument's tokens were spent, its text is lost).
+                turns = max(_spoken(saved), 1) if self._conclusion_announced else debate.max_turns
                 state = initial_state(
                     asset=debate.asset, market=market, max_turns=turns, arguments=saved
                 )

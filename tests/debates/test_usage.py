@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from debates import costs
+from debates import costs, services
 from debates.engine.llm import OfflineAnalystModel, tokenize
 from debates.engine.market import SampleMarketData
 from debates.engine.nodes import speaker_messages
@@ -204,3 +204,29 @@ async def test_offline_runs_record_the_models_counts_and_a_zero_cost(claimed):
     first = readings[0]
     assert first["perAgent"]["bull"] == {"promptTokens": 0, "completionTokens": 10, "cost": 0.0}
     assert first["estimated"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_async_db_connections")
+async def test_a_turn_retried_after_the_budget_was_reached_still_ends_with_the_verdict(stub, user):
+    # The budget is reached at the bull's first token (CONCLUDING at once); then its stream
+    # breaks and the turn is retried: the bull's opening is said, then the moderator concludes.
+    stub.plan.extend(["drop", "ok", "ok"])
+    debate = await sync_to_async(services.debate_create)(
+        asset="ETH", max_turns=4, created_by=user, budget_tokens=1
+    )
+    debate = await sync_to_async(services.debate_claim)(debate=debate, runner_id="r1")
+    with override_settings(USAGE_EVERY_N_TOKENS=1, DEBATE_LLM_TURN_RETRIES=1):
+        async with EventCollector(debate.id) as events:
+            assert await DebateRun(debate.id, runner_id="r1").run() == "completed"
+            await events.finished.wait()
+    assert stub.behaviours == ["drop", "ok", "ok"]
+    assert [c["reason"] for c in events.of(protocol.CONCLUDING)] == ["budget"]
+    done = [(c["agent"], c["turn"]) for c in events.of(protocol.ARGUMENT_COMPLETE)]
+    assert done == [("bull", 1), ("moderator", 2)]
+    rows = [a async for a in Argument.objects.filter(debate=debate).order_by("turn")]
+    assert [r.content for r in rows] == stub.replies
+    assert (
+        rows[0].completion_tokens
+        == usage_for(stub.requests[1], stub.replies[0])["completion_tokens"]
+    )
