@@ -44,6 +44,7 @@ concluded one goes to the verdict (its CONCLUDING is announced only if the dead 
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
@@ -210,6 +211,7 @@ class DebateRun:
         self._sync_again = False
         self._max_turns = 0
         self._handed: set[int] = set()  # questions put to a turn of the current graph stream
+        self._context = contextvars.Context()  # the run's own, from run() on
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -225,7 +227,11 @@ class DebateRun:
         if self._sync_task is not None and not self._sync_task.done():
             self._sync_again = True
             return
-        self._sync_task = self.loop.create_task(self._sync_controls_loop())
+        # In the run's own context: a poke handed over from a sync view's thread would otherwise
+        # carry asgiref's executor of that thread, and the run's database calls would refuse.
+        self._sync_task = self.loop.create_task(
+            self._sync_controls_loop(), context=self._context.copy()
+        )
 
     def conclude(self, reason: str) -> None:
         """End the debate early (reason: 'moderator', 'pause_timeout', ...): the argument being
@@ -287,7 +293,9 @@ class DebateRun:
             self._pause_timer.cancel()
         self._pause_timer = None
         if paused_at is not None:
-            self._pause_timer = self.loop.create_task(self._expire_pause(paused_at))
+            self._pause_timer = self.loop.create_task(
+                self._expire_pause(paused_at), context=self._context.copy()
+            )
 
     async def _expire_pause(self, paused_at) -> None:
         """A pause older than DEBATE_PAUSE_MAX_S concludes the debate."""
@@ -338,6 +346,7 @@ class DebateRun:
     async def run(self) -> str:
         """Run to the end; return the final status (the DB row is the source of truth)."""
         self.loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         self.register()
         try:
             await control.ensure_listening()
