@@ -281,13 +281,26 @@ function renderMarket(market) {
 
 // --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
 
-function renderQuestion({ id, questionId, text, askedBy, turn }) {
+function questionMeta({ askedBy, turn, answeredInTurn }) {
+  const asked = `Asked by ${askedBy || "the moderator"} during turn ${turn}`;
+  return answeredInTurn ? `${asked} · answered in turn ${answeredInTurn}` : asked;
+}
+
+function renderQuestion({ id, questionId, text, askedBy, turn, answeredInTurn = null }) {
   const key = String(questionId ?? id);
-  if (state.questions.has(key)) return;
-  state.questions.set(key, { id: key, text, askedBy, turn });
+  const known = state.questions.get(key);
+  if (known) {
+    if (answeredInTurn && !known.answeredInTurn) {
+      known.answeredInTurn = answeredInTurn;
+      known.meta.textContent = questionMeta(known);
+    }
+    return;
+  }
   const item = el("li", "question");
   item.dataset.questionId = key;
-  item.append(el("span", "question__meta", `Turn ${turn} · asked by ${askedBy || "the moderator"}`));
+  const meta = el("span", "question__meta", questionMeta({ askedBy, turn, answeredInTurn }));
+  state.questions.set(key, { id: key, text, askedBy, turn, answeredInTurn, meta });
+  item.append(meta);
   item.append(el("span", "question__text", text)); // text, never HTML
   const list = $("question-list");
   const after = [...list.children].find((child) => Number(child.dataset.questionId) > Number(key));

@@ -96,7 +96,7 @@ def test_moderator_pauses_asks_resumes_and_concludes_from_the_watch_page(server)
                 expect(item).to_have_text(QUESTION)
                 assert page.locator("#question-list img, #question-list b").count() == 0
                 assert page.evaluate("window.__xss") is None
-            expect(bob.locator("#question-list .question__meta")).to_contain_text("asked by alice")
+            expect(bob.locator("#question-list .question__meta")).to_contain_text("Asked by alice")
             expect(alice.get_by_label("Ask both sides")).to_have_value("")
             assert streamed_chars(bob) == at_pause  # the question came, no token did
 
@@ -115,6 +115,9 @@ def test_moderator_pauses_asks_resumes_and_concludes_from_the_watch_page(server)
             expect(bob.locator("#concluding-banner")).to_contain_text("the verdict")
             wait_page(bob, f"{VIEW}.dataset.status === 'completed'", server)
             expect(bob.locator("#verdict-summary")).to_be_visible()
+            expect(bob.locator("#question-list .question__meta")).to_contain_text(
+                "answered in turn"
+            )
             expect(alice.locator("#moderation")).to_be_hidden()
             types = bob.evaluate("window.__types")
         finally:
