@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.test import override_settings
 from django.utils import timezone
 
-from debates import controls, services
+from debates import controls, lifecycle, services
 from debates.engine.llm import OfflineAnalystModel
 from debates.models import Argument, Debate, Question
 from debates.runs.run import DebateRun
@@ -120,6 +120,7 @@ def between(types: list[str], start: str, end: str) -> list[str]:
     return types[i : types.index(end, i)]
 
 
+@override_settings(DEBATE_IDLE_TIMEOUT_S=0.5)  # a pause is not a stall
 async def test_pause_holds_the_model_and_every_token_until_resumed(claimed):
     debate = await sync_to_async(claimed)(max_turns=2)
     llm = model()
@@ -128,7 +129,7 @@ async def test_pause_holds_the_model_and_every_token_until_resumed(claimed):
     async with EventCollector(debate.id, on_event=seen) as events:
         run = asyncio.create_task(DebateRun(debate.id, runner_id="r1", llm=llm).run())
         await paused.wait()
-        await heartbeats(debate.id, 3)  # the paused run stays alive, and writes nothing
+        await heartbeats(debate.id, 15)  # longer than the idle timeout; the run writes nothing
         published = len(events.of(protocol.TOKEN_RECEIVED))
         generated = len(llm.generated)
         types_while_paused = events.types()[events.types().index(protocol.PAUSED) :]
@@ -334,3 +335,18 @@ def test_run_conclude_announces_once_and_the_recorded_reason_wins(claimed):
     )
     assert services.run_conclude(debate_id=debate.id, runner_id="r1", reason="budget") is None
     assert services.run_conclude(debate_id=debate.id, runner_id="other", reason="x") is None
+
+
+async def test_a_paused_debate_can_be_cancelled(claimed):
+    debate = await sync_to_async(claimed)(max_turns=2)
+    seen = Seen(once(first_token_of(1), lambda: controls.pause(debate=debate, user=None)))
+    paused = seen.when(of_type(protocol.PAUSED))
+    async with EventCollector(debate.id, on_event=seen) as events:
+        run = asyncio.create_task(DebateRun(debate.id, runner_id="r1", llm=model()).run())
+        await paused.wait()
+        await sync_to_async(lifecycle.cancel)(debate=debate, user=None)
+        assert await run == "cancelled"
+        await events.finished.wait()
+    assert events.types()[-1] == protocol.STATUS_UPDATE
+    assert events.of(protocol.STATUS_UPDATE)[-1]["status"] == "cancelled"
+    assert protocol.TOKEN_RECEIVED not in events.types()[events.types().index(protocol.PAUSED) :]
