@@ -55,8 +55,13 @@ class DebateAdmin(admin.ModelAdmin):
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
     inlines = [ArgumentInline, QuestionInline]
-    actions = ["start_debates", "cancel_debates", "pause_debates", "resume_debates"]
-    actions += ["conclude_debates"]
+    actions = [
+        "start_debates",
+        "cancel_debates",
+        "pause_debates",
+        "resume_debates",
+        "conclude_debates",
+    ]
     readonly_fields = [
         "id",
         "status",
