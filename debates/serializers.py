@@ -15,8 +15,11 @@ from debates.models import (
     MIN_BUDGET_COST,
     MIN_BUDGET_TOKENS,
     MIN_TURNS,
+    QUESTION_MAX_CHARS,
     Argument,
+    ConclusionReason,
     Debate,
+    Question,
     Recommendation,
 )
 from debates.validators import ASSET_HELP
@@ -75,6 +78,17 @@ class UsageSerializer(serializers.Serializer):
     per_agent = PerAgentUsageSerializer()
     total = TallySerializer()
     estimated = serializers.BooleanField(help_text="Some counts are our estimate.")
+
+
+class QuestionSerializer(serializers.ModelSerializer):
+    """A moderator's question: who asked it, during which turn, and which turn answered it."""
+
+    asked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Question
+        fields = ["id", "text", "asked_by", "turn", "asked_at", "answered_in_turn"]
+        read_only_fields = fields
 
 
 class VerdictSerializer(serializers.Serializer):
@@ -137,6 +151,7 @@ class DebateSerializer(serializers.ModelSerializer):
     can_control = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
     budget_cost = serializers.FloatField(allow_null=True, read_only=True)
+    questions = QuestionSerializer(many=True, read_only=True)
 
     class Meta:
         model = Debate
@@ -155,10 +170,12 @@ class DebateSerializer(serializers.ModelSerializer):
             "verdict",
             "market",
             "can_control",
+            "paused_at",
+            "conclusion_reason",
+            "questions",
             "usage",
             "budget_tokens",
             "budget_cost",
-            "conclusion_reason",
         ]
         read_only_fields = fields
         list_serializer_class = DebateListSerializer
@@ -251,4 +268,22 @@ class QuotaExceededSerializer(serializers.Serializer):
         choices=["24h", "running"],
         help_text="24h: debates created, or tokens or dollars used, in any 24 hours; running: "
         "debates running at once.",
+    )
+
+
+class QuestionCreateSerializer(serializers.Serializer):
+    """Input for asking a question: plain text (markup is kept as text and shown as text)."""
+
+    text = StrictCharField(max_length=QUESTION_MAX_CHARS, allow_blank=False, trim_whitespace=True)
+
+
+class ModerationStateSerializer(serializers.Serializer):
+    """The answer to pause, resume and conclude: the debate's moderation state."""
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    paused_at = serializers.DateTimeField(allow_null=True)
+    conclusion_reason = serializers.ChoiceField(
+        choices=["", *ConclusionReason.values],
+        help_text="Why the debate is concluding early; empty when it is not.",
     )

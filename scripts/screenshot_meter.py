@@ -2,7 +2,7 @@
 
 Starts its own daphne (tests/e2e/browser.py) with the offline model priced like gpt-4o-mini (it is
 free: the price is only there so the picture shows dollars), runs a debate with a token budget
-to its verdict, and saves the early-conclusion notice and the meter.
+to its verdict, and saves the meter.
 
     .venv/bin/python scripts/screenshot_meter.py [--budget 800] [--out PATH]
 """
@@ -24,18 +24,18 @@ PRICES = {"offline-analyst": {"prompt": 0.15, "completion": 0.60}}
 
 
 def capture(browser, server, debate_id: str, out: Path) -> Path:
-    """Open the finished debate's watch page and save the notice and the meter to `out`."""
+    """Open the finished debate's watch page and save the meter to `out`."""
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1, color_scheme="light")
     try:
         page = context.new_page()
         sign_in(page, server, next_path=f"/debates/{debate_id}/")
         page.wait_for_function(
             "() => document.getElementById('debate-view').dataset.status === 'completed'"
-            " && !document.getElementById('concluding-notice').hidden"
+            " && document.getElementById('debate-view').dataset.concluding === 'budget'"
             " && !document.getElementById('usage-meter').hidden",
             timeout=WAIT_MS,
         )
-        boxes = [page.locator(s).bounding_box() for s in ("#concluding-notice", "#usage-meter")]
+        boxes = [page.locator("#usage-meter").bounding_box()]
         left = min(b["x"] for b in boxes) - 8
         top = min(b["y"] for b in boxes) - 8
         right = max(b["x"] + b["width"] for b in boxes) + 8

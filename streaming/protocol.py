@@ -1,8 +1,8 @@
 """The wire protocol: every WebSocket message type and shape, defined once (DESIGN §3).
 
 Server messages are Redux-style actions ``{type, payload, timestamp}``. Debate events
-(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE, USAGE, CONCLUDING) carry
-``payload.seq``; the
+(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE, USAGE, and the moderator's
+PAUSED, RESUMED, QUESTION, CONCLUDING) carry ``payload.seq``; the
 other messages (CONNECTED, ERROR, PING, PONG) do not. A debate event's ``timestamp`` is when it
 was created (a merged token frame: its first token), and the events the publisher sent carry
 ``publishedAt`` too (added): when they left the coalescing outbox.
@@ -39,8 +39,8 @@ TOKEN_RECEIVED = "DEBATE/TOKEN_RECEIVED"
 ARGUMENT_COMPLETE = "DEBATE/ARGUMENT_COMPLETE"
 TURN_CHANGE = "DEBATE/TURN_CHANGE"
 STATUS_UPDATE = "DEBATE/STATUS_UPDATE"
+# The usage meter (added): tokens and cost so far, per agent and in total.
 USAGE = "DEBATE/USAGE"
-CONCLUDING = "DEBATE/CONCLUDING"
 ERROR = "DEBATE/ERROR"
 PING = "DEBATE/PING"
 PONG = "DEBATE/PONG"
@@ -49,6 +49,12 @@ PONG = "DEBATE/PONG"
 RECOVERING = "DEBATE/RECOVERING"
 # RECOVERING.reason: the runner's process shut down and released it, or stopped heartbeating.
 RECOVERING_REASONS = ("runner_stopped", "runner_silent")
+# Moderator controls (added): the run announces pause, resume and concluding; a question is
+# announced as it is asked.
+PAUSED = "DEBATE/PAUSED"
+RESUMED = "DEBATE/RESUMED"
+QUESTION = "DEBATE/QUESTION"
+CONCLUDING = "DEBATE/CONCLUDING"
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -60,8 +66,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # moderator: {promptTokens, completionTokens, cost}}, total {same}, estimated (any count
     # ours), budget {tokens, cost} | null; at each argument's end and every N tokens of one.
     USAGE: ("perAgent", "total", "estimated", "budget"),
-    # The debate ends early: the argument in progress finishes, then the moderator concludes on
-    # what was said. reason: "budget" (its token or cost budget, or its creator's daily one).
+    PAUSED: ("pausedAt",),
+    RESUMED: (),
+    QUESTION: ("questionId", "text", "askedBy", "turn"),
     CONCLUDING: ("reason",),
 }
 EVENT_TYPES = tuple(EVENT_FIELDS)

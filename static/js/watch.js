@@ -15,6 +15,11 @@ import {
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
+const CONCLUSION_LABELS = {
+  moderator: "Concluding at the moderator's request: the current argument finishes, then the verdict.",
+  pause_timeout: "Paused too long: the current argument finishes, then the verdict.",
+  budget: "The debate's budget was reached: the current argument finishes, then the verdict on what was said.",
+};
 const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
@@ -48,14 +53,12 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  paused: false, // moderator controls, from DEBATE/PAUSED, RESUMED, CONCLUDING (REST until then)
+  concluding: null, // the reason, once the debate is concluding early
+  controlsFromEvents: false,
+  questions: new Map(), // questionId -> {id, text, askedBy, turn}
   usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
-  budget: null, // {tokens, cost} | null
-  conclusionReason: null, // why the debate concludes early (CONCLUDING, or REST)
-};
-
-/** What the page says when a debate concludes early, by CONCLUDING's reason. */
-const CONCLUDING_MESSAGES = {
-  budget: "The debate's budget was reached: the moderator concludes on what was said.",
+  budget: null, // {tokens, cost} | null: what the run concludes at
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -123,6 +126,12 @@ function resetTranscript() {
   for (const { item } of argumentNodes.values()) item.remove();
   argumentNodes.clear();
   state.arguments.clear();
+  state.questions.clear();
+  $("question-list").replaceChildren();
+  $("questions").hidden = true;
+  state.paused = false;
+  state.concluding = null;
+  renderModeration();
   state.currentTurn = null;
   state.currentAgent = null;
   renderTurn();
@@ -160,6 +169,7 @@ function onStatus(status) {
     loadDetails(); // the runner stores the market snapshot as the run starts
   }
   renderCancel();
+  renderModeration();
   renderTurn();
 }
 
@@ -309,13 +319,123 @@ function renderUsage(usage, budget) {
   root.dataset.totalTokens = String(tallyTokens(usage.total));
 }
 
-function renderConcluding(reason) {
-  if (!reason) return;
-  state.conclusionReason = reason;
-  const box = $("concluding-notice");
-  box.textContent = CONCLUDING_MESSAGES[reason] || `The debate concludes early (${reason}).`;
-  box.dataset.reason = reason;
-  box.hidden = false;
+// --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
+
+function questionMeta({ askedBy, turn, answeredInTurn }) {
+  const asked = `Asked by ${askedBy || "the moderator"} during turn ${turn}`;
+  return answeredInTurn ? `${asked} · answered in turn ${answeredInTurn}` : asked;
+}
+
+function renderQuestion({ id, questionId, text, askedBy, turn, answeredInTurn = null }) {
+  const key = String(questionId ?? id);
+  const known = state.questions.get(key);
+  if (known) {
+    if (answeredInTurn && !known.answeredInTurn) {
+      known.answeredInTurn = answeredInTurn;
+      known.meta.textContent = questionMeta(known);
+    }
+    return;
+  }
+  const item = el("li", "question");
+  item.dataset.questionId = key;
+  const meta = el("span", "question__meta", questionMeta({ askedBy, turn, answeredInTurn }));
+  state.questions.set(key, { id: key, text, askedBy, turn, answeredInTurn, meta });
+  item.append(meta);
+  item.append(el("span", "question__text", text)); // text, never HTML
+  const list = $("question-list");
+  const after = [...list.children].find((child) => Number(child.dataset.questionId) > Number(key));
+  list.insertBefore(item, after || null);
+  $("questions").hidden = false;
+}
+
+function setPaused(paused, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.paused = paused;
+  root.dataset.paused = String(paused);
+  renderModeration();
+}
+
+function setConcluding(reason, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.concluding = reason || null;
+  root.dataset.concluding = reason || "";
+  if (reason) state.paused = false;
+  renderModeration();
+}
+
+function renderModeration() {
+  const live = !TERMINAL_STATUSES.has(state.status);
+  const running = state.status === "running";
+  $("paused-banner").hidden = !(live && state.paused);
+  const banner = $("concluding-banner");
+  banner.hidden = !(live && state.concluding);
+  banner.textContent = state.concluding ? CONCLUSION_LABELS[state.concluding] || "Concluding: the verdict comes next." : "";
+  $("moderation").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  $("pause-debate").hidden = !(running && !state.paused && !state.concluding);
+  $("resume-debate").hidden = !(running && state.paused);
+  $("conclude-debate").hidden = !(running && !state.concluding);
+  $("conclude-help").hidden = $("conclude-debate").hidden;
+}
+
+function showModerationMessage(message) {
+  const box = $("moderation-message");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function moderate(action, body) {
+  showModerationMessage(null);
+  const buttons = document.querySelectorAll("#moderation button");
+  for (const button of buttons) button.disabled = true;
+  try {
+    const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/${action}/`, {
+      method: "POST",
+      body,
+    });
+    if (ok) return data;
+    const fields = data && typeof data === "object" ? data.text || data.detail : null;
+    const detail = Array.isArray(fields) ? fields.join(" ") : fields;
+    if (status === 429) showModerationMessage(detail || "Too many controls; wait a moment.");
+    else showModerationMessage(detail || `The server refused (HTTP ${status}).`);
+    if (status === 409) loadDetails().catch(() => {});
+  } catch {
+    showModerationMessage("Could not reach the server.");
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+  return null;
+}
+
+async function pauseDebate() {
+  const data = await moderate("pause");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function resumeDebate() {
+  const data = await moderate("resume");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function concludeDebate() {
+  const data = await moderate("conclude");
+  if (data && !state.controlsFromEvents) setConcluding(data.conclusionReason, false);
+}
+
+async function askQuestion(event) {
+  event.preventDefault();
+  const input = $("question-text");
+  const text = input.value.trim();
+  if (!text) {
+    input.setAttribute("aria-invalid", "true");
+    showModerationMessage("Write a question first.");
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  const question = await moderate("ask", { text });
+  if (question) {
+    input.value = "";
+    renderQuestion(question);
+  }
 }
 
 function renderCancel() {
@@ -381,9 +501,14 @@ async function loadDetails() {
     const hasBudget = data.budgetTokens != null || data.budgetCost != null;
     renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
   }
-  if (data.conclusionReason) renderConcluding(data.conclusionReason);
   state.canControl = data.canControl === true;
+  for (const question of data.questions || []) renderQuestion(question);
+  if (!state.controlsFromEvents) {
+    state.paused = Boolean(data.pausedAt);
+    state.concluding = data.conclusionReason || null;
+  }
   renderCancel();
+  renderModeration();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
 }
@@ -430,6 +555,10 @@ function start() {
       state.recovering = true;
       showError("The server running this debate stopped; another one is taking it over…");
     })
+    .on("paused", () => setPaused(true))
+    .on("resumed", () => setPaused(false))
+    .on("question", renderQuestion)
+    .on("concluding", (payload) => setConcluding(payload.reason))
     .on("status", (payload) => {
       if (state.recovering) {
         state.recovering = false; // taken over: the run announced itself again
@@ -439,7 +568,6 @@ function start() {
       if (payload.verdict) renderVerdict(payload.verdict);
     })
     .on("usage", (payload) => renderUsage(payload, payload.budget ?? null))
-    .on("concluding", (payload) => renderConcluding(payload.reason))
     .on("error", (payload) => {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
@@ -467,6 +595,10 @@ function start() {
 
 if (requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
+  $("pause-debate").addEventListener("click", pauseDebate);
+  $("resume-debate").addEventListener("click", resumeDebate);
+  $("conclude-debate").addEventListener("click", concludeDebate);
+  $("ask-form").addEventListener("submit", askQuestion);
   renderConnection(State.CONNECTING);
   loadDetails().finally(schedulePoll);
   start();

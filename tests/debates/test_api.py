@@ -25,10 +25,12 @@ DEBATE_KEYS = {
     "verdict",
     "market",
     "canControl",
+    "pausedAt",
+    "conclusionReason",
+    "questions",
     "usage",
     "budgetTokens",
     "budgetCost",
-    "conclusionReason",
 }
 
 

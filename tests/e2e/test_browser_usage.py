@@ -14,15 +14,24 @@ VIEW = "document.getElementById('debate-view')"
 # Prompts free, one dollar per completion token: every cost on the page is a whole dollar sum.
 PRICES = {"offline-analyst": {"prompt": 0, "completion": 1_000_000}}
 
-# Every total the meter showed while the debate ran, in order.
+# Every total the meter showed while the debate ran, in order, and the concluding banner's text.
 READINGS_JS = """
 window.__totals = [];
+window.__banners = [];
 new MutationObserver(() => {
   const view = document.getElementById('debate-view');
   const total = view && view.dataset.totalTokens;
   if (total && window.__totals[window.__totals.length - 1] !== total) window.__totals.push(total);
-}).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-total-tokens'] });
+  const banner = document.getElementById('concluding-banner');
+  if (banner && !banner.hidden && !window.__banners.includes(banner.textContent)) {
+    window.__banners.push(banner.textContent);
+  }
+}).observe(document, { subtree: true, attributes: true, childList: true, characterData: true });
 """
+BUDGET_BANNER = (
+    "The debate's budget was reached: the current argument finishes, then the verdict on what "
+    "was said."
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +78,9 @@ def test_the_meter_counts_live_and_shows_the_budget_stop(page, server):
     assert status == 202, body
     page.wait_for_function(f"() => {VIEW}.dataset.status === 'completed'", timeout=LONG, polling=50)
 
-    # The viewer is told why the debate stopped early, and the verdict is there.
-    notice = page.locator("#concluding-notice")
-    expect(notice).to_be_visible()
-    expect(notice).to_have_text(
-        "The debate's budget was reached: the moderator concludes on what was said."
-    )
+    # The viewer was told why the debate stopped early while it did, and the verdict is there.
+    assert page.evaluate("window.__banners") == [BUDGET_BANNER]
+    expect(page.locator("#debate-view")).to_have_attribute("data-concluding", "budget")
     expect(page.locator("#verdict-summary")).to_be_visible(timeout=LONG)
     expect(page.locator("#meter-budget")).to_have_text("Budget 1 tokens")
 
@@ -125,7 +131,7 @@ def test_a_token_budget_from_the_new_debate_form(page, server):
     page.get_by_role("button", name="Start debate").click()
     page.wait_for_url(f"{server.base_url}/debates/*/")
     page.wait_for_function(f"() => {VIEW}.dataset.status === 'completed'", timeout=LONG, polling=50)
-    expect(page.locator("#concluding-notice")).to_be_visible()
+    expect(page.locator("#debate-view")).to_have_attribute("data-concluding", "budget")
     expect(page.locator("#meter-budget")).to_have_text("Budget 5 tokens")
     expect(page.locator("#moderator-arguments .argument")).to_have_count(1)
     expect(page.locator("#bull-arguments .argument")).to_have_count(1)
