@@ -675,9 +675,8 @@ class DebateRun:
         return current
 
     def _live_cost(self):
-        if not self._model or costs.price_of(self._model) is None:
-            return None
-        return costs.cost_of(self._model, 0, self._live_tokens)
+        """The argument in progress's completion tokens priced (None: the model has no price)."""
+        return costs.cost_of(self._model, 0, self._live_tokens) if self._model else None
 
     def _usage_event(self, usage: costs.DebateUsage) -> tuple[str, dict]:
         """The DEBATE/USAGE event of a reading, with the budget the run concludes at."""
