@@ -9,6 +9,7 @@ from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from debates import lifecycle, selectors, services
@@ -19,6 +20,9 @@ from debates.serializers import (
     DebateSerializer,
     DebateStateSerializer,
     QuotaExceededSerializer,
+    VoteCreateSerializer,
+    VoteResultSerializer,
+    votes_data,
 )
 
 QUOTA_RESPONSE = OpenApiResponse(
@@ -119,3 +123,43 @@ class DebateCancelApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         """Cancel the debate (202), or 409 if it has already finished."""
         return _control(request, pk, lifecycle.cancel)
+
+
+class DebateVoteApi(APIView):
+    """Vote bull or bear: before the debate (pending, or running until its first argument is
+    saved) and again after its verdict (until VOTE_AFTER_WINDOW_S past its end)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "votes"
+
+    @extend_schema(
+        request=VoteCreateSerializer,
+        responses={
+            200: VoteResultSerializer,
+            400: OpenApiResponse(description="Field errors: `side` is not bull or bear."),
+            404: OpenApiResponse(description="Unknown debate."),
+            409: OpenApiResponse(description="No vote phase of this debate is open now."),
+            429: OpenApiResponse(description="Too many votes from this user (VOTE_RATE)."),
+        },
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Cast or change the signed-in user's vote in the open phase (one per user per
+        phase; the same vote again changes nothing)."""
+        debate = _debate_or_404(pk)
+        serializer = VoteCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            vote, changed = services.vote_cast(
+                debate=debate, user=request.user, side=serializer.validated_data["side"]
+            )
+        except services.VotingClosed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        tallies = selectors.vote_tallies(debate_id=debate.pk)
+        mine = selectors.votes_of_user(user=request.user, debate_ids=[debate.pk])[debate.pk]
+        data = {
+            "phase": vote.phase,
+            "side": vote.side,
+            "changed": changed,
+            "votes": votes_data(debate=debate, tallies=tallies, mine=mine),
+        }
+        return Response(VoteResultSerializer(data).data)

@@ -20,15 +20,15 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from debates.engine.market import get_provider
-from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus
-from debates.selectors import debate_status
+from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus, Vote, VoteSide
+from debates.selectors import debate_status, vote_open_phase
 from debates.validators import normalise_asset
-from streaming import protocol
+from streaming import protocol, tallies
 from streaming.publisher import publish_events
 
 logger = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ QUOTA_WINDOW = timedelta(days=1)
 
 class DebateStateError(Exception):
     """The debate is not in a state that allows the operation (HTTP 409)."""
+
+
+class VotingClosed(Exception):
+    """No vote phase of the debate is open now (HTTP 409)."""
 
 
 class QuotaExceeded(Exception):
@@ -316,3 +320,42 @@ def run_stopped(*, debate_id) -> str:
     if status == DebateStatus.CANCELLED:
         _announce(debate_id, status)
     return status
+
+
+# --- Audience votes ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def vote_cast(*, debate: Debate, user: AbstractBaseUser, side: str) -> tuple[Vote, bool]:
+    """Record the user's vote in the debate's open phase (one per user per phase, changeable
+    while the phase is open); return the vote and whether anything changed (a repeated vote
+    changes nothing). Raise ValidationError for a bad side, VotingClosed when no phase is open.
+    Viewers see the new tallies after the commit (streaming.tallies, coalesced)."""
+    if side not in VoteSide.values:
+        raise ValidationError({"side": [f"Choose {' or '.join(VoteSide.values)}."]})
+    debate.refresh_from_db(fields=["status", "verdict_recommendation", "finished_at", "started_at"])
+    phase = vote_open_phase(debate=debate)
+    if phase is None:
+        raise VotingClosed(f"Voting is closed for this {debate.status} debate.")
+    mine = Vote.objects.select_for_update().filter(debate=debate, user=user, phase=phase)
+    vote = mine.first()
+    if vote is None:
+        try:
+            with transaction.atomic():
+                vote = Vote.objects.create(debate=debate, user=user, phase=phase, side=side)
+        except IntegrityError:
+            vote = mine.get()  # the same user's concurrent first vote won the insert
+        else:
+            _announce_tallies(debate.pk)
+            return vote, True
+    if vote.side == side:
+        return vote, False
+    mine.update(side=side, changes=F("changes") + 1, updated_at=timezone.now())
+    vote.refresh_from_db()
+    _announce_tallies(debate.pk)
+    return vote, True
+
+
+def _announce_tallies(debate_id) -> None:
+    """Tell viewers the debate's tallies changed, once the current transaction commits."""
+    transaction.on_commit(lambda: tallies.tally_changed(debate_id), robust=True)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("debates/<str:pk>/", api.DebateDetailApi.as_view(), name="debate-detail"),
     path("debates/<str:pk>/start/", api.DebateStartApi.as_view(), name="debate-start"),
     path("debates/<str:pk>/cancel/", api.DebateCancelApi.as_view(), name="debate-cancel"),
+    path("debates/<str:pk>/vote/", api.DebateVoteApi.as_view(), name="debate-vote"),
 ]
