@@ -21,6 +21,7 @@ change is sent at once.
 """
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -87,7 +88,8 @@ def tally_changed(debate_id) -> None:
     if loop is None:
         async_to_sync(send_tallies)(key)
         return
-    loop.call_soon_threadsafe(_schedule, key)
+    # A fresh context: the timer and its task carry nothing of the request that voted.
+    loop.call_soon_threadsafe(_schedule, key, context=contextvars.Context())
 
 
 def _schedule(key: str) -> None:
