@@ -2,6 +2,7 @@
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
 import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import { swingLabel, VotePanel } from "./votes.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -40,6 +41,20 @@ const state = {
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
 };
+
+const votePanel = new VotePanel(debateId, $("votes"));
+
+/** The audience's swing beside the verdict (the side that moved the room). */
+function renderVotes(votes) {
+  votePanel.render(votes);
+  renderVerdictSwing();
+}
+
+function renderVerdictSwing() {
+  const label = state.verdict ? swingLabel(votePanel.votes) : null;
+  $("verdict-swing").textContent = label || "";
+  $("verdict-swing").hidden = !label;
+}
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
 const columns = { bull: $("bull-arguments"), bear: $("bear-arguments"), moderator: $("moderator-arguments") };
@@ -323,6 +338,7 @@ async function loadDetails() {
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
+  renderVotes(data.votes);
   state.canControl = data.canControl === true;
   renderCancel();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
@@ -367,6 +383,10 @@ function start() {
     .on("token", onToken)
     .on("argument", onArgument)
     .on("turn", onTurn)
+    .on("votes", (payload) => {
+      votePanel.onTallies(payload);
+      renderVerdictSwing();
+    })
     .on("status", (payload) => {
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
@@ -388,6 +408,7 @@ function start() {
     state,
     socket,
     /** The page's transcript in turn order: [{turn, agent, content, complete}]. */
+    votes: () => votePanel.votes,
     transcript: () =>
       [...state.arguments.values()]
         .sort((a, b) => a.turn - b.turn)
