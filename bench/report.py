@@ -91,6 +91,16 @@ def format_table(report: dict) -> str:
             f"{tl['p50']} / {tl['p99']} / {tl['max']} ({tl['pairs']} vote x viewer pairs, "
             f"{tl['never_seen']} never seen)",
         )
+        if "token_latency_during_votes_ms" in v:
+            during, outside = (
+                v["token_latency_during_votes_ms"],
+                v["token_latency_outside_votes_ms"],
+            )
+            add(
+                "  token latency p50 / p99 ms during / outside the votes",
+                f"{during['p50']} / {during['p99']} ({during['count']} frames) vs "
+                f"{outside['p50']} / {outside['p99']} ({outside['count']} frames)",
+            )
         fr = v["votes_frames_per_viewer"]
         add(
             "  DEBATE/VOTES per viewer mean / max",

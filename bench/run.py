@@ -404,6 +404,10 @@ class Run:
         if killer is not None:
             storm_from = start_sent + cfg.kill_at
             watch |= {"storm_from": storm_from, "storm_until": storm_from + STORM_WINDOW_S}
+        elif voting is not None:
+            # Token latency while the votes come in, kept apart to compare with the rest.
+            votes_from = start_sent + cfg.vote_delay
+            watch |= {"storm_from": votes_from, "storm_until": votes_from + cfg.vote_window}
         results = self.clients.broadcast(
             [watch] * len(self.clients), timeout=self.remaining(reserve=5) + 10
         )
@@ -411,7 +415,7 @@ class Run:
             killer.cancel()
         if voting is not None:
             voting.join(timeout=self.remaining(reserve=5))
-            report["votes"] = voting.report(results)
+            report["votes"] = voting.report(results, token_latency=killer is None)
         cpu1, ccpu1, t1 = sampler.cpu(), client_sampler.cpu(), time.time()
         sampler.stop()
         connections = max(1, report["connect"]["connected"])

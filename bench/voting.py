@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from bench import rest
 from bench.launcher import manage
-from bench.stats import ms, percentile
+from bench.stats import hist_summary, merged, ms, percentile
 
 VOTE_THREADS = 16
 
@@ -100,8 +100,10 @@ class Voting:
             if status == 200:
                 self.accepted.append((answered, body["votes"]["version"]))
 
-    def report(self, results: list[dict]) -> dict:
-        """The voting figures, with the viewers' DEBATE/VOTES from the watch answers."""
+    def report(self, results: list[dict], token_latency: bool = False) -> dict:
+        """The voting figures, with the viewers' DEBATE/VOTES from the watch answers;
+        ``token_latency``: the watch kept the tokens received during the window apart (its
+        storm window), so token latency during the votes and outside them are reported."""
         viewers = [v for r in results for v in r["viewers"]]
         latencies: list[float] = []
         unseen = 0
@@ -118,7 +120,7 @@ class Voting:
         elapsed = max(1e-6, self.finished - self.started) if self.finished else None
         frames = [len(v["votes"]) for v in viewers]
         final = max((version for _t, version in self.accepted), default=0)
-        return {
+        figures = {
             "voters": len(self.tokens),
             "window_s": self.window_s,
             "answers": dict(sorted(self.codes.items())),
@@ -143,3 +145,13 @@ class Voting:
                 1 for v in viewers if v["votes"] and v["votes"][-1][1] >= final
             ),
         }
+        if token_latency:
+            during = merged(results, "storm_hist")
+            outside = merged(results, "token_hist")
+            for bucket, count in during.items():
+                outside[bucket] -= count
+            figures["token_latency_during_votes_ms"] = hist_summary(during)
+            figures["token_latency_outside_votes_ms"] = hist_summary(
+                {bucket: count for bucket, count in outside.items() if count > 0}
+            )
+        return figures

@@ -134,7 +134,8 @@ def test_bench_stream_voting_scenario_counts_votes_and_tally_latency(redis_url, 
         "--warmup=0.2",
         "--connect-count=0",
         "--voters=12",
-        "--vote-window=1",
+        "--vote-window=2",
+        "--vote-delay=3",
         f"--redis-url={redis_url}",
         "--timeout=80",
     )
@@ -148,3 +149,9 @@ def test_bench_stream_voting_scenario_counts_votes_and_tally_latency(redis_url, 
     assert votes["tally_latency_ms"]["p99"] is not None
     assert votes["viewers_with_final_tally"] == 4
     assert 0 < votes["votes_frames_per_viewer"]["max"] <= 12
+    # Token frames split into those received during the votes and the others.
+    during, outside = (
+        votes["token_latency_during_votes_ms"],
+        votes["token_latency_outside_votes_ms"],
+    )
+    assert during["count"] + outside["count"] == report["token_latency_ms"]["frames"] > 0
