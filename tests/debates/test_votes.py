@@ -243,3 +243,21 @@ def test_debate_detail_and_list_show_the_votes_and_swing(user):
     assert detail["mine"] == {"before": "bull", "after": "bear"}
     listed = client.get("/api/debates/").json()["results"][0]["votes"]
     assert listed == detail
+
+
+# --- admin ------------------------------------------------------------------------------------
+
+
+def test_admin_lists_votes_read_only_and_summarises_them_on_the_debate(client, staff_user, user):
+    debate = _completed()
+    Vote.objects.create(debate=debate, user=user, phase="before", side="bear")
+    Vote.objects.create(debate=debate, user=staff_user, phase="before", side="bear")
+    Vote.objects.create(debate=debate, user=user, phase="after", side="bull")
+    client.force_login(staff_user)
+    listing = client.get("/admin/debates/vote/?phase__exact=after")
+    assert listing.status_code == 200
+    assert listing.content.decode().count('<td class="field-side">Bull</td>') == 1
+    assert client.get("/admin/debates/vote/add/").status_code == 403
+    page = client.get(f"/admin/debates/debate/{debate.pk}/change/").content.decode()
+    assert "before: bull 0, bear 2; after: bull 1, bear 0" in page
+    assert "swing bull +100.0 pts, moved to bull" in page
