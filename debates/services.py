@@ -333,10 +333,12 @@ def vote_cast(*, debate: Debate, user: AbstractBaseUser, side: str) -> tuple[Vot
     Viewers see the new tallies after the commit (streaming.tallies, coalesced)."""
     if side not in VoteSide.values:
         raise ValidationError({"side": [f"Choose {' or '.join(VoteSide.values)}."]})
-    debate.refresh_from_db(fields=["status", "verdict_recommendation", "finished_at", "started_at"])
-    phase = vote_open_phase(debate=debate)
+    # The phase from the row as it is now (no lock: a vote racing the first argument's save
+    # counts in the phase its check saw).
+    current = Debate.objects.get(pk=debate.pk)
+    phase = vote_open_phase(debate=current)
     if phase is None:
-        raise VotingClosed(f"Voting is closed for this {debate.status} debate.")
+        raise VotingClosed(_CLOSED.get(current.status, "Voting is closed."))
     mine = Vote.objects.select_for_update().filter(debate=debate, user=user, phase=phase)
     vote = mine.first()
     if vote is None:
@@ -354,6 +356,15 @@ def vote_cast(*, debate: Debate, user: AbstractBaseUser, side: str) -> tuple[Vot
     vote.refresh_from_db()
     _announce_tallies(debate.pk)
     return vote, True
+
+
+_CLOSED = {
+    DebateStatus.RUNNING: "Voting is closed: the before vote ended with the first argument, "
+    "the after vote opens with the verdict.",
+    DebateStatus.COMPLETED: "Voting is closed: the after vote has ended.",
+    DebateStatus.FAILED: "Voting is closed: this debate ended without a verdict.",
+    DebateStatus.CANCELLED: "Voting is closed: this debate ended without a verdict.",
+}
 
 
 def _announce_tallies(debate_id) -> None:

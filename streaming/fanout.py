@@ -79,6 +79,7 @@ class _Debate:
         self.votes_version = 0  # the newest DEBATE/VOTES received (version 0: no votes yet)
         self.votes_text: str | None = None
         self.votes_sent_at = float("-inf")  # loop time of the last votes fan-out
+        self.votes_written = 0  # the version of the last votes fan-out
         self.votes_timer: asyncio.TimerHandle | None = None
         self.votes_task: asyncio.Task | None = None
 
@@ -118,6 +119,8 @@ class Hub:
         drainers = [s.drainer for s in self.debates.values() if s.drainer is not None]
         for state in self.debates.values():
             self._forget_votes(state)
+        for task in list(self._sending):
+            task.cancel()
         for task in [*self._tasks, *drainers]:
             task.cancel()
         for task in [*self._tasks, *drainers]:
@@ -300,33 +303,32 @@ class Hub:
 
     def _fan_out_votes(self, debate_id: str, state: _Debate) -> None:
         state.votes_timer = None
+        if state.votes_version <= state.votes_written:
+            return  # a fan-out already wrote the newest
         state.votes_sent_at = asyncio.get_running_loop().time()
+        task = asyncio.ensure_future(self._write_votes(debate_id, state))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _write_votes(self, debate_id: str, state: _Debate) -> None:
+        """Write the newest tallies to every local viewer, giving the loop back as _fan_out does."""
         version, text = state.votes_version, state.votes_text
+        state.votes_written = version
         frame = encode_text_frame(text)
-        sent, slow = 0, []
-        for consumer in list(state.members):
+        sent = 0
+        for index, consumer in enumerate(list(state.members), start=1):
             try:
                 done = consumer.deliver_votes_now(version, frame)
+                if done is None:
+                    await consumer.deliver_votes(version, text)
+                    done = 1
+                sent += done
             except Exception:
                 logger.warning("vote tallies to a viewer of %s failed", debate_id, exc_info=True)
-                continue
-            if done is None:
-                slow.append(consumer)
-            else:
-                sent += done
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
-        if slow:
-            task = asyncio.ensure_future(self._deliver_votes(slow, version, text))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
-
-    async def _deliver_votes(self, consumers: list, version: int, text: str) -> None:
-        for consumer in consumers:
-            try:
-                await consumer.deliver_votes(version, text)
-            except Exception:
-                logger.debug("vote tallies to a viewer failed", exc_info=True)
 
     @staticmethod
     def _forget_votes(state: _Debate) -> None:

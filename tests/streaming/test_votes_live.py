@@ -128,7 +128,8 @@ async def test_the_hub_writes_the_newest_tallies_at_most_once_per_interval():
     state.subscribed = True
     viewer = _Viewer()
     state.members.add(viewer)
-    viewer.got[7] = asyncio.get_running_loop().create_future()
+    loop = asyncio.get_running_loop()
+    viewer.got = {1: loop.create_future(), 7: loop.create_future()}
 
     zero = {"bull": 0, "bear": 0}
     texts = {
@@ -141,10 +142,14 @@ async def test_the_hub_writes_the_newest_tallies_at_most_once_per_interval():
     }
     text = texts.__getitem__
 
-    # Several processes' messages, one arriving late (older): the first goes at once, the rest
-    # become one write of the newest at the end of the interval.
-    for version in (1, 3, 2, 5, 7, 4):
+    # The first tally after a quiet interval goes at once.
+    hub._on_votes(debate_id, 1, text(1))
+    await asyncio.wait_for(viewer.got[1], 5)
+    # Several processes' messages, one arriving late (older): one write of the newest at the
+    # end of the interval.
+    for version in (3, 2, 5, 7, 4):
         hub._on_votes(debate_id, version, text(version))
+    assert state.votes_timer is not None
     assert viewer.versions == [1]
     await asyncio.wait_for(viewer.got[7], 5)
     assert viewer.versions == [1, 7]
