@@ -137,6 +137,7 @@ class DebateVoteApi(APIView):
         responses={
             200: VoteResultSerializer,
             400: OpenApiResponse(description="Field errors: `side` is not bull or bear."),
+            401: OpenApiResponse(description="No valid access token: sign in to vote."),
             404: OpenApiResponse(description="Unknown debate."),
             409: OpenApiResponse(description="No vote phase of this debate is open now."),
             429: OpenApiResponse(description="Too many votes from this user (VOTE_RATE)."),
