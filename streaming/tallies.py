@@ -21,6 +21,7 @@ change is sent at once.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import threading
@@ -139,7 +140,8 @@ def reset() -> None:
         if handle is not None:
             handle.cancel()
     for task in list(_tasks):
-        task.cancel()
+        with contextlib.suppress(RuntimeError):  # its loop may be closed already
+            task.cancel()
     _tasks.clear()
     _due.clear()
     _next_at.clear()
