@@ -43,6 +43,21 @@ def debate_status(*, debate_id) -> str:
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
 
 
+def debates_silent() -> list:
+    """Ids of running debates whose runner missed two heartbeats but is not stale yet (their
+    viewers are told the debate is being recovered)."""
+    now = timezone.now()
+    silent_since = now - timedelta(seconds=2 * float(settings.DEBATE_HEARTBEAT_S))
+    stale_since = now - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
+    return list(
+        Debate.objects.filter(
+            status=DebateStatus.RUNNING,
+            heartbeat_at__lt=silent_since,
+            heartbeat_at__gte=stale_since,
+        ).values_list("pk", flat=True)
+    )
+
+
 # --- Audience votes ---------------------------------------------------------------------------
 
 

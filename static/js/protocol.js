@@ -8,10 +8,11 @@ export const ActionType = Object.freeze({
   ARGUMENT_COMPLETE: "DEBATE/ARGUMENT_COMPLETE",
   TURN_CHANGE: "DEBATE/TURN_CHANGE",
   STATUS_UPDATE: "DEBATE/STATUS_UPDATE",
-  VOTES: "DEBATE/VOTES",
   ERROR: "DEBATE/ERROR",
   PING: "DEBATE/PING",
   PONG: "DEBATE/PONG",
+  RECOVERING: "DEBATE/RECOVERING",
+  VOTES: "DEBATE/VOTES",
 });
 
 /** WebSocket close codes (and DEBATE/ERROR codes), named as in protocol.Close. */
@@ -24,7 +25,9 @@ export const CloseCode = Object.freeze({
   BAD_FRAME: 4400,
   TOO_MANY_FRAMES: 4429,
   INTERNAL: 4500,
+  UNAVAILABLE: 4503,
   POLICY_VIOLATION: 1008,
+  GOING_AWAY: 1001,
 });
 
 /** Debate statuses after which no event follows. */
