@@ -94,6 +94,25 @@ async def test_a_late_joiner_gets_the_current_tallies_after_its_catch_up():
     await other.disconnect()
 
 
+async def test_a_resuming_client_gets_the_missed_events_then_the_tallies():
+    from streaming.publisher import publish_event
+
+    debate = await database_sync_to_async(Debate.objects.create)(asset="ADA", status="running")
+    voters = await database_sync_to_async(_voters)(2)
+    for status_or_turn in ({"status": "running"}, {"currentAgent": "bull", "turn": 1}):
+        kind = protocol.STATUS_UPDATE if "status" in status_or_turn else protocol.TURN_CHANGE
+        await publish_event(debate.id, kind, status_or_turn)
+    await database_sync_to_async(_vote_all)(debate, [(voters[0], "bear"), (voters[1], "bear")])
+    comm, first = await connect(debate.id, last_seq=1)
+    assert (first["type"], first["payload"]["lastSeq"]) == (protocol.CONNECTED, 2)
+    missed = await comm.receive_json_from(timeout=10)
+    assert (missed["type"], missed["payload"]["seq"]) == (protocol.TURN_CHANGE, 2)
+    votes = await comm.receive_json_from(timeout=10)
+    assert votes["type"] == protocol.VOTES
+    assert votes["payload"]["before"] == {"bull": 0, "bear": 2}
+    await comm.disconnect()
+
+
 async def test_a_debate_without_votes_sends_no_tallies():
     debate = await database_sync_to_async(Debate.objects.create)(asset="SOL")
     comm, _first = await connect(debate.id)
