@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
-from debates import lifecycle, selectors
-from debates.models import Argument, Debate, Vote
+from debates import controls, lifecycle, selectors
+from debates.models import Argument, Debate, Question, Vote
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -19,6 +19,19 @@ class ArgumentInline(admin.TabularInline):
     fields = ["turn", "agent", "content", "created_at"]
     readonly_fields = fields
     ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuestionInline(admin.TabularInline):
+    """The moderator's questions, read-only (asked from the watch page or the API)."""
+
+    model = Question
+    extra = 0
+    can_delete = False
+    fields = ["turn", "text", "asked_by", "asked_at", "answered_in_turn"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -41,8 +54,14 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline]
-    actions = ["start_debates", "cancel_debates"]
+    inlines = [ArgumentInline, QuestionInline]
+    actions = [
+        "start_debates",
+        "cancel_debates",
+        "pause_debates",
+        "resume_debates",
+        "conclude_debates",
+    ]
     readonly_fields = [
         "id",
         "status",
@@ -57,6 +76,8 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_recommendation",
         "verdict_confidence",
         "verdict_rationale",
+        "paused_at",
+        "conclusion_reason",
         "audience_vote",
     ]
     fields = ["asset", "max_turns", *readonly_fields]
@@ -134,6 +155,18 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected debates")
     def cancel_debates(self, request, queryset) -> None:
         self._control(request, queryset, lifecycle.cancel, "Cancelled")
+
+    @admin.action(description="Pause selected debates")
+    def pause_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.pause, "Paused")
+
+    @admin.action(description="Resume selected debates")
+    def resume_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.resume, "Resumed")
+
+    @admin.action(description="Conclude selected debates now (verdict after the current argument)")
+    def conclude_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.conclude, "Concluding")
 
 
 @admin.register(Vote)

@@ -7,15 +7,26 @@ from django.conf import settings
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
-from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, DebateStatus, Vote, VotePhase, VoteSide
+from debates.engine.state import ArgumentItem, QuestionItem
+from debates.models import (
+    Argument,
+    Debate,
+    DebateStatus,
+    Question,
+    Vote,
+    VotePhase,
+    VoteSide,
+)
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
     """Debates newest first, with arguments in order."""
     qs = (
         Debate.objects.select_related("created_by")
-        .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
+        .prefetch_related(
+            Prefetch("arguments", queryset=Argument.objects.order_by("turn")),
+            Prefetch("questions", queryset=Question.objects.select_related("asked_by")),
+        )
         .order_by("-created_at")
     )
     if status:
@@ -56,6 +67,26 @@ def debates_silent() -> list:
             heartbeat_at__gte=stale_since,
         ).values_list("pk", flat=True)
     )
+
+
+def debate_controls(*, debate_id) -> dict | None:
+    """The moderator controls' state of a debate (what its run acts on), or None."""
+    return (
+        Debate.objects.filter(pk=debate_id)
+        .values("status", "paused_at", "conclusion_reason", "concluding_at")
+        .first()
+    )
+
+
+def debate_questions(*, debate_id) -> QuerySet[Question]:
+    """A debate's questions, oldest first."""
+    return Question.objects.filter(debate_id=debate_id).select_related("asked_by")
+
+
+def open_questions(*, debate_id) -> list[QuestionItem]:
+    """The questions no saved argument has answered yet, oldest first."""
+    rows = debate_questions(debate_id=debate_id).filter(answered_in_turn__isnull=True)
+    return [QuestionItem(id=q.pk, text=q.text) for q in rows]
 
 
 # --- Audience votes ---------------------------------------------------------------------------

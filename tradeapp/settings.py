@@ -213,6 +213,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+        # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
+        "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
         # Audience votes (debates.api.DebateVoteApi): per user.
         "votes": env_str("VOTE_RATE", "30/minute"),
     },
@@ -289,6 +291,8 @@ DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 # Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
 DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
+# Moderator controls: a debate paused longer than this concludes by itself (the verdict).
+DEBATE_PAUSE_MAX_S = env_float("DEBATE_PAUSE_MAX_S", 600.0)
 # Audience votes: the after-verdict vote stays open this long after the debate ends (0: no end).
 VOTE_AFTER_WINDOW_S = env_float("VOTE_AFTER_WINDOW_S", 600.0)
 
