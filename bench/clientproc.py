@@ -203,6 +203,7 @@ class _Client:
                 "reconnects": v.reconnects,
                 "rehome": v.rehome_times,
                 "disrupted": v.disrupted,
+                "votes": v.votes,
             }
             for v in self.viewers
         ]

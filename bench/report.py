@@ -78,6 +78,35 @@ def format_table(report: dict) -> str:
             f"  others' token latency p50 / p99 ms (first {k['storm_window_s']:g} s)",
             f"{o['p50']} / {o['p99']} ({o['count']} frames)",
         )
+    if "votes" in report:
+        v = report["votes"]
+        add(
+            f"votes: {v['voters']} voters over {v['window_s']:g} s",
+            f"{v['accepted']} accepted ({v['accepted_per_s']}/s), answers {v['answers']}, "
+            f"request p50 / p99 {v['request_ms']['p50']} / {v['request_ms']['p99']} ms",
+        )
+        tl = v["tally_latency_ms"]
+        add(
+            "  tally latency p50 / p99 / max ms",
+            f"{tl['p50']} / {tl['p99']} / {tl['max']} ({tl['pairs']} vote x viewer pairs, "
+            f"{tl['never_seen']} never seen)",
+        )
+        if "token_latency_during_votes_ms" in v:
+            during, outside = (
+                v["token_latency_during_votes_ms"],
+                v["token_latency_outside_votes_ms"],
+            )
+            add(
+                "  token latency p50 / p99 ms during / outside the votes",
+                f"{during['p50']} / {during['p99']} ({during['count']} frames) vs "
+                f"{outside['p50']} / {outside['p99']} ({outside['count']} frames)",
+            )
+        fr = v["votes_frames_per_viewer"]
+        add(
+            "  DEBATE/VOTES per viewer mean / max",
+            f"{fr['mean']} / {fr['max']} ({v['viewers_with_final_tally']} viewers saw the "
+            "final tally)",
+        )
     r = report["server_resources"]
     add(
         "server CPU % (total, per 1k conns)",

@@ -30,6 +30,7 @@ from bench.launcher import BASE_DIR, Cluster, ServerOptions, ensure_user, server
 from bench.sampler import ProcessSampler, pids_listening
 from bench.signals import cleanup_on_exit
 from bench.stats import analyse, merged, ms, rehoming, timing
+from bench.voting import Voting, make_voters
 from bench.wsclient import FINAL_STATUSES
 
 ORIGIN = "http://localhost"
@@ -74,6 +75,9 @@ class Config:
     kill_at: float = 5.0  # ... this many seconds after the debate's start
     server_cpus: list[int] = field(default_factory=list)  # pin the servers (like taskset -c)
     client_cpus: list[int] = field(default_factory=list)  # pin the load generator
+    voters: int = 0  # users who vote over REST while the debate streams (bench.voting) ...
+    vote_window: float = 10.0  # ... spread over this many seconds ...
+    vote_delay: float = 0.0  # ... beginning this long after the debate's start
 
 
 def pin(pids: list[int], cpus: list[int]) -> None:
@@ -359,6 +363,7 @@ class Run:
             report["warm_up"] = self.warm_up()
             self.out(f"warm-up debates: {report['warm_up']}")
         debate_id, _access = self.create_debate()
+        voter_tokens = make_voters(self.env, cfg.voters) if cfg.voters > 0 else []
         clients = self.clients.start(cfg.clients)
         pin([os.getpid(), *clients["pids"]], cfg.client_cpus)
         report["clients"] = {"processes": len(self.clients), "uvloop": clients["uvloop"]}
@@ -387,6 +392,11 @@ class Run:
             self.start_sent = self.start_debate(debate_id, self.login())
         rss_connected = sampler.rss()
         start_sent = self.start_sent
+        voting = None
+        if voter_tokens:
+            urls = [f"http://{host}:{port}" for host, port in self.targets]
+            voting = Voting(urls, debate_id, voter_tokens, cfg.vote_window)
+            voting.start(at=start_sent + cfg.vote_delay)
         killer = self.schedule_kill(start_sent)
         self.out(f"debate {debate_id} started; watching")
         watch_deadline = time.time() + self.remaining(reserve=15)
@@ -394,11 +404,18 @@ class Run:
         if killer is not None:
             storm_from = start_sent + cfg.kill_at
             watch |= {"storm_from": storm_from, "storm_until": storm_from + STORM_WINDOW_S}
+        elif voting is not None:
+            # Token latency while the votes come in, kept apart to compare with the rest.
+            votes_from = start_sent + cfg.vote_delay
+            watch |= {"storm_from": votes_from, "storm_until": votes_from + cfg.vote_window}
         results = self.clients.broadcast(
             [watch] * len(self.clients), timeout=self.remaining(reserve=5) + 10
         )
         if killer is not None:
             killer.cancel()
+        if voting is not None:
+            voting.join(timeout=self.remaining(reserve=5))
+            report["votes"] = voting.report(results, token_latency=killer is None)
         cpu1, ccpu1, t1 = sampler.cpu(), client_sampler.cpu(), time.time()
         sampler.stop()
         connections = max(1, report["connect"]["connected"])

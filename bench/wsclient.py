@@ -26,7 +26,7 @@ from datetime import datetime
 import orjson
 
 from streaming import protocol
-from streaming.protocol import CONNECTED, ERROR, STATUS_UPDATE, TOKEN_RECEIVED
+from streaming.protocol import CONNECTED, ERROR, STATUS_UPDATE, TOKEN_RECEIVED, VOTES
 
 # Debate statuses after which no event follows; streaming.protocol has no name for them yet.
 FINAL_STATUSES = frozenset(protocol.FINAL_STATUSES)
@@ -112,6 +112,7 @@ def _bucket(latency: float) -> int:
 CACHE_LIMIT = 4096
 _reads: dict[bytes, tuple] = {}  # one read of whole text frames -> their payloads
 _messages: dict[bytes, tuple] = {}  # one event message -> parse_event(message)
+_versions: dict[bytes, int] = {}  # one DEBATE/VOTES message -> its version
 
 
 def _remember(cache: dict, key: bytes, value) -> None:
@@ -188,6 +189,7 @@ class Viewer(asyncio.Protocol):
         self.reconnects = 0
         self.rehome_times: list[float] = []  # socket lost -> CONNECTED on the next one, s
         self.disrupted = False  # lost a socket at least once
+        self.votes: list[tuple[float, int]] = []  # (receipt time, version) of DEBATE/VOTES
         self._socket(request)
 
     def _socket(self, request: bytes) -> None:
@@ -309,6 +311,12 @@ class Viewer(asyncio.Protocol):
                     self.ready.set_result(True)
             elif kind == ERROR:
                 self.error_code = code
+            elif kind == VOTES:
+                version = _versions.get(data)
+                if version is None:
+                    version = orjson.loads(data)["payload"]["version"]
+                    _remember(_versions, data, version)
+                self.votes.append((now, version))
             return
         stats = self.stats
         stats.events += 1

@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 
-from debates import controls, lifecycle
-from debates.models import Argument, Debate, Question
+from debates import controls, lifecycle, selectors
+from debates.models import Argument, Debate, Question, Vote
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -90,6 +90,7 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_rationale",
         "paused_at",
         "conclusion_reason",
+        "audience_vote",
     ]
     fields = ["asset", "max_turns", "budget_tokens", "budget_cost", *readonly_fields]
 
@@ -145,6 +146,22 @@ class DebateAdmin(admin.ModelAdmin):
             return "unknown"  # a model without a price: never shown as free
         return f"{obj.cost_total or 0:.6f}"
 
+    @admin.display(description="audience vote")
+    def audience_vote(self, obj: Debate) -> str:
+        # A summary, not an inline: a debate may have tens of thousands of votes (see Votes).
+        if obj._state.adding:
+            return "-"
+        result = selectors.vote_swing(selectors.vote_tallies(debate_id=obj.pk))
+        before, after = result["before"], result["after"]
+        text = (
+            f"before: bull {before['bull']}, bear {before['bear']}; "
+            f"after: bull {after['bull']}, bear {after['bear']}"
+        )
+        if result["swing"] is not None:
+            moved = result["moved_to"] or "nobody"
+            text += f"; swing bull {result['swing']['bull']:+} pts, moved to {moved}"
+        return text
+
     @admin.display(description="live viewers")
     def live_viewers(self, obj: Debate) -> int:
         return getattr(obj, "live_viewer_count", 0)
@@ -181,3 +198,20 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.action(description="Conclude selected debates now (verdict after the current argument)")
     def conclude_debates(self, request, queryset) -> None:
         self._control(request, queryset, controls.conclude, "Concluding")
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    """Audience votes, read-only (they are written by viewers through the API)."""
+
+    list_display = ["debate", "user", "phase", "side", "changes", "updated_at"]
+    list_filter = ["phase", "side"]
+    search_fields = ["debate__id", "debate__asset", "user__username"]
+    list_select_related = ["debate", "user"]
+    readonly_fields = ["debate", "user", "phase", "side", "changes", "created_at", "updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

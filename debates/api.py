@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
-from rest_framework.throttling import UserRateThrottle
+from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
 from debates import controls, lifecycle, selectors, services
@@ -24,6 +24,9 @@ from debates.serializers import (
     QuestionCreateSerializer,
     QuestionSerializer,
     QuotaExceededSerializer,
+    VoteCreateSerializer,
+    VoteResultSerializer,
+    votes_data,
 )
 
 QUOTA_RESPONSE = OpenApiResponse(
@@ -227,3 +230,44 @@ class DebateAskApi(APIView):
             detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
             raise ValidationError(detail) from None
         return Response(QuestionSerializer(question).data, status=status.HTTP_201_CREATED)
+
+
+class DebateVoteApi(APIView):
+    """Vote bull or bear: before the debate (pending, or running until its first argument is
+    saved) and again after its verdict (until VOTE_AFTER_WINDOW_S past its end)."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "votes"
+
+    @extend_schema(
+        request=VoteCreateSerializer,
+        responses={
+            200: VoteResultSerializer,
+            400: OpenApiResponse(description="Field errors: `side` is not bull or bear."),
+            401: OpenApiResponse(description="No valid access token: sign in to vote."),
+            404: OpenApiResponse(description="Unknown debate."),
+            409: OpenApiResponse(description="No vote phase of this debate is open now."),
+            429: OpenApiResponse(description="Too many votes from this user (VOTE_RATE)."),
+        },
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Cast or change the signed-in user's vote in the open phase (one per user per
+        phase; the same vote again changes nothing)."""
+        debate = _debate_or_404(pk)
+        serializer = VoteCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            vote, changed = services.vote_cast(
+                debate=debate, user=request.user, side=serializer.validated_data["side"]
+            )
+        except services.VotingClosed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        tallies = selectors.vote_tallies(debate_id=debate.pk)
+        mine = selectors.votes_of_user(user=request.user, debate_ids=[debate.pk])[debate.pk]
+        data = {
+            "phase": vote.phase,
+            "side": vote.side,
+            "changed": changed,
+            "votes": votes_data(debate=debate, tallies=tallies, mine=mine),
+        }
+        return Response(VoteResultSerializer(data).data)

@@ -212,3 +212,43 @@ class Question(models.Model):
 
     def __str__(self) -> str:
         return f"question {self.pk} (turn {self.turn})"
+
+
+class VotePhase(models.TextChoices):
+    """When an audience vote was cast: before the debate, or after its verdict."""
+
+    BEFORE = "before", "Before"
+    AFTER = "after", "After"
+
+
+class VoteSide(models.TextChoices):
+    """Which side a viewer backs: the two debaters, not the verdict's buy/hold/sell."""
+
+    BULL = "bull", "Bull"
+    BEAR = "bear", "Bear"
+
+
+class Vote(models.Model):
+    """One viewer's vote in one phase of a debate (changeable while the phase is open)."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="votes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="debate_votes"
+    )
+    phase = models.CharField(max_length=6, choices=VotePhase.choices)
+    side = models.CharField(max_length=4, choices=VoteSide.choices)
+    # Times the side was changed: count + sum(changes) of a debate only grows (tally versions).
+    changes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["debate", "phase", "created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["debate", "user", "phase"], name="vote_one_per_user_per_phase"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.phase} vote {self.side}"

@@ -1,14 +1,23 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from debates.engine.state import ArgumentItem, QuestionItem
-from debates.models import Argument, Debate, DebateStatus, Question
+from debates.models import (
+    Argument,
+    Debate,
+    DebateStatus,
+    Question,
+    Vote,
+    VotePhase,
+    VoteSide,
+)
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
@@ -98,3 +107,117 @@ def open_questions(*, debate_id) -> list[QuestionItem]:
     """The questions no saved argument has answered yet, oldest first."""
     rows = debate_questions(debate_id=debate_id).filter(answered_in_turn__isnull=True)
     return [QuestionItem(id=q.pk, text=q.text) for q in rows]
+
+
+# --- Audience votes ---------------------------------------------------------------------------
+
+
+@dataclass
+class VoteTallies:
+    """A debate's votes per phase and side; ``version`` grows with every vote written."""
+
+    counts: dict = field(default_factory=dict)  # (phase, side) -> votes
+    version: int = 0
+
+    def of(self, phase: str) -> dict:
+        """{bull, bear} of one phase."""
+        return {side: self.counts.get((phase, side), 0) for side in VoteSide.values}
+
+
+def _has_arguments(debate: Debate) -> bool:
+    prefetched = getattr(debate, "_prefetched_objects_cache", {}).get("arguments")
+    if prefetched is not None:
+        return len(prefetched) > 0
+    return Argument.objects.filter(debate_id=debate.pk).exists()
+
+
+def vote_after_closes_at(*, debate: Debate) -> datetime | None:
+    """When the after-verdict vote closes (None: not open yet, or never closes)."""
+    window = float(settings.VOTE_AFTER_WINDOW_S)
+    if debate.finished_at is None or window <= 0:
+        return None
+    return debate.finished_at + timedelta(seconds=window)
+
+
+def vote_open_phase(*, debate: Debate, now: datetime | None = None) -> str | None:
+    """The phase a vote counts in now: ``before`` while the debate is pending or running until
+    its first argument is saved; ``after`` once it completed with a verdict, for
+    VOTE_AFTER_WINDOW_S (0: no end); otherwise None (closed)."""
+    if debate.status == DebateStatus.PENDING:
+        return VotePhase.BEFORE
+    if debate.status == DebateStatus.RUNNING:
+        return None if _has_arguments(debate) else VotePhase.BEFORE
+    if debate.status == DebateStatus.COMPLETED and debate.verdict_recommendation:
+        closes_at = vote_after_closes_at(debate=debate)
+        if closes_at is None or (now or timezone.now()) < closes_at:
+            return VotePhase.AFTER
+    return None
+
+
+def _count_name(phase: str, side: str) -> str:
+    return f"{phase}_{side}"
+
+
+def vote_tallies(*, debate_id) -> VoteTallies:
+    """The debate's tallies and their version, in one query (one consistent snapshot)."""
+    counts = {
+        _count_name(phase, side): Count("pk", filter=Q(phase=phase, side=side))
+        for phase in VotePhase.values
+        for side in VoteSide.values
+    }
+    row = Vote.objects.filter(debate_id=debate_id).aggregate(
+        **counts, votes=Count("pk"), changes=Sum("changes")
+    )
+    return VoteTallies(
+        counts={
+            (phase, side): row[_count_name(phase, side)]
+            for phase in VotePhase.values
+            for side in VoteSide.values
+        },
+        version=row["votes"] + (row["changes"] or 0),
+    )
+
+
+def vote_tallies_many(*, debate_ids) -> dict:
+    """Tallies of several debates in one query, keyed by debate id."""
+    tallies = {debate_id: VoteTallies() for debate_id in debate_ids}
+    rows = (
+        Vote.objects.filter(debate_id__in=list(tallies))
+        .values_list("debate_id", "phase", "side")
+        .annotate(n=Count("pk"), changed=Sum("changes"))
+        .order_by()
+    )
+    for debate_id, phase, side, n, changed in rows:
+        tallies[debate_id].counts[(phase, side)] = n
+        tallies[debate_id].version += n + (changed or 0)
+    return tallies
+
+
+def votes_of_user(*, user, debate_ids) -> dict:
+    """The user's votes on these debates: debate id -> {phase: side}."""
+    mine: dict = {debate_id: {} for debate_id in debate_ids}
+    if user is None or not user.is_authenticated:
+        return mine
+    rows = Vote.objects.filter(user=user, debate_id__in=list(mine)).values_list(
+        "debate_id", "phase", "side"
+    )
+    for debate_id, phase, side in rows:
+        mine[debate_id][phase] = side
+    return mine
+
+
+def vote_swing(tallies: VoteTallies) -> dict:
+    """The result: each phase's {bull, bear}, the swing (after share minus before share of
+    each side, in percentage points; null until both phases have votes) and the side that
+    moved the room (``movedTo``: null when nobody moved or the swing is not known yet)."""
+    before, after = tallies.of(VotePhase.BEFORE), tallies.of(VotePhase.AFTER)
+    before_total, after_total = sum(before.values()), sum(after.values())
+    swing, moved_to = None, None
+    if before_total and after_total:
+        swing = {
+            side: round(100.0 * (after[side] / after_total - before[side] / before_total), 1)
+            for side in VoteSide.values
+        }
+        best = max(swing, key=swing.get)
+        moved_to = best if swing[best] > 0 else None
+    return {"before": before, "after": after, "swing": swing, "moved_to": moved_to}

@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from debates import costs, services
+from debates import costs, selectors, services
 from debates.models import (
     COST_DIGITS,
     COST_PLACES,
@@ -21,6 +21,8 @@ from debates.models import (
     Debate,
     Question,
     Recommendation,
+    VotePhase,
+    VoteSide,
 )
 from debates.validators import ASSET_HELP
 from streaming import presence
@@ -131,12 +133,76 @@ class MarketSerializer(serializers.Serializer):
         return [c["c"] for c in candles if isinstance(c, dict) and c.get("c") is not None]
 
 
+class SidesSerializer(serializers.Serializer):
+    """Votes (or percentage points) per side."""
+
+    bull = serializers.FloatField()
+    bear = serializers.FloatField()
+
+
+class VoteCountsSerializer(serializers.Serializer):
+    """Votes per side in one phase."""
+
+    bull = serializers.IntegerField()
+    bear = serializers.IntegerField()
+
+
+class MyVotesSerializer(serializers.Serializer):
+    """The requesting user's side in each phase (null: no vote)."""
+
+    before = serializers.ChoiceField(choices=VoteSide.choices, allow_null=True)
+    after = serializers.ChoiceField(choices=VoteSide.choices, allow_null=True)
+
+
+class VotesSerializer(serializers.Serializer):
+    """The audience vote: tallies before and after, the swing and the side that moved the room."""
+
+    before = VoteCountsSerializer()
+    after = VoteCountsSerializer()
+    swing = SidesSerializer(
+        allow_null=True,
+        help_text="Each side's after share minus its before share, in percentage points; "
+        "null until both phases have votes.",
+    )
+    moved_to = serializers.ChoiceField(
+        choices=VoteSide.choices,
+        allow_null=True,
+        help_text="The side that gained votes' share: the side that moved the room.",
+    )
+    open = serializers.ChoiceField(
+        choices=VotePhase.choices,
+        allow_null=True,
+        help_text="The phase a vote counts in now: before (pending, or running until the first "
+        "argument is saved), after (a verdict is out, until closesAt); null: closed.",
+    )
+    closes_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the after-verdict vote closes (null: not set)."
+    )
+    mine = MyVotesSerializer()
+    version = serializers.IntegerField(help_text="Votes written so far (grows with each).")
+
+
+def votes_data(*, debate: Debate, tallies, mine: dict) -> dict:
+    """The ``votes`` of a debate's representation."""
+    return {
+        **selectors.vote_swing(tallies),
+        "open": selectors.vote_open_phase(debate=debate),
+        "closes_at": selectors.vote_after_closes_at(debate=debate),
+        "mine": {phase: mine.get(phase) for phase in VotePhase.values},
+        "version": tallies.version,
+    }
+
+
 class DebateListSerializer(serializers.ListSerializer):
-    """Debates, with the live audience of all of them read at once."""
+    """Debates, with the live audience and the votes of all of them read at once."""
 
     def to_representation(self, data):
         debates = list(data.all() if hasattr(data, "all") else data)
-        self.context["viewer_counts"] = presence.audience_counts([d.pk for d in debates])
+        ids = [d.pk for d in debates]
+        self.context["viewer_counts"] = presence.audience_counts(ids)
+        self.context["vote_tallies"] = selectors.vote_tallies_many(debate_ids=ids)
+        user = getattr(self.context.get("request"), "user", None)
+        self.context["my_votes"] = selectors.votes_of_user(user=user, debate_ids=ids)
         return super().to_representation(debates)
 
 
@@ -152,6 +218,7 @@ class DebateSerializer(serializers.ModelSerializer):
     usage = serializers.SerializerMethodField()
     budget_cost = serializers.FloatField(allow_null=True, read_only=True)
     questions = QuestionSerializer(many=True, read_only=True)
+    votes = serializers.SerializerMethodField()
 
     class Meta:
         model = Debate
@@ -170,6 +237,7 @@ class DebateSerializer(serializers.ModelSerializer):
             "verdict",
             "market",
             "can_control",
+            "votes",
             "paused_at",
             "conclusion_reason",
             "questions",
@@ -203,6 +271,18 @@ class DebateSerializer(serializers.ModelSerializer):
         """Whether the requesting user may start or cancel this debate (creator or staff)."""
         request = self.context.get("request")
         return services.can_control(debate=obj, user=getattr(request, "user", None))
+
+    @extend_schema_field(VotesSerializer)
+    def get_votes(self, obj: Debate) -> dict:
+        """The audience vote (read with the whole list when listing)."""
+        tallies = self.context.get("vote_tallies", {}).get(obj.pk)
+        if tallies is None:
+            tallies = selectors.vote_tallies(debate_id=obj.pk)
+        mine = self.context.get("my_votes", {}).get(obj.pk)
+        if mine is None:
+            user = getattr(self.context.get("request"), "user", None)
+            mine = selectors.votes_of_user(user=user, debate_ids=[obj.pk])[obj.pk]
+        return VotesSerializer(votes_data(debate=obj, tallies=tallies, mine=mine)).data
 
 
 class StrictCharField(serializers.CharField):
@@ -287,3 +367,19 @@ class ModerationStateSerializer(serializers.Serializer):
         choices=["", *ConclusionReason.values],
         help_text="Why the debate is concluding early; empty when it is not.",
     )
+
+
+class VoteCreateSerializer(serializers.Serializer):
+    """Input for an audience vote."""
+
+    side = serializers.ChoiceField(choices=VoteSide.choices, help_text="The side you back.")
+
+
+class VoteResultSerializer(serializers.Serializer):
+    """The answer to a vote: the phase it counts in, the side, whether it changed anything
+    (a repeated vote counts once), and the debate's votes now."""
+
+    phase = serializers.ChoiceField(choices=VotePhase.choices)
+    side = serializers.ChoiceField(choices=VoteSide.choices)
+    changed = serializers.BooleanField()
+    votes = VotesSerializer()

@@ -21,8 +21,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from debates import costs
@@ -35,10 +35,17 @@ from debates.models import (
     Debate,
     DebateStatus,
     Question,
+    Vote,
+    VoteSide,
 )
-from debates.selectors import debate_status, user_oldest_usage_since, user_usage_since
+from debates.selectors import (
+    debate_status,
+    user_oldest_usage_since,
+    user_usage_since,
+    vote_open_phase,
+)
 from debates.validators import normalise_asset
-from streaming import protocol
+from streaming import protocol, tallies
 from streaming.publisher import publish_events
 
 logger = logging.getLogger(__name__)
@@ -52,6 +59,10 @@ QUOTA_WINDOW = timedelta(days=1)
 
 class DebateStateError(Exception):
     """The debate is not in a state that allows the operation (HTTP 409)."""
+
+
+class VotingClosed(Exception):
+    """No vote phase of the debate is open now (HTTP 409)."""
 
 
 class QuotaExceeded(Exception):
@@ -556,3 +567,53 @@ def run_conclude(*, debate_id, runner_id: str, reason: str) -> str | None:
             conclusion_reason=reason, concluding_at=timezone.now(), paused_at=None
         )
     return reason
+
+
+# --- Audience votes ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def vote_cast(*, debate: Debate, user: AbstractBaseUser, side: str) -> tuple[Vote, bool]:
+    """Record the user's vote in the debate's open phase (one per user per phase, changeable
+    while the phase is open); return the vote and whether anything changed (a repeated vote
+    changes nothing). Raise ValidationError for a bad side, VotingClosed when no phase is open.
+    Viewers see the new tallies after the commit (streaming.tallies, coalesced)."""
+    if side not in VoteSide.values:
+        raise ValidationError({"side": [f"Choose {' or '.join(VoteSide.values)}."]})
+    # The phase from the row as it is now (no lock: a vote racing the first argument's save
+    # counts in the phase its check saw).
+    current = Debate.objects.get(pk=debate.pk)
+    phase = vote_open_phase(debate=current)
+    if phase is None:
+        raise VotingClosed(_CLOSED.get(current.status, "Voting is closed."))
+    mine = Vote.objects.select_for_update().filter(debate=debate, user=user, phase=phase)
+    vote = mine.first()
+    if vote is None:
+        try:
+            with transaction.atomic():
+                vote = Vote.objects.create(debate=debate, user=user, phase=phase, side=side)
+        except IntegrityError:
+            vote = mine.get()  # the same user's concurrent first vote won the insert
+        else:
+            _announce_tallies(debate.pk)
+            return vote, True
+    if vote.side == side:
+        return vote, False
+    mine.update(side=side, changes=F("changes") + 1, updated_at=timezone.now())
+    vote.refresh_from_db()
+    _announce_tallies(debate.pk)
+    return vote, True
+
+
+_CLOSED = {
+    DebateStatus.RUNNING: "Voting is closed: the before vote ended with the first argument, "
+    "the after vote opens with the verdict.",
+    DebateStatus.COMPLETED: "Voting is closed: the after vote has ended.",
+    DebateStatus.FAILED: "Voting is closed: this debate ended without a verdict.",
+    DebateStatus.CANCELLED: "Voting is closed: this debate ended without a verdict.",
+}
+
+
+def _announce_tallies(debate_id) -> None:
+    """Tell viewers the debate's tallies changed, once the current transaction commits."""
+    transaction.on_commit(lambda: tallies.tally_changed(debate_id), robust=True)

@@ -15,4 +15,5 @@ urlpatterns = [
     path("debates/<str:pk>/resume/", api.DebateResumeApi.as_view(), name="debate-resume"),
     path("debates/<str:pk>/ask/", api.DebateAskApi.as_view(), name="debate-ask"),
     path("debates/<str:pk>/conclude/", api.DebateConcludeApi.as_view(), name="debate-conclude"),
+    path("debates/<str:pk>/vote/", api.DebateVoteApi.as_view(), name="debate-vote"),
 ]

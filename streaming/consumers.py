@@ -90,6 +90,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.closed = False
         self.last_sent = 0
         self.buffer: list[tuple[int, str]] = []
+        self.votes_sent = 0  # version of the last DEBATE/VOTES sent (0: none, no votes yet)
         self.bad_frames = 0  # refused frames: bad, or over the socket's rate
         self.frame_budget = FrameBudget()
         self._joined = False
@@ -226,14 +227,22 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         return debate, latest, events, True
 
     async def _go_live(self) -> None:
-        while self.buffer:
-            pending, self.buffer = self.buffer, []
-            for seq, text in pending:
-                if seq > self.last_sent and not self.closed:
-                    self.last_sent = seq
-                    await self._send_text(text)
+        hub = get_hub()
+        while True:
+            while self.buffer:
+                pending, self.buffer = self.buffer, []
+                for seq, text in pending:
+                    if seq > self.last_sent and not self.closed:
+                        self.last_sent = seq
+                        await self._send_text(text)
+            # The debate's current vote tallies, once, after the catch-up (a latest value).
+            votes = hub.votes_of(self.debate_id)
+            if votes is None or votes[0] <= self.votes_sent or self.closed:
+                break
+            self.votes_sent = votes[0]
+            await self._send_text(votes[1])
         self._write_frame = frame_writer(self.base_send)
-        self.live = True  # no await since the buffer was seen empty
+        self.live = True  # no await since the buffer was seen empty and the tallies sent
 
     def _schedule_expiry(self, expires_at: float | None) -> None:
         if expires_at is None:
@@ -281,6 +290,24 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
                 self.last_sent = seq
                 sent += await self._send_shared(text, frame)
         return sent
+
+    def deliver_votes_now(self, version: int, frame: bytes) -> int | None:
+        """Called by the hub with a debate's newest DEBATE/VOTES frame; returns 1 when written,
+        0 when not needed (older, or not live yet: the catch-up ends with the newest), None when
+        ``deliver_votes`` must be awaited."""
+        if self.closed or not self.live or version <= self.votes_sent:
+            return 0
+        if self._write_frame is None:
+            return None
+        self.votes_sent = version
+        return 1 if self._write_frame(frame) else 0
+
+    async def deliver_votes(self, version: int, text: str) -> None:
+        """Send DEBATE/VOTES through the ASGI send (no fast path: tests, uvicorn)."""
+        if self.closed or not self.live or version <= self.votes_sent:
+            return
+        self.votes_sent = version
+        await self._send_text(text)
 
     async def send_heartbeat(self, text: str, frame: bytes | None = None) -> bool:
         """Called by the hub's tick with DEBATE/PING's text (and its encoded frame)."""

@@ -22,6 +22,12 @@ within the interval (any frame proves the link is alive; a large audience's deba
 an extra write per viewer), refreshes this process's liveness key and audience counts
 (streaming.presence) and sweeps stale viewer rows (streaming.services).
 
+Vote tallies (``debate.votes`` messages, streaming.tallies) are a latest value, not events: the
+hub keeps the newest version per debate (read from the database when the process starts
+watching the debate, then from messages), writes it to the local viewers at most once per
+VOTES_TALLY_INTERVAL_MS whatever the number of processes sending, and gives it to each socket
+right after its catch-up.
+
 The hub also moves the process's audience count as consumers join and leave, and closes the
 sockets an operator disconnects (the ``viewers.disconnect`` command of streaming.control).
 """
@@ -33,10 +39,11 @@ import time
 import uuid
 from datetime import datetime
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from streaming import control, metrics, presence, protocol, services
+from streaming import control, metrics, presence, protocol, services, tallies
 from streaming.backends import PerLoop
 from streaming.eventlog import get_event_log
 from streaming.server import encode_text_frame
@@ -69,6 +76,12 @@ class _Debate:
         self.pending: list[dict] = []  # received events waiting for the fan-out
         self.fanned_out_at = float("-inf")  # loop time of the last fan-out
         self.drainer: asyncio.Task | None = None
+        self.votes_version = 0  # the newest DEBATE/VOTES received (version 0: no votes yet)
+        self.votes_text: str | None = None
+        self.votes_sent_at = float("-inf")  # loop time of the last votes fan-out
+        self.votes_written = 0  # the version of the last votes fan-out
+        self.votes_timer: asyncio.TimerHandle | None = None
+        self.votes_task: asyncio.Task | None = None
 
 
 class Hub:
@@ -83,6 +96,7 @@ class Hub:
         self._tasks: list[asyncio.Task] = []
         self._start_lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()  # kept until done: disconnects, notices
+        self._sending: set[asyncio.Task] = set()  # vote tallies being written
         self.started_at = PROCESS_STARTED_AT
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -103,6 +117,10 @@ class Hub:
     async def close(self) -> None:
         """Stop the hub's tasks (tests and shutdown)."""
         drainers = [s.drainer for s in self.debates.values() if s.drainer is not None]
+        for state in self.debates.values():
+            self._forget_votes(state)
+        for task in list(self._sending):
+            task.cancel()
         for task in [*self._tasks, *drainers]:
             task.cancel()
         for task in [*self._tasks, *drainers]:
@@ -133,6 +151,7 @@ class Hub:
                 await self._probe(debate_id)
                 state.last_seq = await get_event_log().last_seq(debate_id)
                 state.subscribed = True
+                state.votes_task = asyncio.create_task(self._load_votes(debate_id, state))
 
     async def leave(self, debate_id: str, consumer) -> None:
         """Remove a local consumer; the last one out unsubscribes the process."""
@@ -149,6 +168,7 @@ class Hub:
                     await self.layer.group_discard(protocol.group_name(debate_id), self.channel)
             if not state.members and not state.subscribed:
                 self.debates.pop(debate_id, None)
+                self._forget_votes(state)
 
     async def _probe(self, debate_id: str) -> None:
         # SUBSCRIBE is not acknowledged by the layer: wait until our own probe comes back, so
@@ -175,6 +195,8 @@ class Hub:
                 kind = message.get("type")
                 if kind == "debate.event":
                     self._on_event(message)
+                elif kind == "debate.votes":
+                    self._on_votes(message["debate"], message["version"], message["text"])
                 elif kind == "debate.notice":
                     self._on_notice(message)
                 elif kind == "hub.probe":
@@ -262,6 +284,79 @@ class Hub:
             metrics.MESSAGES_SENT.inc(sent)
             if ts:
                 metrics.EVENT_SEND_LATENCY.observe(max(0.0, time.time() - ts))
+
+    # --- vote tallies (a latest value, no seq) -------------------------------------------------
+
+    def votes_of(self, debate_id: str) -> tuple[int, str] | None:
+        """The newest DEBATE/VOTES of the debate this process has: (version, text), or None."""
+        state = self.debates.get(debate_id)
+        if state is None or state.votes_text is None:
+            return None
+        return state.votes_version, state.votes_text
+
+    async def _load_votes(self, debate_id: str, state: _Debate) -> None:
+        # Read after the subscription is live: with the messages from here on, nothing is missed.
+        try:
+            version, text = await database_sync_to_async(tallies.current)(debate_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.warning("reading the vote tallies of %s failed", debate_id, exc_info=True)
+            return
+        if self.debates.get(debate_id) is state:
+            self._on_votes(debate_id, version, text)
+
+    def _on_votes(self, debate_id: str, version: int, text: str) -> None:
+        """Called with a debate's tallies: keep the newest; fan out at most once per interval."""
+        state = self.debates.get(debate_id)
+        if state is None or not state.subscribed or version <= state.votes_version:
+            return
+        state.votes_version, state.votes_text = version, text
+        if state.votes_timer is not None:
+            return  # the due fan-out sends the newest
+        loop = asyncio.get_running_loop()
+        delay = state.votes_sent_at + tallies.interval_s() - loop.time()
+        if delay <= 0:
+            self._fan_out_votes(debate_id, state)
+        else:
+            state.votes_timer = loop.call_later(delay, self._fan_out_votes, debate_id, state)
+
+    def _fan_out_votes(self, debate_id: str, state: _Debate) -> None:
+        state.votes_timer = None
+        if state.votes_version <= state.votes_written:
+            return  # a fan-out already wrote the newest
+        state.votes_sent_at = asyncio.get_running_loop().time()
+        task = asyncio.ensure_future(self._write_votes(debate_id, state))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _write_votes(self, debate_id: str, state: _Debate) -> None:
+        """Write the newest tallies to every local viewer, giving the loop back as _fan_out does."""
+        version, text = state.votes_version, state.votes_text
+        state.votes_written = version
+        frame = encode_text_frame(text)
+        sent = 0
+        for index, consumer in enumerate(list(state.members), start=1):
+            try:
+                done = consumer.deliver_votes_now(version, frame)
+                if done is None:
+                    await consumer.deliver_votes(version, text)
+                    done = 1
+                sent += done
+            except Exception:
+                logger.warning("vote tallies to a viewer of %s failed", debate_id, exc_info=True)
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        if sent:
+            metrics.MESSAGES_SENT.inc(sent)
+
+    @staticmethod
+    def _forget_votes(state: _Debate) -> None:
+        if state.votes_timer is not None:
+            state.votes_timer.cancel()
+            state.votes_timer = None
+        if state.votes_task is not None:
+            state.votes_task.cancel()
 
     async def _tick_loop(self) -> None:
         interval = float(settings.WS_PING_INTERVAL_S)

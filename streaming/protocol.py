@@ -27,6 +27,10 @@ a service the socket needs (Redis, the database) is down for now (reconnect with
 (``runner_stopped``: its process shut down; ``runner_silent``: it stopped heartbeating) and
 another process takes it over; the takeover then re-sends ``running`` and the unfinished turn's
 TURN_CHANGE, which restarts that turn's text.
+
+``DEBATE/VOTES`` (added, no seq): the debate's audience vote tallies, a latest value rather than
+a log entry; its ``version`` grows with every vote written and a client keeps the message with
+the highest version (docs/streaming.md, "Audience votes").
 """
 
 from datetime import UTC, datetime
@@ -55,6 +59,7 @@ PAUSED = "DEBATE/PAUSED"
 RESUMED = "DEBATE/RESUMED"
 QUESTION = "DEBATE/QUESTION"
 CONCLUDING = "DEBATE/CONCLUDING"
+VOTES = "DEBATE/VOTES"
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -76,7 +81,10 @@ EVENT_TYPES = tuple(EVENT_FIELDS)
 # Frames a client may send.
 CLIENT_TYPES = (PING, PONG)
 # Every message type the server sends.
-SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG, RECOVERING)
+SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG, RECOVERING, VOTES)
+# Audience vote phases and sides (DEBATE/VOTES).
+VOTE_PHASES = ("before", "after")
+VOTE_SIDES = ("bull", "bear")
 # Debate statuses after which no event follows (a STATUS_UPDATE with one ends the stream).
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 MAX_CLIENT_FRAME_CHARS = 4096
@@ -222,6 +230,40 @@ def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool =
             "lastSeq": last_seq,
             "viewers": viewers,
             "reset": bool(reset),
+        },
+    )
+
+
+def votes(
+    debate_id,
+    *,
+    version: int,
+    before: dict,
+    after: dict,
+    swing: dict | None,
+    moved_to: str | None,
+) -> dict:
+    """DEBATE/VOTES: the debate's vote tallies now (no seq; the highest ``version`` wins).
+
+    ``phase`` is the latest phase with votes ("after" once anyone voted after the verdict),
+    ``bull``/``bear`` its tallies; ``before``/``after`` both phases' tallies; ``swing`` each
+    side's after share minus its before share in percentage points (null until both phases have
+    votes) and ``movedTo`` the side that gained (null: nobody moved, or not known yet).
+    """
+    phase = "after" if sum(after.values()) else "before"
+    current = after if phase == "after" else before
+    return action(
+        VOTES,
+        {
+            "debateId": str(debate_id),
+            "phase": phase,
+            "bull": current["bull"],
+            "bear": current["bear"],
+            "before": {side: before[side] for side in VOTE_SIDES},
+            "after": {side: after[side] for side in VOTE_SIDES},
+            "swing": swing,
+            "movedTo": moved_to,
+            "version": int(version),
         },
     )
 

@@ -119,3 +119,39 @@ def test_a_server_killed_under_its_viewers_loses_none_of_them(redis_url, tmp_pat
     assert delivery["reconnects"] >= 15
     assert report["servers"]["alive_at_end"] == [True, False]
     assert "re-home p50 / p99 / max ms" in proc.stdout
+
+
+def test_bench_stream_voting_scenario_counts_votes_and_tally_latency(redis_url, tmp_path):
+    _proc, report = bench_stream(
+        tmp_path / "report.json",
+        "--workers=1",
+        "--viewers=4",
+        "--clients=1",
+        "--source=publisher",
+        "--tokens-per-turn=150",
+        "--turns=1",
+        "--rate=50",
+        "--warmup=0.2",
+        "--connect-count=0",
+        "--voters=12",
+        "--vote-window=2",
+        "--vote-delay=3",
+        f"--redis-url={redis_url}",
+        "--timeout=80",
+    )
+    assert report["ok"] is True
+    votes = report["votes"]
+    assert (votes["voters"], votes["accepted"], votes["answers"]) == (12, 12, {"200": 12})
+    assert votes["accepted_per_s"] > 0
+    # Every viewer saw every accepted vote in a tally, and the final one.
+    assert votes["tally_latency_ms"]["pairs"] == 4 * 12
+    assert votes["tally_latency_ms"]["never_seen"] == 0
+    assert votes["tally_latency_ms"]["p99"] is not None
+    assert votes["viewers_with_final_tally"] == 4
+    assert 0 < votes["votes_frames_per_viewer"]["max"] <= 12
+    # Token frames split into those received during the votes and the others.
+    during, outside = (
+        votes["token_latency_during_votes_ms"],
+        votes["token_latency_outside_votes_ms"],
+    )
+    assert during["count"] + outside["count"] == report["token_latency_ms"]["frames"] > 0

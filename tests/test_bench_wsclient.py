@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from bench import wsclient
+from streaming import protocol
 from streaming.protocol import CONNECTED, STATUS_UPDATE, TOKEN_RECEIVED, TURN_CHANGE
 from streaming.server import encode_text_frame
 
@@ -59,6 +60,7 @@ def new_viewer(stats: wsclient.Stats) -> wsclient.Viewer:
 def empty_caches():
     wsclient._reads.clear()
     wsclient._messages.clear()
+    wsclient._versions.clear()
 
 
 async def test_frames_split_at_every_byte_are_read_like_whole_ones():
@@ -218,3 +220,25 @@ async def test_a_lost_viewer_comes_back_through_another_server_with_its_last_seq
     finally:
         other.close()
         await other.wait_closed()
+
+
+async def test_vote_tallies_are_recorded_with_their_version_and_never_as_events():
+    stats = wsclient.Stats()
+    viewers = [new_viewer(stats), new_viewer(stats)]
+    zero = {"bull": 0, "bear": 0}
+    tallies = [
+        encode_text_frame(
+            protocol.encode(
+                protocol.votes("d", version=v, before=zero, after=zero, swing=None, moved_to=None)
+            )
+        )
+        for v in (3, 8)
+    ]
+    for viewer in viewers:
+        viewer.data_received(UPGRADE + connected_frame())
+        viewer.data_received(tallies[0] + event_frame(1, TURN_CHANGE))
+        viewer.data_received(tallies[1])
+        assert [version for _at, version in viewer.votes] == [3, 8]
+        assert viewer.votes[0][0] <= viewer.votes[1][0]
+        assert (viewer.last_seq, viewer.gaps, viewer.dups) == (1, set(), 0)
+    assert stats.events == 2  # the TURN_CHANGE of each viewer: tallies are no events

@@ -215,6 +215,8 @@ REST_FRAMEWORK = {
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
         # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
         "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
+        # Audience votes (debates.api.DebateVoteApi): per user.
+        "votes": env_str("VOTE_RATE", "30/minute"),
     },
 }
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
@@ -311,6 +313,8 @@ USER_DAILY_TOKEN_BUDGET = env_int("USER_DAILY_TOKEN_BUDGET", 0)
 USER_DAILY_COST_BUDGET = env_float("USER_DAILY_COST_BUDGET", 0.0)
 # The live usage meter (DEBATE/USAGE): at each argument's end and every this many tokens.
 USAGE_EVERY_N_TOKENS = env_int("USAGE_EVERY_N_TOKENS", 25)
+# Audience votes: the after-verdict vote stays open this long after the debate ends (0: no end).
+VOTE_AFTER_WINDOW_S = env_float("VOTE_AFTER_WINDOW_S", 600.0)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 
@@ -335,6 +339,8 @@ TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
 # A large audience gets fewer, larger token frames (streaming.publisher); 0 keeps the interval.
 TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
+# Live vote tallies (DEBATE/VOTES): at most one per debate per interval, from each process.
+VOTES_TALLY_INTERVAL_MS = env_float("VOTES_TALLY_INTERVAL_MS", 500.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 

@@ -51,6 +51,7 @@ const EVENT_FOR_TYPE = {
   [ActionType.QUESTION]: "question",
   [ActionType.USAGE]: "usage",
   [ActionType.CONCLUDING]: "concluding",
+  [ActionType.VOTES]: "votes", // live tallies: no seq, the highest version wins
 };
 
 /** Milliseconds until a JWT expires; -Infinity when it cannot be read. */

@@ -1,6 +1,7 @@
 // The debate list (status, live viewers) and the form that starts a new debate.
 import { apiFetch, requireAuth } from "./auth.js";
 import { el, formatCost, formatNumber, formatTime, viewersLabel } from "./format.js";
+import { swingLabel } from "./votes.js";
 
 const REFRESH_MS = 5000;
 const list = document.getElementById("debate-list");
@@ -41,6 +42,12 @@ function renderDebate(debate, item = el("li", "debate-item")) {
   meta.append(time);
   if (debate.verdict) {
     meta.append(el("span", `rec rec--${debate.verdict.recommendation}`, debate.verdict.recommendation));
+  }
+  const swing = swingLabel(debate.votes);
+  if (swing) {
+    const node = el("span", `swing swing--${debate.votes.movedTo || "none"}`, swing);
+    node.dataset.movedTo = debate.votes.movedTo || "";
+    meta.append(node);
   }
   item.append(meta);
   return item;

@@ -17,6 +17,7 @@ export const ActionType = Object.freeze({
   PING: "DEBATE/PING",
   PONG: "DEBATE/PONG",
   RECOVERING: "DEBATE/RECOVERING",
+  VOTES: "DEBATE/VOTES",
 });
 
 /** WebSocket close codes (and DEBATE/ERROR codes), named as in protocol.Close. */

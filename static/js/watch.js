@@ -11,6 +11,7 @@ import {
   formatSignedPercent,
   formatTime,
 } from "./format.js";
+import { swingLabel, VotePanel } from "./votes.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -60,6 +61,20 @@ const state = {
   usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
   budget: null, // {tokens, cost} | null: what the run concludes at
 };
+
+const votePanel = new VotePanel(debateId, $("votes"));
+
+/** The audience's swing beside the verdict (the side that moved the room). */
+function renderVotes(votes) {
+  votePanel.render(votes);
+  renderVerdictSwing();
+}
+
+function renderVerdictSwing() {
+  const label = state.verdict ? swingLabel(votePanel.votes) : null;
+  $("verdict-swing").textContent = label || "";
+  $("verdict-swing").hidden = !label;
+}
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
 const columns = { bull: $("bull-arguments"), bear: $("bear-arguments"), moderator: $("moderator-arguments") };
@@ -501,6 +516,7 @@ async function loadDetails() {
     const hasBudget = data.budgetTokens != null || data.budgetCost != null;
     renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
   }
+  renderVotes(data.votes);
   state.canControl = data.canControl === true;
   for (const question of data.questions || []) renderQuestion(question);
   if (!state.controlsFromEvents) {
@@ -559,6 +575,10 @@ function start() {
     .on("resumed", () => setPaused(false))
     .on("question", renderQuestion)
     .on("concluding", (payload) => setConcluding(payload.reason))
+    .on("votes", (payload) => {
+      votePanel.onTallies(payload);
+      renderVerdictSwing();
+    })
     .on("status", (payload) => {
       if (state.recovering) {
         state.recovering = false; // taken over: the run announced itself again
@@ -585,6 +605,7 @@ function start() {
     state,
     socket,
     /** The page's transcript in turn order: [{turn, agent, content, complete}]. */
+    votes: () => votePanel.votes,
     transcript: () =>
       [...state.arguments.values()]
         .sort((a, b) => a.turn - b.turn)

@@ -31,6 +31,7 @@ DEBATE_KEYS = {
     "usage",
     "budgetTokens",
     "budgetCost",
+    "votes",
 }
 
 

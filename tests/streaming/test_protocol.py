@@ -90,6 +90,33 @@ def test_moderator_events_require_their_fields(action_type):
         protocol.event(action_type, DEBATE, 1)
 
 
+def test_votes_shape_has_no_seq_and_names_the_latest_phase():
+    before = {"bull": 3, "bear": 1}
+    message = protocol.votes(
+        DEBATE, version=4, before=before, after={"bull": 0, "bear": 0}, swing=None, moved_to=None
+    )
+    _check_action(
+        message,
+        "DEBATE/VOTES",
+        {"debateId", "phase", "bull", "bear", "before", "after", "swing", "movedTo", "version"},
+    )
+    assert (message["payload"]["phase"], message["payload"]["bull"]) == ("before", 3)
+    after = protocol.votes(
+        DEBATE,
+        version=9,
+        before=before,
+        after={"bull": 1, "bear": 3},
+        swing={"bull": -50.0, "bear": 50.0},
+        moved_to="bear",
+    )["payload"]
+    assert (after["phase"], after["bull"], after["bear"], after["movedTo"]) == (
+        "after",
+        1,
+        3,
+        "bear",
+    )
+
+
 def test_error_shape_defaults_from_close_code():
     message = protocol.error(Close.UNAUTHORIZED)
     _check_action(message, "DEBATE/ERROR", {"code", "message", "reason"})
@@ -130,6 +157,7 @@ def test_server_types_are_every_message_type_once():
             protocol.TURN_CHANGE,
             protocol.STATUS_UPDATE,
             protocol.USAGE,
+            protocol.VOTES,
             protocol.ERROR,
             protocol.PING,
             protocol.PONG,

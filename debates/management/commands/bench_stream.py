@@ -154,6 +154,26 @@ class Command(BaseCommand):
             metavar="LIST",
             help="pin the load generator (client processes and this one) to these CPUs, e.g. 1",
         )
+        parser.add_argument(
+            "--voters",
+            type=int,
+            default=0,
+            help="users who vote over REST while the debate streams: votes accepted per "
+            "second, tally latency (vote answered -> DEBATE/VOTES seen by each viewer) (0: off)",
+        )
+        parser.add_argument(
+            "--vote-window",
+            type=float,
+            default=10.0,
+            help="seconds over which the --voters vote, evenly (10)",
+        )
+        parser.add_argument(
+            "--vote-delay",
+            type=float,
+            default=0.0,
+            help="seconds after the debate's start request before the first vote (0); with "
+            "--source publisher the stream begins once the publisher process has started",
+        )
         parser.add_argument("--json", dest="json_path", default="", help="write the report here")
         parser.add_argument("--keep", action="store_true", help="keep the run directory (logs)")
 
@@ -205,6 +225,9 @@ class Command(BaseCommand):
             kill_at=opts["kill_at"],
             server_cpus=opts["server_cpus"],
             client_cpus=opts["client_cpus"],
+            voters=max(0, opts["voters"]),
+            vote_window=max(0.0, opts["vote_window"]),
+            vote_delay=max(0.0, opts["vote_delay"]),
         )
         try:
             report = run(cfg, out=lambda line: self.stderr.write(line))
