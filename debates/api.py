@@ -162,7 +162,7 @@ class _ModerationApi(APIView):
         """Apply the control."""
         debate = _debate_or_404(pk)
         try:
-            type(self).control(debate=debate, user=request.user)
+            self.control(debate=debate, user=request.user)
         except services.DebateStateError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         debate.refresh_from_db()
@@ -180,19 +180,19 @@ class _ModerationApi(APIView):
 class DebatePauseApi(_ModerationApi):
     """Pause a running debate: no token until it is resumed (409 if already paused)."""
 
-    control = controls.pause
+    control = staticmethod(controls.pause)
 
 
 class DebateResumeApi(_ModerationApi):
     """Resume a paused debate (409 if it is not paused)."""
 
-    control = controls.resume
+    control = staticmethod(controls.resume)
 
 
 class DebateConcludeApi(_ModerationApi):
     """Conclude now: the current argument finishes, then the moderator's verdict."""
 
-    control = controls.conclude
+    control = staticmethod(controls.conclude)
 
 
 class DebateAskApi(APIView):
