@@ -157,9 +157,7 @@ class _ModerationApi(APIView):
     throttle_classes = [ControlThrottle]
     control = None
 
-    @extend_schema(request=None, responses=MODERATION_RESPONSES)
-    def post(self, request: Request, pk: str) -> Response:
-        """Apply the control."""
+    def _apply(self, request: Request, pk: str) -> Response:
         debate = _debate_or_404(pk)
         try:
             self.control(debate=debate, user=request.user)
@@ -182,17 +180,33 @@ class DebatePauseApi(_ModerationApi):
 
     control = staticmethod(controls.pause)
 
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Pause the debate (202): no token until it is resumed; 409 if already paused."""
+        return self._apply(request, pk)
+
 
 class DebateResumeApi(_ModerationApi):
     """Resume a paused debate (409 if it is not paused)."""
 
     control = staticmethod(controls.resume)
 
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Resume the paused debate (202); 409 if it is not paused."""
+        return self._apply(request, pk)
+
 
 class DebateConcludeApi(_ModerationApi):
     """Conclude now: the current argument finishes, then the moderator's verdict."""
 
     control = staticmethod(controls.conclude)
+
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Conclude now (202): the current argument finishes, then the moderator's verdict on
+        what has been said; 409 if already concluding."""
+        return self._apply(request, pk)
 
 
 class DebateAskApi(APIView):
