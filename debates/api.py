@@ -9,11 +9,10 @@ from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
 from debates import controls, lifecycle, selectors, services
+from debates.controls import ControlThrottle
 from debates.filters import DebateFilter
 from debates.models import Debate
 from debates.serializers import (
@@ -127,15 +126,6 @@ class DebateCancelApi(APIView):
 
 
 # --- Moderator controls: pause, resume, ask, conclude (debates.controls) -----------------------
-
-
-class ControlThrottle(UserRateThrottle):
-    """Moderator controls per user (DEBATE_CONTROL_RATE), read when each request is checked."""
-
-    scope = "debate_control"
-
-    def get_rate(self) -> str:
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
 
 
 THROTTLED = OpenApiResponse(description="Too many controls (DEBATE_CONTROL_RATE); see Retry-After.")

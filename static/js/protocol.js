@@ -15,6 +15,8 @@ export const ActionType = Object.freeze({
   ERROR: "DEBATE/ERROR",
   PING: "DEBATE/PING",
   PONG: "DEBATE/PONG",
+  CONTROL_RESULT: "DEBATE/CONTROL_RESULT",
+  CONTROL: "DEBATE/CONTROL",
 });
 
 /** WebSocket close codes (and DEBATE/ERROR codes), named as in protocol.Close. */
