@@ -9,11 +9,11 @@ from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from debates import controls, lifecycle, selectors, services
+from debates.controls import ControlThrottle
 from debates.filters import DebateFilter
 from debates.models import Debate
 from debates.serializers import (
@@ -133,15 +133,6 @@ class DebateCancelApi(APIView):
 # --- Moderator controls: pause, resume, ask, conclude (debates.controls) -----------------------
 
 
-class ControlThrottle(UserRateThrottle):
-    """Moderator controls per user (DEBATE_CONTROL_RATE), read when each request is checked."""
-
-    scope = "debate_control"
-
-    def get_rate(self) -> str:
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
-
-
 THROTTLED = OpenApiResponse(description="Too many controls (DEBATE_CONTROL_RATE); see Retry-After.")
 MODERATION_RESPONSES = {
     202: ModerationStateSerializer,
@@ -161,12 +152,10 @@ class _ModerationApi(APIView):
     throttle_classes = [ControlThrottle]
     control = None
 
-    @extend_schema(request=None, responses=MODERATION_RESPONSES)
-    def post(self, request: Request, pk: str) -> Response:
-        """Apply the control."""
+    def _apply(self, request: Request, pk: str) -> Response:
         debate = _debate_or_404(pk)
         try:
-            type(self).control(debate=debate, user=request.user)
+            self.control(debate=debate, user=request.user)
         except services.DebateStateError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         debate.refresh_from_db()
@@ -184,19 +173,35 @@ class _ModerationApi(APIView):
 class DebatePauseApi(_ModerationApi):
     """Pause a running debate: no token until it is resumed (409 if already paused)."""
 
-    control = controls.pause
+    control = staticmethod(controls.pause)
+
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Pause the debate (202): no token until it is resumed; 409 if already paused."""
+        return self._apply(request, pk)
 
 
 class DebateResumeApi(_ModerationApi):
     """Resume a paused debate (409 if it is not paused)."""
 
-    control = controls.resume
+    control = staticmethod(controls.resume)
+
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Resume the paused debate (202); 409 if it is not paused."""
+        return self._apply(request, pk)
 
 
 class DebateConcludeApi(_ModerationApi):
     """Conclude now: the current argument finishes, then the moderator's verdict."""
 
-    control = controls.conclude
+    control = staticmethod(controls.conclude)
+
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Conclude now (202): the current argument finishes, then the moderator's verdict on
+        what has been said; 409 if already concluding."""
+        return self._apply(request, pk)
 
 
 class DebateAskApi(APIView):

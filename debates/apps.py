@@ -2,7 +2,7 @@
 
 from django.apps import AppConfig
 
-from streaming import control
+from streaming import control, moderation
 
 
 class DebatesConfig(AppConfig):
@@ -14,3 +14,4 @@ class DebatesConfig(AppConfig):
     def ready(self) -> None:
         control.handle("debate.stop", "debates.runs.run.on_stop_command")
         control.handle("debate.controls", "debates.runs.run.on_controls_command")
+        moderation.register("debates.controls.socket_command")

@@ -7,13 +7,27 @@ is lost. So a command is acted on by the one run that owns the debate, once, and
 conclusion outlives the process that runs the debate (the run that takes over reads them).
 """
 
+import types
+
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
 
 from debates import services
-from debates.models import ConclusionReason, Debate, Question
+from debates.models import QUESTION_MAX_CHARS, ConclusionReason, Debate, Question
 from debates.runs import launch
+
+
+class ControlThrottle(UserRateThrottle):
+    """Moderator controls per user (DEBATE_CONTROL_RATE), over REST and the socket alike; the
+    rate is read when each control is checked."""
+
+    scope = "debate_control"
+
+    def get_rate(self) -> str:
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
 
 
 def check_moderator(*, debate: Debate, user: AbstractBaseUser | None) -> None:
@@ -50,3 +64,33 @@ def ask(*, debate: Debate, user: AbstractBaseUser | None, text: str) -> Question
     check_moderator(debate=debate, user=user)
     # The run reads open questions as it builds each turn's prompt: no wake-up needed.
     return services.question_ask(debate=debate, asked_by=user, text=text)
+
+
+def socket_command(*, debate_id, user, action: str, text: str | None) -> tuple[int, str]:
+    """A control sent over the debate's socket (streaming.moderation): the REST answer's
+    status and detail, from the same checks, services and throttle."""
+    if user is None or not user.is_authenticated:
+        return 403, "Sign in with your own account to moderate."
+    debate = Debate.objects.filter(pk=debate_id).first()
+    if debate is None:
+        return 404, "No such debate."
+    try:
+        check_moderator(debate=debate, user=user)
+    except PermissionDenied as exc:
+        return 403, str(exc)
+    throttle = ControlThrottle()
+    if not throttle.allow_request(types.SimpleNamespace(user=user, META={}), None):
+        return 429, "Too many controls; wait a moment."
+    text = (text or "").strip()
+    if action == "ask" and not 0 < len(text) <= QUESTION_MAX_CHARS:
+        return 400, f"A question has 1 to {QUESTION_MAX_CHARS} characters."
+    try:
+        if action == "ask":
+            ask(debate=debate, user=user, text=text)
+            return 201, ""
+        {"pause": pause, "resume": resume, "conclude": conclude}[action](debate=debate, user=user)
+    except services.DebateStateError as exc:
+        return 409, str(exc)
+    except ValidationError as exc:
+        return 400, " ".join(exc.messages)
+    return 202, ""

@@ -93,7 +93,7 @@ def debate_controls(*, debate_id) -> dict | None:
     """The moderator controls' state of a debate (what its run acts on), or None."""
     return (
         Debate.objects.filter(pk=debate_id)
-        .values("status", "paused_at", "conclusion_reason", "concluding_at")
+        .values("status", "runner_id", "paused_at", "conclusion_reason", "concluding_at")
         .first()
     )
 

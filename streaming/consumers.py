@@ -29,7 +29,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from debates.models import Debate
-from streaming import metrics, presence, protocol
+from streaming import metrics, moderation, presence, protocol
 from streaming.archive import archive_debate, archive_read
 from streaming.auth import query_params
 from streaming.eventlog import get_event_log
@@ -354,6 +354,21 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             return await self._refuse_frame(Close.BAD_FRAME, exc.message, exc.reason)
         if content["type"] == protocol.PING:
             await self._send_text(protocol.encode(protocol.pong()))
+        elif content["type"] == protocol.CONTROL:
+            await self._moderate(content)
+
+    async def _moderate(self, content: dict) -> None:
+        """A moderator's control: applied by its owner app, answered with CONTROL_RESULT."""
+        status, detail = await database_sync_to_async(moderation.apply)(
+            debate_id=self.debate_id,
+            user=self.scope.get("user"),
+            action=content["action"],
+            text=content.get("text"),
+        )
+        result = protocol.control_result(
+            content["action"], status, detail, content.get("requestId")
+        )
+        await self._send_text(protocol.encode(result))
 
     async def _refuse_frame(self, code: int, message: str | None, reason: str) -> None:
         """Answer a refused frame with DEBATE/ERROR; past MAX_BAD_FRAMES, close 1008."""

@@ -8,12 +8,14 @@ was created (a merged token frame: its first token), and the events the publishe
 ``publishedAt`` too (added): when they left the coalescing outbox.
 
 Client frames: a client may send text JSON objects ``{"type": "DEBATE/PING"}`` (answered with
-``DEBATE/PONG``) or ``{"type": "DEBATE/PONG"}`` (accepted silently, e.g. as a reply to the
-server's heartbeat). Anything else is answered with ``DEBATE/ERROR`` code 4400 and a ``reason``
-(binary_frame, too_large, invalid_json, not_an_object, unknown_type); a frame over the socket's
-rate (WS_CLIENT_FRAMES_PER_S, with a burst) with ``DEBATE/ERROR`` code 4429 and is not acted on;
-after ``MAX_BAD_FRAMES`` refused frames (bad or over the rate) the server closes with 1008
-(policy violation).
+``DEBATE/PONG``), ``{"type": "DEBATE/PONG"}`` (accepted silently, e.g. as a reply to the
+server's heartbeat), or a moderator's ``{"type": "DEBATE/CONTROL", "action", "text"?,
+"requestId"?}`` (action pause, resume, conclude or ask; answered with ``DEBATE/CONTROL_RESULT``).
+Anything else is answered with ``DEBATE/ERROR`` code 4400 and a ``reason`` (binary_frame,
+too_large, invalid_json, not_an_object, unknown_type, invalid_control); a frame over the
+socket's rate (WS_CLIENT_FRAMES_PER_S, with a burst) with ``DEBATE/ERROR`` code 4429 and is not
+acted on; after ``MAX_BAD_FRAMES`` refused frames (bad or over the rate) the server closes with
+1008 (policy violation).
 
 Close codes (the server accepts, sends ``DEBATE/ERROR {code, message, reason}``, then closes):
 4001 unauthorized (bad, expired, refresh or missing token; also when the access token expires on
@@ -60,6 +62,11 @@ RESUMED = "DEBATE/RESUMED"
 QUESTION = "DEBATE/QUESTION"
 CONCLUDING = "DEBATE/CONCLUDING"
 VOTES = "DEBATE/VOTES"
+# A moderator's control sent over the socket (client frame, added) and its answer (no seq): the
+# same controls and answers as REST; what viewers see of it comes as the events above.
+CONTROL = "DEBATE/CONTROL"
+CONTROL_RESULT = "DEBATE/CONTROL_RESULT"
+CONTROL_ACTIONS = ("pause", "resume", "conclude", "ask")
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -79,9 +86,9 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
 # Frames a client may send.
-CLIENT_TYPES = (PING, PONG)
+CLIENT_TYPES = (PING, PONG, CONTROL)
 # Every message type the server sends.
-SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG, RECOVERING, VOTES)
+SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG, RECOVERING, VOTES, CONTROL_RESULT)
 # Audience vote phases and sides (DEBATE/VOTES).
 VOTE_PHASES = ("before", "after")
 VOTE_SIDES = ("bull", "bear")
@@ -299,6 +306,15 @@ def recovering(debate_id, reason: str) -> dict:
     return action(RECOVERING, {"debateId": str(debate_id), "reason": reason})
 
 
+def control_result(control: str, status: int, detail: str = "", request_id=None) -> dict:
+    """DEBATE/CONTROL_RESULT: the answer to a client's DEBATE/CONTROL, with the HTTP status the
+    same control gets over REST (202, 201, 400, 403, 404, 409, 429) and why."""
+    return action(
+        CONTROL_RESULT,
+        {"action": control, "status": int(status), "detail": detail, "requestId": request_id},
+    )
+
+
 def decode_client_frame(text: str | None, binary: bytes | None = None) -> dict:
     """Parse and check one client frame; raise ClientFrameError when it is not acceptable."""
     if text is None:
@@ -315,4 +331,14 @@ def decode_client_frame(text: str | None, binary: bytes | None = None) -> dict:
         raise ClientFrameError("not_an_object", "The frame must be a JSON object.")
     if content.get("type") not in CLIENT_TYPES:
         raise ClientFrameError("unknown_type", f"Accepted types: {', '.join(CLIENT_TYPES)}.")
+    if content["type"] == CONTROL:
+        if content.get("action") not in CONTROL_ACTIONS:
+            raise ClientFrameError(
+                "invalid_control", f"A control's action is one of {', '.join(CONTROL_ACTIONS)}."
+            )
+        request_id = content.get("requestId")
+        if request_id is not None and not (isinstance(request_id, str) and len(request_id) <= 64):
+            raise ClientFrameError("invalid_control", "requestId is a string of 64 chars at most.")
+        if content["action"] == "ask" and not isinstance(content.get("text"), str):
+            raise ClientFrameError("invalid_control", "ask needs a text.")
     return content

@@ -5,7 +5,8 @@ opponent argument, the transcript) and writes a data-grounded argument: it cites
 indicators with their numbers and, after the first turn, quotes the opponent's last data point
 verbatim and answers it on the same indicator (its own reading of the same number) before adding
 points of its own. It says when the numbers are sample data (the bull's opening, the moderator's
-rationale). Its output depends only on the prompt and its `seed` (the debate id), so a
+rationale). When the prompt carries the moderator's questions it opens by quoting them and
+answering them first. Its output depends only on the prompt and its `seed` (the debate id), so a
 debate is reproducible. It streams word-ish tokens (a word plus its trailing space) through
 LangChain's normal streaming path, paced at tokens_per_s on a fixed schedule with asyncio.sleep.
 """

@@ -100,6 +100,8 @@ logger = logging.getLogger(__name__)
 
 # An argument longer than this is a runaway model, not an argument: the debate fails.
 MAX_ARGUMENT_CHARS = 20_000
+# Questions put to one turn (oldest first; the others go to the turns after): a bounded prompt.
+MAX_QUESTIONS_PER_TURN = 3
 
 Observer = Callable[[str, dict], None]
 
@@ -285,6 +287,8 @@ class DebateRun:
         row = await _service(selectors.debate_controls, debate_id=self.debate_id)
         if row is None or row["status"] != DebateStatus.RUNNING:
             return
+        if row["runner_id"] != self.runner_id:
+            return  # taken over: the owner acts, and this run's heartbeat stops it
         paused_at = row["paused_at"]
         if self._conclude_reason is None and row["conclusion_reason"]:
             self._conclude_reason = row["conclusion_reason"]
@@ -342,7 +346,7 @@ class DebateRun:
     async def _open_questions(self) -> list[QuestionItem]:
         """The open questions not yet put to a turn of this graph stream (a node's prompt)."""
         items = await _service(selectors.open_questions, debate_id=self.debate_id)
-        fresh = [q for q in items if q["id"] not in self._handed]
+        fresh = [q for q in items if q["id"] not in self._handed][:MAX_QUESTIONS_PER_TURN]
         self._handed.update(q["id"] for q in fresh)
         return fresh
 

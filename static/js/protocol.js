@@ -18,6 +18,8 @@ export const ActionType = Object.freeze({
   PONG: "DEBATE/PONG",
   RECOVERING: "DEBATE/RECOVERING",
   VOTES: "DEBATE/VOTES",
+  CONTROL_RESULT: "DEBATE/CONTROL_RESULT",
+  CONTROL: "DEBATE/CONTROL",
 });
 
 /** WebSocket close codes (and DEBATE/ERROR codes), named as in protocol.Close. */

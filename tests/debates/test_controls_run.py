@@ -285,3 +285,32 @@ async def test_a_paused_debate_can_be_cancelled(claimed):
     assert events.types()[-1] == protocol.STATUS_UPDATE
     assert events.of(protocol.STATUS_UPDATE)[-1]["status"] == "cancelled"
     assert protocol.TOKEN_RECEIVED not in events.types()[events.types().index(protocol.PAUSED) :]
+
+
+async def test_a_turn_takes_at_most_three_questions_and_the_next_turn_the_rest(claimed, user):
+    debate = await sync_to_async(claimed)(max_turns=3)
+    for n in range(5):
+        await sync_to_async(controls.ask)(debate=debate, user=user, text=f"Question {n}?")
+    assert await DebateRun(debate.id, runner_id="r1", llm=model()).run() == "completed"
+    answered = [q.answered_in_turn async for q in Question.objects.order_by("pk")]
+    assert answered == [1, 1, 1, 2, 2]
+    rows = [a.content async for a in Argument.objects.filter(debate=debate).order_by("turn")]
+    assert 'Question 0?; Question 1?; Question 2?"' in rows[0]
+    assert 'Question 3?; Question 4?"' in rows[1]
+
+
+async def test_a_run_that_lost_its_debate_acts_on_no_control(claimed):
+    debate = await sync_to_async(claimed)(max_turns=2, runner_id="r1")
+    await sync_to_async(services.debate_pause)(debate=debate)
+    seen = Seen()
+    paused = seen.when(of_type(protocol.PAUSED))
+    async with EventCollector(debate.id, on_event=seen) as events:
+        run = DebateRun(debate.id, runner_id="r1", llm=model())
+        task = asyncio.create_task(run.run())
+        await paused.wait()
+        # Another process took the debate over, and its moderator resumed it there.
+        await Debate.objects.filter(pk=debate.pk).aupdate(runner_id="r2", paused_at=None)
+        run.poke()
+        assert await task == "running"  # left to its new owner
+    assert protocol.RESUMED not in events.types()
+    assert protocol.TOKEN_RECEIVED not in events.types()

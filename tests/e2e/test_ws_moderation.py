@@ -141,6 +141,9 @@ async def test_pause_question_and_a_kill_while_paused_across_two_processes(tmp_p
             # Paused mid-answer, then the running process is killed: B takes over, still paused.
             control(b, access, debate_id, "pause")
             paused_again = await on_b.until(of(protocol.PAUSED), first)
+            # Paused, A kept heartbeating: nobody took the debate over (one `running` so far).
+            running = of(protocol.STATUS_UPDATE, status="running")
+            assert [running(m) for m in on_b.messages].count(True) == 1
             a.kill()
             await asyncio.to_thread(a.proc.wait, 30)
             taken = await on_b.until(of(protocol.STATUS_UPDATE, status="running"), paused_again)

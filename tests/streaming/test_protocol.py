@@ -117,6 +117,39 @@ def test_votes_shape_has_no_seq_and_names_the_latest_phase():
     )
 
 
+def test_control_result_shape():
+    message = protocol.control_result("pause", 409, "Debate is already paused.", "r1")
+    _check_action(message, "DEBATE/CONTROL_RESULT", {"action", "status", "detail", "requestId"})
+    assert message["payload"]["status"] == 409
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "DEBATE/CONTROL", "action": "pause"},
+        {"type": "DEBATE/CONTROL", "action": "conclude", "requestId": "abc"},
+        {"type": "DEBATE/CONTROL", "action": "ask", "text": "<b>Why?</b>"},
+    ],
+)
+def test_moderator_control_frames_are_accepted(frame):
+    assert protocol.decode_client_frame(orjson.dumps(frame).decode()) == frame
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "DEBATE/CONTROL"},
+        {"type": "DEBATE/CONTROL", "action": "cancel"},
+        {"type": "DEBATE/CONTROL", "action": "ask"},
+        {"type": "DEBATE/CONTROL", "action": "pause", "requestId": 7},
+    ],
+)
+def test_malformed_control_frames_are_typed(frame):
+    with pytest.raises(protocol.ClientFrameError) as raised:
+        protocol.decode_client_frame(orjson.dumps(frame).decode())
+    assert raised.value.reason == "invalid_control"
+
+
 def test_error_shape_defaults_from_close_code():
     message = protocol.error(Close.UNAUTHORIZED)
     _check_action(message, "DEBATE/ERROR", {"code", "message", "reason"})
@@ -166,6 +199,7 @@ def test_server_types_are_every_message_type_once():
             protocol.RESUMED,
             protocol.QUESTION,
             protocol.CONCLUDING,
+            protocol.CONTROL_RESULT,
         }
     )
 
