@@ -13,6 +13,7 @@ taken over can never write into a debate it no longer owns.
 """
 
 import logging
+import secrets
 from datetime import timedelta
 
 from asgiref.sync import async_to_sync
@@ -25,7 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from debates.engine.market import get_provider
-from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus
+from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus, ShareLink
 from debates.selectors import debate_status
 from debates.validators import normalise_asset
 from streaming import protocol
@@ -38,6 +39,8 @@ OPENING_HOLD_S = 0.05
 
 
 QUOTA_WINDOW = timedelta(days=1)
+# A share token's random bytes (43 URL-safe characters).
+SHARE_TOKEN_BYTES = 32
 
 
 class DebateStateError(Exception):
@@ -316,3 +319,36 @@ def run_stopped(*, debate_id) -> str:
     if status == DebateStatus.CANCELLED:
         _announce(debate_id, status)
     return status
+
+
+# --- Share links (read-only access to one debate without an account) ---------------------------
+
+
+def check_can_share(*, debate: Debate, user: AbstractBaseUser | None) -> None:
+    """Raise PermissionDenied unless the user may create or revoke the debate's share links
+    (its creator or staff; None: a trusted caller such as the admin)."""
+    if user is not None and not can_control(debate=debate, user=user):
+        raise PermissionDenied("Only the debate's creator or staff may share it.")
+
+
+@transaction.atomic
+def share_link_create(*, debate: Debate, user: AbstractBaseUser | None) -> tuple[ShareLink, str]:
+    """Create a share link of the debate; return it and its token, which is stored only as a
+    hash, so this is the one time it can be shown."""
+    check_can_share(debate=debate, user=user)
+    token = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
+    link = ShareLink.objects.create(
+        debate=debate,
+        token_hash=ShareLink.hash_token(token),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    return link, token
+
+
+@transaction.atomic
+def share_link_revoke(*, link: ShareLink, user: AbstractBaseUser | None) -> ShareLink:
+    """Revoke a share link (idempotent): it opens nothing from now on."""
+    check_can_share(debate=link.debate, user=user)
+    ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    link.refresh_from_db()
+    return link

@@ -26,6 +26,7 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import Token
 
 from debates.models import Debate
+from debates.selectors import share_link_debates
 from streaming import backends, control, presence
 from streaming.auth import token_user, token_users
 from streaming.models import Viewer
@@ -49,9 +50,14 @@ class ViewerRequest:
     debate_id: uuid.UUID
     client_ip: str | None
     token: Token | None = None
+    share_hash: str | None = None  # a share link's token hash: it must open this debate
 
 
-def _viewer(request: ViewerRequest, debates: dict, users: dict) -> Viewer | str | None:
+def _viewer(
+    request: ViewerRequest, debates: dict, users: dict, shares: dict
+) -> Viewer | str | None:
+    if request.share_hash is not None and shares.get(request.share_hash) != request.debate_id:
+        return UNAUTHORIZED  # revoked, unknown, or a link to another debate
     user = None
     if request.token is not None:
         user = token_user(request.token, users)
@@ -65,12 +71,15 @@ def _viewer(request: ViewerRequest, debates: dict, users: dict) -> Viewer | str 
 
 def viewers_open(*, requests: Sequence[ViewerRequest]) -> list[Viewer | str | None]:
     """Record a batch of opened sockets: each its Viewer row, UNAUTHORIZED where the token's user
-    is gone or inactive, None where the debate does not exist."""
+    is gone or inactive or the share link does not open that debate, None where the debate does
+    not exist."""
     # The lookups stay outside the transaction: on SQLite a transaction that reads first
     # cannot take the write lock while another process writes (SQLITE_BUSY, no busy wait).
     debates = Debate.objects.in_bulk({request.debate_id for request in requests})
     users = token_users(request.token for request in requests if request.token is not None)
-    viewers = [_viewer(request, debates, users) for request in requests]
+    hashes = {request.share_hash for request in requests if request.share_hash is not None}
+    shares = share_link_debates(token_hashes=hashes) if hashes else {}
+    viewers = [_viewer(request, debates, users, shares) for request in requests]
     with transaction.atomic():
         Viewer.objects.bulk_create([viewer for viewer in viewers if isinstance(viewer, Viewer)])
     return viewers

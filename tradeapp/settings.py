@@ -272,6 +272,8 @@ TOKEN_FLUSH_INTERVAL_MS = env_float("TOKEN_FLUSH_INTERVAL_MS", 50.0)
 # A large audience gets fewer, larger token frames (streaming.publisher); 0 keeps the interval.
 TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
+# Replays (streaming.replay): a quiet stretch between two events counts as at most this long.
+REPLAY_MAX_GAP_S = env_float("REPLAY_MAX_GAP_S", 5.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 
