@@ -5,7 +5,15 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from debates import services
-from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
+from debates.models import (
+    DEFAULT_TURNS,
+    MAX_TURNS,
+    MIN_TURNS,
+    Argument,
+    Debate,
+    Recommendation,
+    ShareLink,
+)
 from debates.validators import ASSET_HELP
 from streaming import presence
 
@@ -161,3 +169,41 @@ class QuotaExceededSerializer(serializers.Serializer):
         choices=["24h", "running"],
         help_text="24h: debates created in any 24 hours; running: debates running at once.",
     )
+
+
+class DebateExportSerializer(serializers.Serializer):
+    """A finished debate as one document: the debate as the API shows it and every event it
+    streamed, in seq order (the wire shapes of docs/streaming.md)."""
+
+    format = serializers.CharField(help_text="Always tradeapp.debate-export.")
+    version = serializers.IntegerField()
+    exported_at = serializers.DateTimeField()
+    debate = DebateSerializer()
+    events = serializers.ListField(child=serializers.DictField())
+    events_synthesised = serializers.BooleanField(
+        help_text="True when the events were rebuilt from the saved arguments (the live log "
+        "was lost): one token event per argument, timestamps of the saved arguments."
+    )
+
+
+class ShareLinkSerializer(serializers.ModelSerializer):
+    """A share link of a debate (its token is never shown again after creation)."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = ShareLink
+        fields = ["id", "created_by", "created_at", "revoked_at", "active"]
+        read_only_fields = fields
+
+
+class ShareLinkCreatedSerializer(ShareLinkSerializer):
+    """A new share link with its token and the page that opens it, shown this once."""
+
+    token = serializers.CharField(help_text="Shown once; only its hash is stored.")
+    path = serializers.CharField(help_text="The page that opens the link: /shared/#<token>.")
+
+    class Meta(ShareLinkSerializer.Meta):
+        fields = [*ShareLinkSerializer.Meta.fields, "token", "path"]
+        read_only_fields = fields

@@ -11,4 +11,17 @@ urlpatterns = [
     path("debates/<str:pk>/", api.DebateDetailApi.as_view(), name="debate-detail"),
     path("debates/<str:pk>/start/", api.DebateStartApi.as_view(), name="debate-start"),
     path("debates/<str:pk>/cancel/", api.DebateCancelApi.as_view(), name="debate-cancel"),
+    path("debates/<str:pk>/export/", api.DebateExportApi.as_view(), name="debate-export"),
+    path(
+        "debates/<str:pk>/share-links/",
+        api.DebateShareLinksApi.as_view(),
+        name="debate-share-links",
+    ),
+    path(
+        "debates/<str:pk>/share-links/<int:link_id>/",
+        api.DebateShareLinkApi.as_view(),
+        name="debate-share-link",
+    ),
+    path("shared/debate/", api.SharedDebateApi.as_view(), name="shared-debate"),
+    path("shared/export/", api.SharedDebateExportApi.as_view(), name="shared-export"),
 ]

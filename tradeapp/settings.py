@@ -182,6 +182,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+        # Requests with a share link's token (debates.api), per client IP, right or wrong.
+        "share": env_str("SHARE_RATE_PER_IP", "120/minute"),
     },
 }
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
