@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
-from debates import lifecycle
-from debates.models import Argument, Debate
+from debates import lifecycle, services
+from debates.models import Argument, Debate, ShareLink
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -42,7 +42,7 @@ class DebateAdmin(admin.ModelAdmin):
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
     inlines = [ArgumentInline]
-    actions = ["start_debates", "cancel_debates"]
+    actions = ["start_debates", "cancel_debates", "share_debates"]
     readonly_fields = [
         "id",
         "status",
@@ -117,3 +117,43 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected debates")
     def cancel_debates(self, request, queryset) -> None:
         self._control(request, queryset, lifecycle.cancel, "Cancelled")
+
+    @admin.action(description="Create a share link for each selected debate")
+    def share_debates(self, request, queryset) -> None:
+        """Create share links and show them once (only their hashes are stored)."""
+        for debate in queryset:
+            try:
+                _link, token = services.share_link_create(debate=debate, user=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{str(debate.id)[:8]}: {exc}", messages.WARNING)
+                continue
+            url = request.build_absolute_uri(f"/shared/#{token}")
+            self.message_user(
+                request, f"Share link of {debate} (shown once): {url}", messages.SUCCESS
+            )
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Share links: which debate, who created them, whether revoked; revoke them here."""
+
+    list_display = ["id", "debate", "created_by", "created_at", "revoked_at"]
+    list_filter = ["revoked_at", "created_at"]
+    search_fields = ["debate__id", "debate__asset", "created_by__username"]
+    list_select_related = ["debate", "created_by"]
+    actions = ["revoke_links"]
+    fields = ["debate", "created_by", "created_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # created from a debate (its action, or REST): the token is shown once
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected share links")
+    def revoke_links(self, request, queryset) -> None:
+        """Revoke each selected link through the service."""
+        for link in queryset.select_related("debate"):
+            services.share_link_revoke(link=link, user=request.user)
+        self.message_user(request, f"Revoked {queryset.count()} share link(s).", messages.SUCCESS)

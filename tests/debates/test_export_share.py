@@ -215,3 +215,32 @@ def test_share_requests_are_throttled_per_ip_wrong_tokens_too(finished, user, se
     throttled = client_of(share=token).get("/api/shared/debate/")
     assert throttled.status_code == 429
     assert "Retry-After" in throttled
+
+
+# --- admin --------------------------------------------------------------------------------------
+
+
+def test_admin_creates_shows_once_and_revokes_share_links(client, staff_user, finished):
+    debate, _texts = finished
+    client.force_login(staff_user)
+    resp = client.post(
+        "/admin/debates/debate/",
+        {"action": "share_debates", "_selected_action": [str(debate.pk)]},
+        follow=True,
+    )
+    assert resp.status_code == 200
+    link = ShareLink.objects.get(debate=debate)
+    shown = [str(m) for m in resp.context["messages"]]
+    token = shown[0].rsplit("/shared/#", 1)[1]
+    assert link.token_hash == ShareLink.hash_token(token)
+
+    listing = client.get("/admin/debates/sharelink/")
+    assert listing.status_code == 200
+    assert token not in listing.content.decode()
+    client.post(
+        "/admin/debates/sharelink/",
+        {"action": "revoke_links", "_selected_action": [str(link.pk)]},
+    )
+    link.refresh_from_db()
+    assert not link.is_active
+    assert client_of(share=token).get("/api/shared/debate/").status_code == 401
