@@ -19,7 +19,7 @@ _PARAM_RE = re.compile(
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 _HINTS = ("token", "jwt", "access", "refresh", "password", "api", "secret", "eyj", "share")
 # A share token mistakenly put in the share page's path (/shared/TOKEN instead of /shared/#TOKEN).
-_SHARED_PATH_RE = re.compile(r"(/shared/)[^/?#\s\"']+")
+_SHARED_PATH_RE = re.compile(r"((?:^|[\s\"'])/shared/)[^/?#\s\"']+")
 REDACTED = "[REDACTED]"
 
 

@@ -33,6 +33,7 @@ def test_what_is_not_a_token_stays():
         "/ws/debate/1/?replay=1&speed=10&lastSeq=4"
     )
     assert redact("GET /shared/ 200") == "GET /shared/ 200"
+    assert redact("Unauthorized: /api/shared/debate/") == "Unauthorized: /api/shared/debate/"
 
 
 def test_the_log_filter_redacts_share_tokens_in_arguments():
