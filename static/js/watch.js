@@ -1,13 +1,24 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
-import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
+import {
+  apiFetch,
+  getAccessToken,
+  getFreshAccessToken,
+  isSignedIn,
+  refreshAccessToken,
+  requireAuth,
+  signInUrl,
+} from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
+import { SocketQuery } from "./protocol.js";
 import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
 const root = document.getElementById("debate-view");
-const debateId = root.dataset.debateId;
+// A share link's page (/shared/#<token>): the token stays in the fragment, never sent in a URL.
+const shareToken = root.dataset.shared === "true" ? decodeURIComponent(window.location.hash.slice(1)) : null;
+let debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
 const $ = (id) => document.getElementById(id);
 
@@ -39,6 +50,8 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  replay: null, // {speed, at} while the page replays a finished debate
+  shared: Boolean(shareToken),
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -108,6 +121,8 @@ function resetTranscript() {
   state.arguments.clear();
   state.currentTurn = null;
   state.currentAgent = null;
+  state.lastSeq = 0;
+  root.dataset.seq = "0";
   renderTurn();
 }
 
@@ -265,7 +280,8 @@ function renderMarket(market) {
 }
 
 function renderCancel() {
-  $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  const cancellable = CANCELLABLE.has(state.status) && !state.replay; // a replay's debate is over
+  $("debate-actions").hidden = !(isSignedIn() && state.canControl && cancellable);
 }
 
 function showCancelMessage(message) {
@@ -309,19 +325,32 @@ function showError(message) {
 let pollTimer = null;
 
 /** Asset, turns, viewer count and the structured verdict come from the REST API. */
+/** GET a JSON API path with the share link's token (share pages have no account). */
+async function shareFetch(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json", "X-Share-Token": shareToken } });
+  const data = await response.json().catch(() => null);
+  return { ok: response.ok, status: response.status, data };
+}
+
 async function loadDetails() {
-  const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/`);
+  const { ok, status, data } = shareToken
+    ? await shareFetch("/api/shared/debate/")
+    : await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/`);
   if (!ok) {
     if (status === 404) showError("This debate does not exist.");
+    if (shareToken && status === 401) showError("This share link is not valid: it was revoked, or is mistyped.");
+    if (shareToken && status === 429) showError("Too many requests; try again in a minute.");
     return;
   }
+  debateId = data.id;
   state.asset = data.asset;
   state.maxTurns = data.maxTurns;
   $("debate-asset").textContent = data.asset;
   document.title = `${data.asset} debate · tradeapp`;
   renderViewers(data.viewerCount ?? 0);
-  if (!state.status) onStatus(data.status);
-  if (data.verdict) renderVerdict(data.verdict);
+  if (!state.status && !state.replay) onStatus(data.status);
+  // A replay shows the verdict when it reaches the end, not before.
+  if (data.verdict && (!state.replay || TERMINAL_STATUSES.has(state.status))) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
   state.canControl = data.canControl === true;
   renderCancel();
@@ -337,15 +366,20 @@ function schedulePoll() {
   }, POLL_MS);
 }
 
-function start() {
-  const socket = new DebateSocket({
+let socket = null;
+
+function start(params = {}) {
+  socket = new DebateSocket({
     debateId,
     getAccessToken,
-    refreshAccessToken,
-    hasCredentials: isSignedIn,
+    refreshAccessToken: shareToken ? async () => null : refreshAccessToken,
+    hasCredentials: shareToken ? () => false : isSignedIn,
     pingIntervalMs,
+    params,
+    shareToken,
   });
-  socket
+  const current = socket;
+  current
     .on("state", (detail) => {
       if (detail.state === State.RECONNECTING && detail.previous === State.LIVE) state.reconnects += 1;
       if (detail.state === State.RECONNECTING && detail.code !== undefined) state.closeCodes.push(detail.code);
@@ -353,14 +387,15 @@ function start() {
       renderConnection(detail.state, detail);
       $("reconnect").hidden = !(detail.state === State.FAILED && RETRYABLE_BY_HAND.has(detail.code));
       if (detail.state === State.FAILED) {
-        if (detail.code === CloseCode.UNAUTHORIZED) window.location.assign(signInUrl());
+        if (detail.code === CloseCode.UNAUTHORIZED && shareToken) showError("This share link is no longer valid.");
+        else if (detail.code === CloseCode.UNAUTHORIZED) window.location.assign(signInUrl());
         else if (FAILURE_MESSAGES[detail.code]) showError(FAILURE_MESSAGES[detail.code]);
       } else if (detail.state === State.LIVE) {
         showError(null);
       }
     })
     .on("connected", (payload) => {
-      onStatus(payload.status);
+      if (!payload.replay) onStatus(payload.status); // a replay's status comes with its events
       if (typeof payload.viewers === "number") renderViewers(payload.viewers);
     })
     .on("reset", resetTranscript)
@@ -375,9 +410,15 @@ function start() {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
     .on("action", () => {
-      state.lastSeq = socket.lastSeq;
-      root.dataset.seq = String(socket.lastSeq);
+      state.lastSeq = current.lastSeq;
+      root.dataset.seq = String(current.lastSeq);
+      renderReplay(current);
     });
+  current.start();
+  return current;
+}
+
+function watch() {
   $("reconnect").addEventListener("click", () => socket.retry());
   window.addEventListener("pagehide", () => socket.stop());
   // Back/forward cache: a restored page resumes from its last seq instead of staying frozen.
@@ -386,19 +427,101 @@ function start() {
   });
   window.debateView = {
     state,
-    socket,
+    get socket() {
+      return socket;
+    },
     /** The page's transcript in turn order: [{turn, agent, content, complete}]. */
     transcript: () =>
       [...state.arguments.values()]
         .sort((a, b) => a.turn - b.turn)
         .map(({ turn, agent, text, streamed, complete }) => ({ turn, agent, content: text, streamed, complete })),
   };
-  socket.start();
+  start();
 }
 
-if (requireAuth()) {
+// --- Replay, scrub bar and export (a finished debate) -----------------------------------------
+
+/** Show the scrub bar once the debate has finished; it follows the replay's position. */
+function renderReplay(current) {
+  const finished = TERMINAL_STATUSES.has(current.status) || Boolean(state.replay);
+  $("replay").hidden = !finished;
+  if (!finished) return;
+  const total = Math.max(current.serverLastSeq || 0, current.lastSeq);
+  const range = $("replay-position");
+  range.max = String(total);
+  if (!range.matches(":active")) range.value = String(current.lastSeq);
+  $("replay-position-label").textContent = `${range.value} / ${total}`;
+  root.dataset.replay = state.replay ? state.replay.speed : "";
+}
+
+/** Replay the debate from seq 1 at `speed`, the events up to `at` at once (a jump). */
+function replay(at, speed) {
+  socket.stop();
+  resetTranscript();
+  state.status = null; // the replay's events bring it again, from "running"
+  root.dataset.status = "";
+  state.verdict = null;
+  $("verdict").hidden = true;
+  $("verdict-summary").hidden = true;
+  showError(null);
+  state.replay = { speed, at };
+  root.dataset.replay = speed;
+  start({ [SocketQuery.REPLAY]: "1", [SocketQuery.SPEED]: speed, [SocketQuery.AT]: String(at) });
+}
+
+async function downloadExport(format) {
+  const path = shareToken
+    ? `/api/shared/export/?format=${format}`
+    : `/api/debates/${encodeURIComponent(debateId)}/export/?format=${format}`;
+  const headers = shareToken
+    ? { "X-Share-Token": shareToken }
+    : { Authorization: `Bearer ${await getFreshAccessToken()}` };
+  const response = await fetch(path, { headers }).catch(() => null);
+  if (!response || !response.ok) {
+    showError(`Could not export the debate${response ? ` (HTTP ${response.status})` : ""}.`);
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = `debate-${(state.asset || "debate").toLowerCase()}-${debateId}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function setUpReplay() {
+  const range = $("replay-position");
+  range.addEventListener("input", () => {
+    $("replay-position-label").textContent = `${range.value} / ${range.max}`;
+  });
+  range.addEventListener("change", () => replay(Number(range.value), $("replay-speed").value));
+  $("replay-start").addEventListener("click", () => replay(Number(range.value), $("replay-speed").value));
+  $("replay-speed").addEventListener("change", () => {
+    if (state.replay) replay(state.lastSeq, $("replay-speed").value); // the new pace from here
+  });
+  $("export-json").addEventListener("click", (event) => {
+    event.preventDefault();
+    downloadExport("json");
+  });
+  $("export-md").addEventListener("click", (event) => {
+    event.preventDefault();
+    downloadExport("md");
+  });
+}
+
+if (shareToken || requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
+  setUpReplay();
   renderConnection(State.CONNECTING);
-  loadDetails().finally(schedulePoll);
-  start();
+  if (shareToken) {
+    // The debate's id comes with the link's debate; then watch it like any other.
+    loadDetails()
+      .then(() => (debateId ? watch() : renderConnection(State.FAILED, { code: CloseCode.UNAUTHORIZED })))
+      .finally(schedulePoll);
+  } else {
+    loadDetails().finally(schedulePoll);
+    watch();
+  }
 }
