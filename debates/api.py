@@ -7,6 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from djangorestframework_camel_case.render import CamelCaseJSONRenderer
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -259,6 +260,17 @@ class ShareTokenAuthentication(BaseAuthentication):
     def authenticate_header(self, request) -> str:
         """What a 401 asks for."""
         return "Share"
+
+
+class ShareTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of ShareTokenAuthentication."""
+
+    target_class = "debates.api.ShareTokenAuthentication"
+    name = "shareToken"
+
+    def get_security_definition(self, auto_schema) -> dict:
+        """An API key in the X-Share-Token header."""
+        return {"type": "apiKey", "in": "header", "name": "X-Share-Token"}
 
 
 class HasShareLink(BasePermission):
