@@ -54,7 +54,9 @@ def share_link_active(*, token: str) -> ShareLink | None:
     return links.filter(token_hash=ShareLink.hash_token(token)).first()
 
 
-def share_link_debates(*, token_hashes) -> dict:
-    """The debate id of each active share link among these token hashes, in one query."""
+def share_links_by_hash(*, token_hashes) -> dict:
+    """``{token_hash: (debate_id, link_id)}`` of the active share links among these hashes, in
+    one query."""
     links = ShareLink.objects.filter(token_hash__in=list(token_hashes), revoked_at__isnull=True)
-    return dict(links.values_list("token_hash", "debate_id"))
+    rows = links.values_list("token_hash", "debate_id", "pk")
+    return {token_hash: (debate_id, pk) for token_hash, debate_id, pk in rows}

@@ -31,6 +31,7 @@ from debates.selectors import debate_status
 from debates.validators import normalise_asset
 from streaming import protocol
 from streaming.publisher import publish_events
+from streaming.services import viewers_disconnect_share_link
 
 logger = logging.getLogger(__name__)
 
@@ -347,8 +348,11 @@ def share_link_create(*, debate: Debate, user: AbstractBaseUser | None) -> tuple
 
 @transaction.atomic
 def share_link_revoke(*, link: ShareLink, user: AbstractBaseUser | None) -> ShareLink:
-    """Revoke a share link (idempotent): it opens nothing from now on."""
+    """Revoke a share link (idempotent): it opens nothing from now on, and the sockets that
+    came with it are closed."""
     check_can_share(debate=link.debate, user=user)
     ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     link.refresh_from_db()
+    # Sockets already open with the link close too (4001), wherever they are.
+    transaction.on_commit(lambda: viewers_disconnect_share_link(link_id=link.pk), robust=True)
     return link

@@ -378,9 +378,12 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.send_error(code, message, reason)
 
-    async def operator_disconnect(self) -> None:
-        """Called by the hub when an operator disconnects this viewer (admin action)."""
-        await self.refuse(Close.OPERATOR_DISCONNECT)
+    async def operator_disconnect(
+        self, code: int | None = None, message: str | None = None
+    ) -> None:
+        """Called by the hub when an operator disconnects this viewer (admin action: 4008), or
+        when the share link it came with is revoked (4001)."""
+        await self.refuse(code or Close.OPERATOR_DISCONNECT, message)
 
     async def disconnect(self, code):
         """Called when the socket closes."""

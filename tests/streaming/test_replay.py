@@ -218,3 +218,29 @@ async def test_a_share_link_opens_its_debate_only_and_not_once_revoked(finished)
     await expect_close(socket(debate.id, f"share={'a' * 200}"), 4001)  # too long to be one
     await database_sync_to_async(services.share_link_revoke)(link=link, user=None)
     await expect_close(socket(debate.id, f"share={token}"), 4001)  # revoked
+
+
+@pytestmark_db
+async def test_revoking_a_share_link_closes_its_open_sockets_with_4001(finished):
+    debate, events = finished
+    link, token = await database_sync_to_async(services.share_link_create)(debate=debate, user=None)
+    shared = socket(debate.id, f"share={token}")
+    assert (await shared.connect(timeout=10))[0]
+    await receive_all(shared, 1 + len(events))
+    other, _first = await connect_qa(debate.id)  # a signed-in viewer of the same debate
+    await receive_all(other, len(events))
+
+    await database_sync_to_async(services.share_link_revoke)(link=link, user=None)
+    error = await shared.receive_json_from(timeout=10)
+    assert error["type"] == protocol.ERROR
+    assert error["payload"]["code"] == 4001
+    assert error["payload"]["message"] == "The share link was revoked."
+    assert await shared.receive_output(timeout=10) == {"type": "websocket.close", "code": 4001}
+    assert await other.receive_nothing(timeout=0.2)  # the other viewer watches on
+    await other.disconnect()
+
+
+async def connect_qa(debate_id):
+    comm = socket(debate_id, f"token={QA_TOKEN}")
+    assert (await comm.connect(timeout=10))[0]
+    return comm, await comm.receive_json_from(timeout=10)
