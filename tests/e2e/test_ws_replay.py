@@ -145,10 +145,23 @@ async def test_replay_paced_instant_resumed_and_shared(tmp_path):
         assert await _refused(server, debate_id, "replay=1&speed=3&token=" + QA_TOKEN) == 4400
         # The page's path, mistakenly with the token in it, is logged redacted too.
         assert _share_get(server, f"/shared/{share}", share) == 404
-        status, _ = server.api(
-            "DELETE", f"/api/debates/{debate_id}/share-links/{link['id']}/", None, access
-        )
-        assert status == 204
+        async with connect(_socket_url(server, debate_id, f"share={share}"), origin=ORIGIN) as ws:
+            for _ in range(1 + len(events)):  # CONNECTED and the catch-up
+                await asyncio.wait_for(ws.recv(), 30)
+            status, _ = await asyncio.to_thread(
+                server.api,
+                "DELETE",
+                f"/api/debates/{debate_id}/share-links/{link['id']}/",
+                None,
+                access,
+            )
+            assert status == 204
+            # The socket open with the revoked link is closed.
+            error = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            assert error["payload"]["code"] == 4001
+            with pytest.raises(Exception):  # noqa: B017, PT011 - the server closes
+                await asyncio.wait_for(ws.recv(), 30)
+            assert ws.close_code == 4001
         assert await _refused(server, debate_id, f"share={share}") == 4001
         assert _share_get(server, "/api/shared/debate/", share) == 401
 

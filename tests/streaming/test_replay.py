@@ -13,6 +13,7 @@ from debates.models import Debate, DebateStatus
 from streaming import protocol
 from streaming.archive import archive_save
 from streaming.models import Viewer
+from streaming.publisher import publish_event
 from streaming.replay import Replay, ReplayQueryError, event_time, parse_replay, schedule
 from tests.streaming.conftest import ORIGIN, QA_TOKEN, application
 
@@ -244,3 +245,22 @@ async def connect_qa(debate_id):
     comm = socket(debate_id, f"token={QA_TOKEN}")
     assert (await comm.connect(timeout=10))[0]
     return comm, await comm.receive_json_from(timeout=10)
+
+
+@pytestmark_db
+async def test_a_share_link_watches_a_running_debate_live():
+    debate = await database_sync_to_async(Debate.objects.create)(
+        asset="AAPL", status=DebateStatus.RUNNING, runner_id="t", heartbeat_at=timezone.now()
+    )
+    _link, token = await database_sync_to_async(services.share_link_create)(
+        debate=debate, user=None
+    )
+    comm = socket(debate.id, f"share={token}")
+    assert (await comm.connect(timeout=10))[0]
+    first = await comm.receive_json_from(timeout=10)
+    assert first["payload"]["status"] == "running"
+    await publish_event(debate.id, protocol.TURN_CHANGE, {"currentAgent": "bull", "turn": 1})
+    live = await comm.receive_json_from(timeout=10)
+    assert live["type"] == protocol.TURN_CHANGE
+    assert live["payload"]["seq"] == 1
+    await comm.disconnect()
