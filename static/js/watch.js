@@ -354,6 +354,7 @@ async function loadDetails() {
   if (data.market) renderMarket(data.market);
   state.canControl = data.canControl === true;
   renderCancel();
+  renderShare();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
 }
@@ -511,8 +512,51 @@ function setUpReplay() {
   });
 }
 
+// --- Share links (the debate's creator or staff) ----------------------------------------------
+
+let shareLinkId = null;
+
+function renderShare() {
+  $("share").hidden = !(isSignedIn() && !shareToken && state.canControl);
+}
+
+function showShareMessage(message) {
+  $("share-message").textContent = message || "";
+  $("share-message").hidden = !message;
+}
+
+async function createShareLink() {
+  showShareMessage(null);
+  const path = `/api/debates/${encodeURIComponent(debateId)}/share-links/`;
+  const { ok, status, data } = await apiFetch(path, { method: "POST" }).catch(() => ({ ok: false }));
+  if (!ok) {
+    showShareMessage(data?.detail || `Could not create a share link${status ? ` (HTTP ${status})` : ""}.`);
+    return;
+  }
+  shareLinkId = data.id;
+  $("share-url").value = `${window.location.origin}${data.path}`;
+  $("share-result").hidden = false;
+  $("share-url").select();
+}
+
+async function revokeShareLink() {
+  if (shareLinkId === null) return;
+  const path = `/api/debates/${encodeURIComponent(debateId)}/share-links/${shareLinkId}/`;
+  const { ok, status } = await apiFetch(path, { method: "DELETE" }).catch(() => ({ ok: false }));
+  if (!ok) {
+    showShareMessage(`Could not revoke the link${status ? ` (HTTP ${status})` : ""}.`);
+    return;
+  }
+  shareLinkId = null;
+  $("share-url").value = "";
+  $("share-result").hidden = true;
+  showShareMessage("The link was revoked: it opens nothing any more.");
+}
+
 if (shareToken || requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
+  $("share-create").addEventListener("click", createShareLink);
+  $("share-revoke").addEventListener("click", revokeShareLink);
   setUpReplay();
   renderConnection(State.CONNECTING);
   if (shareToken) {

@@ -138,57 +138,61 @@ def test_scrub_bar_jumps_and_replays_at_the_chosen_speed(page, server, finished)
     assert finished["arguments"][0]["content"] in markdown
 
 
-def test_a_share_link_opens_in_a_fresh_context_without_signing_in(browser, server, finished):
-    access = server.token()["access"]
-    status, link = server.api("POST", f"/api/debates/{finished['id']}/share-links/", None, access)
-    assert status == 201, link
+def test_a_share_link_opens_in_a_fresh_context_without_signing_in(browser, page, server, finished):
+    # The creator makes a link on the watch page.
+    sign_in(page, server, next_path=f"/debates/{finished['id']}/")
+    expect(page.locator("#share")).to_be_visible()
+    page.locator("#share-create").click()
+    expect(page.locator("#share-result")).to_be_visible()
+    url = page.locator("#share-url").input_value()
+    assert url.startswith(f"{server.base_url}/shared/#")
+    token = url.split("#", 1)[1]
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     try:
-        page = context.new_page()
+        shared = context.new_page()
         errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(f"{server.base_url}{link['path']}")
-        wait_page(page, f"{VIEW}.dataset.connection === 'ended'", server)
-        assert page.url.endswith(link["path"])  # never sent to the sign-in page
-        assert page.evaluate("sessionStorage.getItem('tradeapp.auth')") is None
-        assert shown_arguments(page) == saved_arguments(finished)
-        expect(page.locator("#debate-asset")).to_have_text("BTC")
-        expect(page.locator("#verdict-summary")).to_be_visible()
-        expect(page.locator("#cancel-debate")).to_be_hidden()
+        shared.on("pageerror", lambda exc: errors.append(str(exc)))
+        shared.goto(url)
+        wait_page(shared, f"{VIEW}.dataset.connection === 'ended'", server)
+        assert shared.url == url  # never sent to the sign-in page
+        expect(shared.locator("#share")).to_be_hidden()
+        assert shared.evaluate("sessionStorage.getItem('tradeapp.auth')") is None
+        assert shown_arguments(shared) == saved_arguments(finished)
+        expect(shared.locator("#debate-asset")).to_have_text("BTC")
+        expect(shared.locator("#verdict-summary")).to_be_visible()
+        expect(shared.locator("#cancel-debate")).to_be_hidden()
 
         # It replays too.
-        page.select_option("#replay-speed", "instant")
-        page.locator("#replay-start").click()
+        shared.select_option("#replay-speed", "instant")
+        shared.locator("#replay-start").click()
         wait_page(
-            page,
+            shared,
             f"{VIEW}.dataset.replay === 'instant' && {VIEW}.dataset.status === 'completed'",
             server,
         )
-        assert shown_arguments(page) == saved_arguments(finished)
-        with page.expect_download() as download:
-            page.locator("#export-json").click()
+        assert shown_arguments(shared) == saved_arguments(finished)
+        with shared.expect_download() as download:
+            shared.locator("#export-json").click()
         exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
         assert exported["debate"]["id"] == finished["id"]
 
         # The link grants nothing else: no list, no other API.
-        statuses = page.evaluate(
+        statuses = shared.evaluate(
             """async (token) => {
               const get = (path) => fetch(path, { headers: { "X-Share-Token": token } });
               return [(await get('/api/debates/')).status,
                       (await get('/api/shared/debate/')).status];
             }""",
-            link["token"],
+            token,
         )
         assert statuses == [401, 200]
 
-        # Revoked: the page says so.
-        status, _ = server.api(
-            "DELETE", f"/api/debates/{finished['id']}/share-links/{link['id']}/", None, access
-        )
-        assert status == 204
-        page.reload()
-        expect(page.locator("#watch-error")).to_contain_text("not valid")
+        # The creator revokes it on the watch page: the shared page says so.
+        page.locator("#share-revoke").click()
+        expect(page.locator("#share-message")).to_contain_text("revoked")
+        shared.reload()
+        expect(shared.locator("#watch-error")).to_contain_text("not valid")
         assert errors == [], errors
     finally:
         context.close()
