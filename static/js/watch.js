@@ -13,6 +13,9 @@ import { SocketQuery } from "./protocol.js";
 import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
 
 const POLL_MS = 5000;
+// A share page polls less: its requests count per client IP (SHARE_RATE_PER_IP), and many
+// viewers of one link may share an address.
+const SHARED_POLL_MS = 15000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
 const root = document.getElementById("debate-view");
@@ -339,7 +342,7 @@ async function loadDetails() {
   if (!ok) {
     if (status === 404) showError("This debate does not exist.");
     if (shareToken && status === 401) showError("This share link is not valid: it was revoked, or is mistyped.");
-    if (shareToken && status === 429) showError("Too many requests; try again in a minute.");
+    if (shareToken && status === 429 && !state.asset) showError("Too many requests; try again in a minute.");
     return;
   }
   debateId = data.id;
@@ -364,7 +367,7 @@ function schedulePoll() {
   pollTimer = setTimeout(async () => {
     if (!document.hidden) await loadDetails().catch(() => {});
     schedulePoll();
-  }, POLL_MS);
+  }, shareToken ? SHARED_POLL_MS : POLL_MS);
 }
 
 let socket = null;
