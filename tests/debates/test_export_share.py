@@ -244,3 +244,9 @@ def test_admin_creates_shows_once_and_revokes_share_links(client, staff_user, fi
     link.refresh_from_db()
     assert not link.is_active
     assert client_of(share=token).get("/api/shared/debate/").status_code == 401
+
+
+def test_an_out_of_range_link_id_is_a_404(finished, user):
+    debate, _texts = finished
+    url = f"/api/debates/{debate.id}/share-links/{10**30}/"
+    assert client_of(user).delete(url).status_code == 404

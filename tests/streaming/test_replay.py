@@ -264,3 +264,18 @@ async def test_a_share_link_watches_a_running_debate_live():
     assert live["type"] == protocol.TURN_CHANGE
     assert live["payload"]["seq"] == 1
     await comm.disconnect()
+
+
+@pytestmark_db
+async def test_share_sockets_are_rate_limited_per_ip(finished, settings):
+    debate, _events = finished
+    settings.WS_RATE_LIMIT = "2/minute"
+    _link, token = await database_sync_to_async(services.share_link_create)(
+        debate=debate, user=None
+    )
+    for _ in range(2):
+        comm = socket(debate.id, f"share={token}&replay=1&speed=instant")
+        assert (await comm.connect(timeout=10))[0]
+        assert (await comm.receive_json_from(timeout=10))["type"] == protocol.CONNECTED
+        await comm.disconnect()
+    await expect_close(socket(debate.id, f"share={token}"), 4029)
