@@ -1,9 +1,13 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, ShareLink
+from debates.models import Argument, Debate, DebateStatus, ShareLink
 
 # Longer than any token this server issues (secrets.token_urlsafe(32): 43 characters).
 SHARE_TOKEN_MAX_CHARS = 128
@@ -60,3 +64,18 @@ def share_links_by_hash(*, token_hashes) -> dict:
     links = ShareLink.objects.filter(token_hash__in=list(token_hashes), revoked_at__isnull=True)
     rows = links.values_list("token_hash", "debate_id", "pk")
     return {token_hash: (debate_id, pk) for token_hash, debate_id, pk in rows}
+
+
+def debates_silent() -> list:
+    """Ids of running debates whose runner missed two heartbeats but is not stale yet (their
+    viewers are told the debate is being recovered)."""
+    now = timezone.now()
+    silent_since = now - timedelta(seconds=2 * float(settings.DEBATE_HEARTBEAT_S))
+    stale_since = now - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
+    return list(
+        Debate.objects.filter(
+            status=DebateStatus.RUNNING,
+            heartbeat_at__lt=silent_since,
+            heartbeat_at__gte=stale_since,
+        ).values_list("pk", flat=True)
+    )

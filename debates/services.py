@@ -230,6 +230,16 @@ def debates_take_over_stale(*, runner_id: str) -> list:
     return claimed
 
 
+def debates_release(*, runner_id: str, debate_ids: list) -> list:
+    """Give up the caller's running debates (a graceful shutdown): no runner and no heartbeat,
+    so the next sweep of any process takes them over at once; return the ids released."""
+    released = []
+    for debate_id in debate_ids:
+        if _owned(debate_id, runner_id).update(runner_id="", heartbeat_at=None) == 1:
+            released.append(debate_id)
+    return released
+
+
 def debates_fail_stale() -> list:
     """Mark running debates with a stale heartbeat failed (instead of resuming them)."""
     stale = Debate.objects.filter(status=DebateStatus.RUNNING).filter(
@@ -297,7 +307,11 @@ def run_save_argument(
         # or after (the argument is kept) - never a saved argument on a cancelled debate.
         if _owned(debate_id, runner_id).update(**fields) != 1:
             return False
-        Argument.objects.create(debate_id=debate_id, turn=turn, agent=agent, content=content)
+        # get_or_create: a retry after a commit whose reply was lost (a dropped connection)
+        # finds the turn saved and saves nothing twice.
+        Argument.objects.get_or_create(
+            debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
+        )
     return True
 
 
