@@ -293,7 +293,7 @@ class ShareIpThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view) -> str:
         """The client IP, as the WebSocket's rate limit resolves it."""
-        ident = request_client_ip(request._request) or "unknown"
+        ident = request_client_ip(request) or "unknown"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
