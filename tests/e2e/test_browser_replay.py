@@ -196,3 +196,40 @@ def test_a_share_link_opens_in_a_fresh_context_without_signing_in(browser, page,
         assert errors == [], errors
     finally:
         context.close()
+
+
+def test_a_share_link_watches_a_running_debate_live(browser, server):
+    access = server.token()["access"]
+    status, debate = server.api("POST", "/api/debates/", {"asset": "ETH", "maxTurns": 4}, access)
+    assert status == 201, debate
+    status, link = server.api("POST", f"/api/debates/{debate['id']}/share-links/", None, access)
+    assert status == 201, link
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        shared = context.new_page()
+        errors = []
+        shared.on("pageerror", lambda exc: errors.append(str(exc)))
+        # Remember whether the page ever showed the debate running, with text still coming.
+        shared.add_init_script(
+            """window.__live = false;
+            new MutationObserver(() => {
+              const view = document.getElementById('debate-view');
+              if (view && view.dataset.status === 'running'
+                  && document.querySelector('.argument[data-complete="false"] .argument__text')
+                       ?.textContent.length > 0) window.__live = true;
+            }).observe(document, { subtree: true, childList: true, characterData: true,
+                                   attributes: true });"""
+        )
+        shared.goto(f"{server.base_url}{link['path']}")
+        wait_page(shared, f"{VIEW}.dataset.connection === 'live'", server)
+        status, _ = server.api("POST", f"/api/debates/{debate['id']}/start/", None, access)
+        assert status == 202
+        wait_page(shared, f"{VIEW}.dataset.connection === 'ended'", server)
+        assert shared.evaluate("window.__live") is True
+        status, saved = server.api("GET", f"/api/debates/{debate['id']}/", None, access)
+        assert saved["status"] == "completed", saved
+        assert shown_arguments(shared) == saved_arguments(saved)
+        assert errors == [], errors
+    finally:
+        context.close()
