@@ -24,6 +24,20 @@ class ArgumentInline(admin.TabularInline):
         return False
 
 
+class ShareLinkInline(admin.TabularInline):
+    """The debate's share links, read-only (revoke them in Share links)."""
+
+    model = ShareLink
+    extra = 0
+    can_delete = False
+    fields = ["id", "created_by", "created_at", "revoked_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Debate)
 class DebateAdmin(admin.ModelAdmin):
     """Every debate with its status, turns, verdict and live viewers."""
@@ -41,7 +55,7 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline]
+    inlines = [ArgumentInline, ShareLinkInline]
     actions = ["start_debates", "cancel_debates", "share_debates"]
     readonly_fields = [
         "id",

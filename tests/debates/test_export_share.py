@@ -234,6 +234,10 @@ def test_admin_creates_shows_once_and_revokes_share_links(client, staff_user, fi
     token = shown[0].rsplit("/shared/#", 1)[1]
     assert link.token_hash == ShareLink.hash_token(token)
 
+    page = client.get(f"/admin/debates/debate/{debate.pk}/change/")
+    assert page.status_code == 200
+    assert f"/admin/debates/sharelink/{link.pk}/change/" in page.content.decode()
+
     listing = client.get("/admin/debates/sharelink/")
     assert listing.status_code == 200
     assert token not in listing.content.decode()
