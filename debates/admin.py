@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
-from debates import lifecycle, services
-from debates.models import Argument, Debate, ShareLink
+from debates import controls, lifecycle, services
+from debates.models import Argument, Debate, Question, ShareLink
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -19,6 +19,19 @@ class ArgumentInline(admin.TabularInline):
     fields = ["turn", "agent", "content", "created_at"]
     readonly_fields = fields
     ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuestionInline(admin.TabularInline):
+    """The moderator's questions, read-only (asked from the watch page or the API)."""
+
+    model = Question
+    extra = 0
+    can_delete = False
+    fields = ["turn", "text", "asked_by", "asked_at", "answered_in_turn"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -55,8 +68,15 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline, ShareLinkInline]
-    actions = ["start_debates", "cancel_debates", "share_debates"]
+    inlines = [ArgumentInline, QuestionInline, ShareLinkInline]
+    actions = [
+        "start_debates",
+        "cancel_debates",
+        "pause_debates",
+        "resume_debates",
+        "conclude_debates",
+        "share_debates",
+    ]
     readonly_fields = [
         "id",
         "status",
@@ -71,6 +91,8 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_recommendation",
         "verdict_confidence",
         "verdict_rationale",
+        "paused_at",
+        "conclusion_reason",
     ]
     fields = ["asset", "max_turns", *readonly_fields]
 
@@ -124,14 +146,6 @@ class DebateAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, "Skipped " + "; ".join(skipped), messages.WARNING)
 
-    @admin.action(description="Start selected debates")
-    def start_debates(self, request, queryset) -> None:
-        self._control(request, queryset, lifecycle.start, "Started")
-
-    @admin.action(description="Cancel selected debates")
-    def cancel_debates(self, request, queryset) -> None:
-        self._control(request, queryset, lifecycle.cancel, "Cancelled")
-
     @admin.action(description="Create a share link for each selected debate")
     def share_debates(self, request, queryset) -> None:
         """Create share links and show them once (only their hashes are stored)."""
@@ -145,6 +159,26 @@ class DebateAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"Share link of {debate} (shown once): {url}", messages.SUCCESS
             )
+
+    @admin.action(description="Start selected debates")
+    def start_debates(self, request, queryset) -> None:
+        self._control(request, queryset, lifecycle.start, "Started")
+
+    @admin.action(description="Cancel selected debates")
+    def cancel_debates(self, request, queryset) -> None:
+        self._control(request, queryset, lifecycle.cancel, "Cancelled")
+
+    @admin.action(description="Pause selected debates")
+    def pause_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.pause, "Paused")
+
+    @admin.action(description="Resume selected debates")
+    def resume_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.resume, "Resumed")
+
+    @admin.action(description="Conclude selected debates now (verdict after the current argument)")
+    def conclude_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.conclude, "Concluding")
 
 
 @admin.register(ShareLink)

@@ -6,8 +6,8 @@ from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
-from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, DebateStatus, ShareLink
+from debates.engine.state import ArgumentItem, QuestionItem
+from debates.models import Argument, Debate, DebateStatus, Question, ShareLink
 
 # Longer than any token this server issues (secrets.token_urlsafe(32): 43 characters).
 SHARE_TOKEN_MAX_CHARS = 128
@@ -17,7 +17,10 @@ def debate_list(*, status: str | None = None, asset: str | None = None) -> Query
     """Debates newest first, with arguments in order."""
     qs = (
         Debate.objects.select_related("created_by")
-        .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
+        .prefetch_related(
+            Prefetch("arguments", queryset=Argument.objects.order_by("turn")),
+            Prefetch("questions", queryset=Question.objects.select_related("asked_by")),
+        )
         .order_by("-created_at")
     )
     if status:
@@ -79,3 +82,23 @@ def debates_silent() -> list:
             heartbeat_at__gte=stale_since,
         ).values_list("pk", flat=True)
     )
+
+
+def debate_controls(*, debate_id) -> dict | None:
+    """The moderator controls' state of a debate (what its run acts on), or None."""
+    return (
+        Debate.objects.filter(pk=debate_id)
+        .values("status", "paused_at", "conclusion_reason", "concluding_at")
+        .first()
+    )
+
+
+def debate_questions(*, debate_id) -> QuerySet[Question]:
+    """A debate's questions, oldest first."""
+    return Question.objects.filter(debate_id=debate_id).select_related("asked_by")
+
+
+def open_questions(*, debate_id) -> list[QuestionItem]:
+    """The questions no saved argument has answered yet, oldest first."""
+    rows = debate_questions(debate_id=debate_id).filter(answered_in_turn__isnull=True)
+    return [QuestionItem(id=q.pk, text=q.text) for q in rows]

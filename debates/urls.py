@@ -24,4 +24,8 @@ urlpatterns = [
     ),
     path("shared/debate/", api.SharedDebateApi.as_view(), name="shared-debate"),
     path("shared/export/", api.SharedDebateExportApi.as_view(), name="shared-export"),
+    path("debates/<str:pk>/pause/", api.DebatePauseApi.as_view(), name="debate-pause"),
+    path("debates/<str:pk>/resume/", api.DebateResumeApi.as_view(), name="debate-resume"),
+    path("debates/<str:pk>/ask/", api.DebateAskApi.as_view(), name="debate-ask"),
+    path("debates/<str:pk>/conclude/", api.DebateConcludeApi.as_view(), name="debate-conclude"),
 ]

@@ -215,6 +215,8 @@ REST_FRAMEWORK = {
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
         # Requests with a share link's token (debates.api), per client IP, right or wrong.
         "share": env_str("SHARE_RATE_PER_IP", "120/minute"),
+        # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
+        "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
     },
 }
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
@@ -289,6 +291,8 @@ DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 # Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
 DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
+# Moderator controls: a debate paused longer than this concludes by itself (the verdict).
+DEBATE_PAUSE_MAX_S = env_float("DEBATE_PAUSE_MAX_S", 600.0)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 
