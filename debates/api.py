@@ -40,8 +40,9 @@ from streaming.ratelimit import request_client_ip
 
 QUOTA_RESPONSE = OpenApiResponse(
     QuotaExceededSerializer,
-    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER); "
-    "`Retry-After` when the daily one frees up.",
+    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER), "
+    "or the daily usage budget (USER_DAILY_TOKEN_BUDGET, USER_DAILY_COST_BUDGET); "
+    "`Retry-After` when a daily one frees up.",
 )
 
 

@@ -1,9 +1,10 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 from django.utils import timezone
 
 from debates.engine.state import ArgumentItem, QuestionItem
@@ -67,6 +68,25 @@ def share_links_by_hash(*, token_hashes) -> dict:
     links = ShareLink.objects.filter(token_hash__in=list(token_hashes), revoked_at__isnull=True)
     rows = links.values_list("token_hash", "debate_id", "pk")
     return {token_hash: (debate_id, pk) for token_hash, debate_id, pk in rows}
+
+
+def user_usage_since(*, user, since: datetime) -> tuple[int, Decimal]:
+    """Tokens and (known) US dollars of the user's debates' calls saved since `since`."""
+    totals = Argument.objects.filter(debate__created_by=user, created_at__gte=since).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+    )
+    tokens = (totals["prompt"] or 0) + (totals["completion"] or 0)
+    return tokens, totals["cost"] or Decimal(0)
+
+
+def user_oldest_usage_since(*, user, since: datetime) -> datetime | None:
+    """When the oldest of the user's calls saved since `since` was saved."""
+    return (
+        Argument.objects.filter(debate__created_by=user, created_at__gte=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 def debates_silent() -> list:

@@ -10,7 +10,16 @@ import {
 } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
 import { SocketQuery } from "./protocol.js";
-import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import {
+  agentLabel,
+  el,
+  formatCost,
+  formatNumber,
+  formatPercent,
+  formatPrice,
+  formatSignedPercent,
+  formatTime,
+} from "./format.js";
 
 const POLL_MS = 5000;
 // A share page polls less: its requests count per client IP (SHARE_RATE_PER_IP), and many
@@ -21,6 +30,7 @@ const CANCELLABLE = new Set(["pending", "running"]);
 const CONCLUSION_LABELS = {
   moderator: "Concluding at the moderator's request: the current argument finishes, then the verdict.",
   pause_timeout: "Paused too long: the current argument finishes, then the verdict.",
+  budget: "The debate's budget was reached: the current argument finishes, then the verdict on what was said.",
 };
 const root = document.getElementById("debate-view");
 // A share link's page (/shared/#<token>): the token stays in the fragment, never sent in a URL.
@@ -63,6 +73,8 @@ const state = {
   concluding: null, // the reason, once the debate is concluding early
   controlsFromEvents: false,
   questions: new Map(), // questionId -> {id, text, askedBy, turn}
+  usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
+  budget: null, // {tokens, cost} | null: what the run concludes at
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -297,6 +309,34 @@ function renderMarket(market) {
   renderSparkline(market.recentCloses);
 }
 
+function tallyTokens(tally) {
+  return (tally?.promptTokens || 0) + (tally?.completionTokens || 0);
+}
+
+/** The usage meter: tokens and cost per agent and in total, and the budget. */
+function renderUsage(usage, budget) {
+  if (!usage?.total) return;
+  // REST knows only saved arguments: never let it roll back a newer live reading.
+  if (state.usage && tallyTokens(usage.total) < tallyTokens(state.usage.total)) return;
+  state.usage = usage;
+  if (budget !== undefined) state.budget = budget;
+  $("usage-meter").hidden = false;
+  for (const row of $("usage-meter").querySelectorAll("tbody tr")) {
+    const agent = row.dataset.row;
+    const tally = agent === "total" ? usage.total : usage.perAgent?.[agent];
+    for (const cell of row.querySelectorAll("td")) {
+      const value = tally ? tally[cell.dataset.field] : null;
+      cell.textContent = cell.dataset.field === "cost" ? formatCost(value) : formatNumber(value ?? 0, 0);
+    }
+  }
+  $("meter-estimated").hidden = usage.estimated !== true;
+  const limits = [];
+  if (typeof state.budget?.tokens === "number") limits.push(`${formatNumber(state.budget.tokens, 0)} tokens`);
+  if (typeof state.budget?.cost === "number") limits.push(formatCost(state.budget.cost));
+  $("meter-budget").textContent = limits.length ? `Budget ${limits.join(" or ")}` : "";
+  root.dataset.totalTokens = String(tallyTokens(usage.total));
+}
+
 // --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
 
 function questionMeta({ askedBy, turn, answeredInTurn }) {
@@ -490,6 +530,10 @@ async function loadDetails() {
   // A replay shows the verdict when it reaches the end, not before.
   if (data.verdict && (!state.replay || TERMINAL_STATUSES.has(state.status))) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
+  if (data.usage) {
+    const hasBudget = data.budgetTokens != null || data.budgetCost != null;
+    renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
+  }
   state.canControl = data.canControl === true;
   for (const question of data.questions || []) renderQuestion(question);
   if (!state.controlsFromEvents) {
@@ -563,6 +607,7 @@ function start(params = {}) {
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
     })
+    .on("usage", (payload) => renderUsage(payload, payload.budget ?? null))
     .on("error", (payload) => {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
