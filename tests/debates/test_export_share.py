@@ -254,3 +254,13 @@ def test_an_out_of_range_link_id_is_a_404(finished, user):
     debate, _texts = finished
     url = f"/api/debates/{debate.id}/share-links/{10**30}/"
     assert client_of(user).delete(url).status_code == 404
+
+
+def test_export_carries_the_debates_usage(finished, user):
+    debate, _texts = finished
+    data = client_of(user).get(f"/api/debates/{debate.id}/export/").json()
+    assert (
+        data["debate"]["usage"] == client_of(user).get(f"/api/debates/{debate.id}/").json()["usage"]
+    )
+    markdown = client_of(user).get(f"/api/debates/{debate.id}/export/?format=md").content
+    assert "\n## Usage\n" in markdown.decode()
