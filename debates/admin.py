@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 
-from debates import controls, lifecycle, selectors
-from debates.models import Argument, Debate, Question, Vote
+from debates import controls, lifecycle, selectors, services
+from debates.models import Argument, Debate, Question, ShareLink, Vote
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -47,6 +47,20 @@ class QuestionInline(admin.TabularInline):
         return False
 
 
+class ShareLinkInline(admin.TabularInline):
+    """The debate's share links, read-only (revoke them in Share links)."""
+
+    model = ShareLink
+    extra = 0
+    can_delete = False
+    fields = ["id", "created_by", "created_at", "revoked_at"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Debate)
 class DebateAdmin(admin.ModelAdmin):
     """Every debate with its status, turns, verdict and live viewers."""
@@ -66,13 +80,14 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline, QuestionInline]
+    inlines = [ArgumentInline, QuestionInline, ShareLinkInline]
     actions = [
         "start_debates",
         "cancel_debates",
         "pause_debates",
         "resume_debates",
         "conclude_debates",
+        "share_debates",
     ]
     readonly_fields = [
         "id",
@@ -179,6 +194,20 @@ class DebateAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(request, "Skipped " + "; ".join(skipped), messages.WARNING)
 
+    @admin.action(description="Create a share link for each selected debate")
+    def share_debates(self, request, queryset) -> None:
+        """Create share links and show them once (only their hashes are stored)."""
+        for debate in queryset:
+            try:
+                _link, token = services.share_link_create(debate=debate, user=request.user)
+            except PermissionDenied as exc:
+                self.message_user(request, f"{str(debate.id)[:8]}: {exc}", messages.WARNING)
+                continue
+            url = request.build_absolute_uri(f"/shared/#{token}")
+            self.message_user(
+                request, f"Share link of {debate} (shown once): {url}", messages.SUCCESS
+            )
+
     @admin.action(description="Start selected debates")
     def start_debates(self, request, queryset) -> None:
         self._control(request, queryset, lifecycle.start, "Started")
@@ -215,3 +244,29 @@ class VoteAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Share links: which debate, who created them, whether revoked; revoke them here."""
+
+    list_display = ["id", "debate", "created_by", "created_at", "revoked_at"]
+    list_filter = ["revoked_at", "created_at"]
+    search_fields = ["debate__id", "debate__asset", "created_by__username"]
+    list_select_related = ["debate", "created_by"]
+    actions = ["revoke_links"]
+    fields = ["debate", "created_by", "created_at", "revoked_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False  # created from a debate (its action, or REST): the token is shown once
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected share links")
+    def revoke_links(self, request, queryset) -> None:
+        """Revoke each selected link through the service."""
+        for link in queryset.select_related("debate"):
+            services.share_link_revoke(link=link, user=request.user)
+        self.message_user(request, f"Revoked {queryset.count()} share link(s).", messages.SUCCESS)

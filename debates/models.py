@@ -1,5 +1,6 @@
 """Debate and Argument models."""
 
+import hashlib
 import uuid
 from decimal import Decimal
 
@@ -252,3 +253,38 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.phase} vote {self.side}"
+
+
+class ShareLink(models.Model):
+    """A read-only link to one debate for someone without an account; only the token's hash is
+    kept (the token is shown once, when the link is created)."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="share_links",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"share link {self.pk} of {str(self.debate_id)[:8]} ({state})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        """The stored form of a share token (SHA-256, hex): a 256-bit random token needs no
+        salt, and the database never holds a token that would open the debate."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @property
+    def is_active(self) -> bool:
+        """True until revoked."""
+        return self.revoked_at is None

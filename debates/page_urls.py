@@ -12,4 +12,6 @@ urlpatterns = [
     path("signin/", views.signin, name="signin"),
     path("debates/", views.debate_list, name="debate-list"),
     path("debates/<uuid:pk>/", views.debate_watch, name="debate-watch"),
+    # The token follows a '#', so it never reaches the server or its logs.
+    path("shared/", views.shared_watch, name="shared-watch"),
 ]

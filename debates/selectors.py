@@ -14,10 +14,14 @@ from debates.models import (
     Debate,
     DebateStatus,
     Question,
+    ShareLink,
     Vote,
     VotePhase,
     VoteSide,
 )
+
+# Longer than any token this server issues (secrets.token_urlsafe(32): 43 characters).
+SHARE_TOKEN_MAX_CHARS = 128
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
@@ -53,6 +57,27 @@ def debate_transcript(*, debate_id) -> list[ArgumentItem]:
 def debate_status(*, debate_id) -> str:
     """The debate's current status ("" when it does not exist)."""
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
+
+
+def share_links_of(*, debate_id) -> QuerySet[ShareLink]:
+    """A debate's share links, newest first (revoked ones too)."""
+    return ShareLink.objects.filter(debate_id=debate_id).select_related("created_by")
+
+
+def share_link_active(*, token: str) -> ShareLink | None:
+    """The active share link this token opens, with its debate, or None."""
+    if not token or len(token) > SHARE_TOKEN_MAX_CHARS:
+        return None
+    links = ShareLink.objects.select_related("debate").filter(revoked_at__isnull=True)
+    return links.filter(token_hash=ShareLink.hash_token(token)).first()
+
+
+def share_links_by_hash(*, token_hashes) -> dict:
+    """``{token_hash: (debate_id, link_id)}`` of the active share links among these hashes, in
+    one query."""
+    links = ShareLink.objects.filter(token_hash__in=list(token_hashes), revoked_at__isnull=True)
+    rows = links.values_list("token_hash", "debate_id", "pk")
+    return {token_hash: (debate_id, pk) for token_hash, debate_id, pk in rows}
 
 
 def user_usage_since(*, user, since: datetime) -> tuple[int, Decimal]:

@@ -21,6 +21,7 @@ from debates.models import (
     Debate,
     Question,
     Recommendation,
+    ShareLink,
     VotePhase,
     VoteSide,
 )
@@ -383,3 +384,41 @@ class VoteResultSerializer(serializers.Serializer):
     side = serializers.ChoiceField(choices=VoteSide.choices)
     changed = serializers.BooleanField()
     votes = VotesSerializer()
+
+
+class DebateExportSerializer(serializers.Serializer):
+    """A finished debate as one document: the debate as the API shows it and every event it
+    streamed, in seq order (the wire shapes of docs/streaming.md)."""
+
+    format = serializers.CharField(help_text="Always tradeapp.debate-export.")
+    version = serializers.IntegerField()
+    exported_at = serializers.DateTimeField()
+    debate = DebateSerializer()
+    events = serializers.ListField(child=serializers.DictField())
+    events_synthesised = serializers.BooleanField(
+        help_text="True when the events were rebuilt from the saved arguments (the live log "
+        "was lost): one token event per argument, timestamps of the saved arguments."
+    )
+
+
+class ShareLinkSerializer(serializers.ModelSerializer):
+    """A share link of a debate (its token is never shown again after creation)."""
+
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    active = serializers.BooleanField(source="is_active", read_only=True)
+
+    class Meta:
+        model = ShareLink
+        fields = ["id", "created_by", "created_at", "revoked_at", "active"]
+        read_only_fields = fields
+
+
+class ShareLinkCreatedSerializer(ShareLinkSerializer):
+    """A new share link with its token and the page that opens it, shown this once."""
+
+    token = serializers.CharField(help_text="Shown once; only its hash is stored.")
+    path = serializers.CharField(help_text="The page that opens the link: /shared/#<token>.")
+
+    class Meta(ShareLinkSerializer.Meta):
+        fields = [*ShareLinkSerializer.Meta.fields, "token", "path"]
+        read_only_fields = fields

@@ -13,6 +13,7 @@ taken over can never write into a debate it no longer owns.
 """
 
 import logging
+import secrets
 from datetime import timedelta
 from decimal import Decimal
 
@@ -35,6 +36,7 @@ from debates.models import (
     Debate,
     DebateStatus,
     Question,
+    ShareLink,
     Vote,
     VoteSide,
 )
@@ -47,6 +49,7 @@ from debates.selectors import (
 from debates.validators import normalise_asset
 from streaming import protocol, tallies
 from streaming.publisher import publish_events
+from streaming.services import viewers_disconnect_share_link
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ OPENING_HOLD_S = 0.05
 
 
 QUOTA_WINDOW = timedelta(days=1)
+# A share token's random bytes (43 URL-safe characters).
+SHARE_TOKEN_BYTES = 32
 
 
 class DebateStateError(Exception):
@@ -617,3 +622,39 @@ _CLOSED = {
 def _announce_tallies(debate_id) -> None:
     """Tell viewers the debate's tallies changed, once the current transaction commits."""
     transaction.on_commit(lambda: tallies.tally_changed(debate_id), robust=True)
+
+
+# --- Share links (read-only access to one debate without an account) ---------------------------
+
+
+def check_can_share(*, debate: Debate, user: AbstractBaseUser | None) -> None:
+    """Raise PermissionDenied unless the user may create or revoke the debate's share links
+    (its creator or staff; None: a trusted caller such as the admin)."""
+    if user is not None and not can_control(debate=debate, user=user):
+        raise PermissionDenied("Only the debate's creator or staff may share it.")
+
+
+@transaction.atomic
+def share_link_create(*, debate: Debate, user: AbstractBaseUser | None) -> tuple[ShareLink, str]:
+    """Create a share link of the debate; return it and its token, which is stored only as a
+    hash, so this is the one time it can be shown."""
+    check_can_share(debate=debate, user=user)
+    token = secrets.token_urlsafe(SHARE_TOKEN_BYTES)
+    link = ShareLink.objects.create(
+        debate=debate,
+        token_hash=ShareLink.hash_token(token),
+        created_by=user if user is not None and user.is_authenticated else None,
+    )
+    return link, token
+
+
+@transaction.atomic
+def share_link_revoke(*, link: ShareLink, user: AbstractBaseUser | None) -> ShareLink:
+    """Revoke a share link (idempotent): it opens nothing from now on, and the sockets that
+    came with it are closed."""
+    check_can_share(debate=link.debate, user=user)
+    ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    link.refresh_from_db()
+    # Sockets already open with the link close too (4001), wherever they are.
+    transaction.on_commit(lambda: viewers_disconnect_share_link(link_id=link.pk), robust=True)
+    return link

@@ -31,3 +31,15 @@ def debate_watch(request: HttpRequest, pk: UUID) -> HttpResponse:
         debate_id=str(pk),
         ping_interval_ms=int(settings.WS_PING_INTERVAL_S * 1000),
     )
+
+
+def shared_watch(request: HttpRequest) -> HttpResponse:
+    """Watch (or replay) the debate of a share link at /shared/#<token>, without an account."""
+    return _page(
+        request,
+        "debates/watch.html",
+        page="watch",
+        debate_id="",
+        shared=True,
+        ping_interval_ms=int(settings.WS_PING_INTERVAL_S * 1000),
+    )

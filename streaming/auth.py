@@ -11,6 +11,10 @@ own and a storm of them no queue on the one database thread. ``scope["user"]`` i
 until then; the consumer puts the user there once every check passed. ``WS_QA_TOKEN`` is
 accepted for automated tests only while DEBUG is on, or when WS_QA_TOKEN_ALLOW_IN_PRODUCTION
 says so. The token is never logged.
+
+A share link's token (``?share=``, see debates.models.ShareLink) stands in for a JWT: the
+middleware keeps only its hash, and the ledger's batched call checks that an active link of
+that hash belongs to the socket's debate (else 4001). Such a socket has no user: it watches.
 """
 
 import hmac
@@ -29,6 +33,10 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+from debates.models import ShareLink
+from debates.selectors import SHARE_TOKEN_MAX_CHARS
+from streaming import protocol
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,6 +49,7 @@ class AuthResult:
     expires_at: float | None = None  # epoch seconds; None for the QA token
     qa: bool = False
     token: Token | None = None  # the validated token, whose user the ledger looks up
+    share_hash: str | None = None  # a share link's token hash, checked by the ledger
 
 
 def query_params(scope) -> dict[str, str]:
@@ -74,6 +83,13 @@ def authenticate(raw: str | None) -> AuthResult:
     if simplejwt.api_settings.USER_ID_CLAIM not in validated:
         return AuthResult(False, "invalid or expired token")
     return AuthResult(True, expires_at=expires_at, token=validated)
+
+
+def authenticate_share(raw: str) -> AuthResult:
+    """A share token's hash for the ledger to check (no database here, as for JWTs)."""
+    if len(raw) > SHARE_TOKEN_MAX_CHARS:
+        return AuthResult(False, "invalid share token")
+    return AuthResult(True, share_hash=ShareLink.hash_token(raw))
 
 
 def token_users(tokens: Iterable[Token]) -> dict:
@@ -110,6 +126,11 @@ class JwtQueryAuthMiddleware:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket":
-            result = authenticate(query_params(scope).get("token"))
+            params = query_params(scope)
+            share = params.get(protocol.SHARE_PARAM)
+            if share and not params.get("token"):
+                result = authenticate_share(share)
+            else:
+                result = authenticate(params.get("token"))
             scope = {**scope, "user": AnonymousUser(), "auth": result}
         return await self.inner(scope, receive, send)

@@ -12,12 +12,19 @@ log expired, its archive (streaming.archive: the live seqs, or a synthesis with
 trace, unless the client has already left (no error: nobody to tell). An invalid ``lastSeq``
 counts as absent (replay from seq 1).
 
+Replay (``?replay=1&speed=…&at=…``, streaming.replay): on a finished debate the same catch-up
+is sent on the schedule of its events' timestamps by a task of the socket (so PINGs and the
+disconnect are handled meanwhile), then the socket goes live as usual; a bad replay query
+closes 4400 before any row is written. A share-link socket (``?share=``) is read-only: it never
+gets a user, and the ledger lets it open its link's debate only.
+
 Consumers take no channel of their own (no channel-layer subscription per socket): live events
 come from the process's hub, and operator commands through the process's control channel
 (streaming.control), which the hub routes to the socket.
 """
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -37,6 +44,7 @@ from streaming.fanout import get_hub
 from streaming.ledger import get_ledger
 from streaming.protocol import Close
 from streaming.ratelimit import FrameBudget, allow_connection, client_ip
+from streaming.replay import Replay, ReplayQueryError, parse_replay, schedule
 from streaming.server import client_gone, frame_writer
 from streaming.services import UNAUTHORIZED
 from tradeapp.retry import service_of
@@ -98,6 +106,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self._expiry: asyncio.TimerHandle | None = None
         self._cleaned = False
         self._write_frame = None
+        self.read_only = False  # a share link's socket: it watches, never acts
+        self._replay_task: asyncio.Task | None = None
 
     async def __call__(self, scope, receive, send):
         """Run the consumer; clean up however it ends (daphne may cancel it on SIGTERM)."""
@@ -150,7 +160,16 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         debate_id = _parse_debate_id(raw_id)
         if debate_id is None:
             return await self.refuse(Close.NOT_FOUND)
-        viewer = await get_ledger().open(debate_id=debate_id, client_ip=ip, token=auth.token)
+        params = query_params(self.scope)
+        try:
+            replay = parse_replay(params)
+        except ReplayQueryError:
+            reason, message = protocol.INVALID_REPLAY
+            return await self.refuse(Close.BAD_FRAME, message, reason)
+        self.read_only = auth.share_hash is not None
+        viewer = await get_ledger().open(
+            debate_id=debate_id, client_ip=ip, token=auth.token, share_hash=auth.share_hash
+        )
         if viewer == UNAUTHORIZED:  # the token's user is gone or inactive
             return await self.refuse(Close.UNAUTHORIZED)
         if viewer is None:
@@ -166,7 +185,7 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         # could look at this row (see streaming.services).
         self._schedule_expiry(auth.expires_at)
 
-        last_seq = _parse_last_seq(query_params(self.scope).get("lastSeq"))
+        last_seq = _parse_last_seq(params.get("lastSeq"))
         if last_seq is not None:
             metrics.RECONNECTIONS.inc()
         self.last_sent = last_seq or 0
@@ -176,11 +195,21 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self._joined = True
         debate, latest, events, reset = await self._catch_up(debate)
         viewers = presence.viewers_now(self.debate_id)
+        if replay is not None and not debate.is_finished:
+            replay = None  # nothing to replay yet: watched live
+        described = replay.describe() if replay is not None else None
         await self._send_text(
             protocol.encode(
-                protocol.connected(self.debate_id, debate.status, latest, viewers, reset=reset)
+                protocol.connected(
+                    self.debate_id, debate.status, latest, viewers, reset=reset, replay=described
+                )
             )
         )
+        if replay is not None and not replay.instant:
+            self._replay_task = asyncio.get_running_loop().create_task(
+                self._replay(events, replay), name=f"replay-{self.debate_id}"
+            )
+            return
         for seq, text in events:
             if seq > self.last_sent:
                 self.last_sent = seq
@@ -225,6 +254,28 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
             archived = await database_sync_to_async(archive_read)(debate_id=debate.pk)
             events = archived[0] if archived else []
         return debate, latest, events, True
+
+    async def _replay(self, events: list[tuple[int, str]], replay: Replay) -> None:
+        """Send the catch-up on its schedule (streaming.replay), then go live."""
+        loop = asyncio.get_running_loop()
+        offsets = schedule(events, replay, float(settings.REPLAY_MAX_GAP_S))
+        start = loop.time()
+        try:
+            for (seq, text), offset in zip(events, offsets, strict=True):
+                delay = start + offset - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if self.closed:
+                    return
+                if seq > self.last_sent:
+                    self.last_sent = seq
+                    await self._send_text(text)
+            await self._go_live()
+        except Exception:
+            if self.closed or client_gone(self.base_send):
+                return
+            logger.exception("debate replay failed")
+            await self.refuse(Close.INTERNAL)
 
     async def _go_live(self) -> None:
         hub = get_hub()
@@ -378,9 +429,12 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         else:
             await self.send_error(code, message, reason)
 
-    async def operator_disconnect(self) -> None:
-        """Called by the hub when an operator disconnects this viewer (admin action)."""
-        await self.refuse(Close.OPERATOR_DISCONNECT)
+    async def operator_disconnect(
+        self, code: int | None = None, message: str | None = None
+    ) -> None:
+        """Called by the hub when an operator disconnects this viewer (admin action: 4008), or
+        when the share link it came with is revoked (4001)."""
+        await self.refuse(code or Close.OPERATOR_DISCONNECT, message)
 
     async def disconnect(self, code):
         """Called when the socket closes."""
@@ -393,6 +447,11 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         self.closed = True
         if self._expiry is not None:
             self._expiry.cancel()
+        task = self._replay_task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         try:
             if self._joined:
                 await get_hub().leave(self.debate_id, self)

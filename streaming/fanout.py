@@ -413,8 +413,10 @@ class Hub:
             process=self.process, local_ids=local_ids, process_started_at=self.started_at
         )
 
-    def disconnect_viewers(self, viewer_ids: set[int]) -> int:
-        """Close the local sockets of these viewers with 4008 (on this hub's loop)."""
+    def disconnect_viewers(
+        self, viewer_ids: set[int], code: int | None = None, message: str | None = None
+    ) -> int:
+        """Close the local sockets of these viewers with 4008, or `code` (on this hub's loop)."""
         found = [
             consumer
             for state in self.debates.values()
@@ -422,7 +424,7 @@ class Hub:
             if consumer.viewer_id in viewer_ids
         ]
         for consumer in found:
-            task = asyncio.ensure_future(consumer.operator_disconnect())
+            task = asyncio.ensure_future(consumer.operator_disconnect(code, message))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         return len(found)
@@ -434,8 +436,9 @@ _hubs: PerLoop[Hub] = PerLoop(Hub)
 def on_disconnect_command(message: dict) -> None:
     """The ``viewers.disconnect`` control command: close these viewers' sockets held here."""
     viewer_ids = {int(pk) for pk in message.get("viewers", [])}
+    code, text = message.get("code"), message.get("message")
     for loop, hub in _hubs.items():
-        loop.call_soon_threadsafe(hub.disconnect_viewers, viewer_ids)
+        loop.call_soon_threadsafe(hub.disconnect_viewers, viewer_ids, code, text)
 
 
 def get_hub() -> Hub:

@@ -42,12 +42,14 @@ class ViewerLedger:
         self._task: asyncio.Task | None = None
 
     async def open(
-        self, *, debate_id: uuid.UUID, client_ip: str | None, token=None
+        self, *, debate_id: uuid.UUID, client_ip: str | None, token=None, share_hash=None
     ) -> Viewer | str | None:
         """The socket's new Viewer row; services.UNAUTHORIZED when `token` (a validated JWT)
-        names no active user; None when there is no such debate."""
+        names no active user, or `share_hash` no active share link of this debate; None when
+        there is no such debate."""
         future = asyncio.get_running_loop().create_future()
-        self._opens.append((ViewerRequest(debate_id, client_ip, token), future))
+        request = ViewerRequest(debate_id, client_ip, token, share_hash)
+        self._opens.append((request, future))
         self._wake()
         return await future
 

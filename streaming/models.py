@@ -21,6 +21,14 @@ class Viewer(models.Model):
     # the rows of processes that stopped refreshing their liveness key.
     process = models.CharField(max_length=64, blank=True, default="")
     client_ip = models.GenericIPAddressField(null=True, blank=True)
+    # The share link a socket without an account came with: revoking it closes the socket.
+    share_link = models.ForeignKey(
+        "debates.ShareLink",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="viewers",
+    )
     connected_at = models.DateTimeField(default=timezone.now)
     disconnected_at = models.DateTimeField(null=True, blank=True)
 

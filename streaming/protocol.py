@@ -33,6 +33,16 @@ TURN_CHANGE, which restarts that turn's text.
 ``DEBATE/VOTES`` (added, no seq): the debate's audience vote tallies, a latest value rather than
 a log entry; its ``version`` grows with every vote written and a client keeps the message with
 the highest version (docs/streaming.md, "Audience votes").
+
+Replay (added): ``?replay=1&speed=1|2|10|instant[&at=SEQ]`` on a finished debate's socket sends
+its events at the pace they were created (``timestamp``), sped up ``speed`` times, events with
+seq <= ``at`` at once; ``lastSeq`` resumes inside a replay as anywhere else. ``CONNECTED``
+carries ``replay {speed, at}`` on such a socket. A bad ``speed`` or ``at`` is refused with
+``DEBATE/ERROR`` 4400 (``reason`` ``invalid_replay``), then close 4400. On a debate that is not
+finished the replay parameters are ignored: it is watched live.
+
+Share links (added): ``?share=TOKEN`` in place of ``?token=JWT`` opens the socket of the one
+debate the link belongs to (4001 for any other debate, a revoked or unknown link).
 """
 
 from datetime import UTC, datetime
@@ -97,6 +107,14 @@ FINAL_STATUSES = ("completed", "failed", "cancelled")
 MAX_CLIENT_FRAME_CHARS = 4096
 MAX_BAD_FRAMES = 20
 
+# Replay query parameters and the speeds a replay may take ("instant": no waits).
+REPLAY_PARAM = "replay"
+SPEED_PARAM = "speed"
+AT_PARAM = "at"
+SHARE_PARAM = "share"
+INSTANT = "instant"
+REPLAY_SPEEDS = ("1", "2", "10", INSTANT)
+
 
 class Close(IntEnum):
     """WebSocket close codes (and DEBATE/ERROR codes) of this protocol."""
@@ -127,6 +145,8 @@ CLOSE_MESSAGES: dict[int, tuple[str, str]] = {
     Close.POLICY_VIOLATION: ("too_many_bad_frames", "Too many invalid frames."),
     Close.GOING_AWAY: ("going_away", "This server is shutting down; reconnect to resume."),
 }
+# DEBATE/ERROR 4400 (then close 4400) for a replay query it cannot honour: (reason, message).
+INVALID_REPLAY = ("invalid_replay", "speed: one of 1, 2, 10, instant; at: a seq, 0 or more.")
 
 
 class ClientFrameError(ValueError):
@@ -222,23 +242,31 @@ def usage_budget(tokens: int | None, cost: float | None) -> dict | None:
     return {"tokens": tokens, "cost": cost}
 
 
-def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool = False) -> dict:
+def connected(
+    debate_id,
+    status: str,
+    last_seq: int,
+    viewers: int,
+    reset: bool = False,
+    replay: dict | None = None,
+) -> dict:
     """DEBATE/CONNECTED: the debate's status, newest seq, live viewer count and reset flag.
 
     ``reset`` true: the client's lastSeq does not belong to the numbering being replayed (a
     debate re-synthesised from the database, or a log that was lost), so the events that follow
     start again at seq 1 and the client must discard what it holds of this debate first.
+    ``replay`` (only on a replay socket): ``{speed, at}`` as the replay goes.
     """
-    return action(
-        CONNECTED,
-        {
-            "debateId": str(debate_id),
-            "status": status,
-            "lastSeq": last_seq,
-            "viewers": viewers,
-            "reset": bool(reset),
-        },
-    )
+    payload = {
+        "debateId": str(debate_id),
+        "status": status,
+        "lastSeq": last_seq,
+        "viewers": viewers,
+        "reset": bool(reset),
+    }
+    if replay is not None:
+        payload["replay"] = replay
+    return action(CONNECTED, payload)
 
 
 def votes(

@@ -26,6 +26,16 @@ def close_codes() -> dict[str, int]:
     return {member.name: int(member) for member in protocol.Close}
 
 
+def socket_query() -> dict[str, str]:
+    """The socket's replay and share query parameters by name."""
+    return {
+        "REPLAY": protocol.REPLAY_PARAM,
+        "SPEED": protocol.SPEED_PARAM,
+        "AT": protocol.AT_PARAM,
+        "SHARE": protocol.SHARE_PARAM,
+    }
+
+
 def _frozen_object(entries: dict) -> str:
     lines = "".join(f"  {name}: {json.dumps(value)},\n" for name, value in entries.items())
     return "Object.freeze({\n" + lines + "})"
@@ -34,6 +44,7 @@ def _frozen_object(entries: dict) -> str:
 def render() -> str:
     """The text of static/js/protocol.js."""
     statuses = ", ".join(json.dumps(status) for status in protocol.FINAL_STATUSES)
+    speeds = ", ".join(json.dumps(speed) for speed in protocol.REPLAY_SPEEDS)
     return (
         f"// Generated from streaming/protocol.py by `{COMMAND}`: do not edit by hand.\n"
         "// Run it again after changing protocol.py; `--check` fails while this file is stale.\n"
@@ -46,4 +57,8 @@ def render() -> str:
         "\n"
         "/** Debate statuses after which no event follows. */\n"
         f"export const FINAL_STATUSES = Object.freeze([{statuses}]);\n"
+        "\n"
+        "/** Query parameters of a replay or a share link's socket, and the replay speeds. */\n"
+        f"export const SocketQuery = {_frozen_object(socket_query())};\n"
+        f"export const REPLAY_SPEEDS = Object.freeze([{speeds}]);\n"
     )

@@ -1,7 +1,8 @@
 """Keep tokens out of logs: redact() and RedactTokenFilter (the access log: streaming.server).
 
 Two rules: the value of any credential-named parameter (``token``, ``access_token``,
-``refresh``, ``jwt``, ...: ``name=VALUE`` in a query string, a form or a message), and any
+``refresh``, ``jwt``, a share link's ``share``, ``share_token``, ``X-Share-Token``, ...:
+``name=VALUE`` in a query string, a form or a message), and any
 JWT-shaped string wherever it stands (three base64url segments, the first starting ``eyJ``:
 a path, a JSON body, an exception message).
 """
@@ -11,11 +12,14 @@ import re
 
 _PARAM_RE = re.compile(
     r"((?:^|[?&;\s\"',{(])(?:access_?token|refresh_?token|id_?token|token|jwt|access|refresh|"
-    r"password|api_?key|secret)\"?\s*[=:]\s*\"?)[^&\s\"',;})]+",
+    r"password|api_?key|secret|share|share_?token|x-share-token)\"?\s*[=:]\s*\"?)"
+    r"[^&\s\"',;})]+",
     re.IGNORECASE,
 )
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
-_HINTS = ("token", "jwt", "access", "refresh", "password", "api", "secret", "eyj")
+_HINTS = ("token", "jwt", "access", "refresh", "password", "api", "secret", "eyj", "share")
+# A share token mistakenly put in the share page's path (/shared/TOKEN instead of /shared/#TOKEN).
+_SHARED_PATH_RE = re.compile(r"((?:^|[\s\"'])/shared/)[^/?#\s\"']+")
 REDACTED = "[REDACTED]"
 
 
@@ -25,6 +29,7 @@ def redact(text: str) -> str:
     if not any(hint in lowered for hint in _HINTS):
         return text
     text = _JWT_RE.sub(REDACTED, text)
+    text = _SHARED_PATH_RE.sub(lambda m: m.group(1) + REDACTED, text)
     return _PARAM_RE.sub(lambda m: m.group(1) + REDACTED, text)
 
 

@@ -26,7 +26,8 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import Token
 
 from debates.models import Debate
-from streaming import backends, control, presence
+from debates.selectors import share_links_by_hash
+from streaming import backends, control, presence, protocol
 from streaming.auth import token_user, token_users
 from streaming.models import Viewer
 from streaming.selectors import live_viewers
@@ -49,9 +50,17 @@ class ViewerRequest:
     debate_id: uuid.UUID
     client_ip: str | None
     token: Token | None = None
+    share_hash: str | None = None  # a share link's token hash: it must open this debate
 
 
-def _viewer(request: ViewerRequest, debates: dict, users: dict) -> Viewer | str | None:
+def _viewer(
+    request: ViewerRequest, debates: dict, users: dict, shares: dict
+) -> Viewer | str | None:
+    share_link_id = None
+    if request.share_hash is not None:
+        debate_id, share_link_id = shares.get(request.share_hash, (None, None))
+        if debate_id != request.debate_id:
+            return UNAUTHORIZED  # revoked, unknown, or a link to another debate
     user = None
     if request.token is not None:
         user = token_user(request.token, users)
@@ -60,17 +69,26 @@ def _viewer(request: ViewerRequest, debates: dict, users: dict) -> Viewer | str 
     debate = debates.get(request.debate_id)
     if debate is None:
         return None
-    return Viewer(debate=debate, user=user, client_ip=request.client_ip, process=process_id())
+    return Viewer(
+        debate=debate,
+        user=user,
+        client_ip=request.client_ip,
+        process=process_id(),
+        share_link_id=share_link_id,
+    )
 
 
 def viewers_open(*, requests: Sequence[ViewerRequest]) -> list[Viewer | str | None]:
     """Record a batch of opened sockets: each its Viewer row, UNAUTHORIZED where the token's user
-    is gone or inactive, None where the debate does not exist."""
+    is gone or inactive or the share link does not open that debate, None where the debate does
+    not exist."""
     # The lookups stay outside the transaction: on SQLite a transaction that reads first
     # cannot take the write lock while another process writes (SQLITE_BUSY, no busy wait).
     debates = Debate.objects.in_bulk({request.debate_id for request in requests})
     users = token_users(request.token for request in requests if request.token is not None)
-    viewers = [_viewer(request, debates, users) for request in requests]
+    hashes = {request.share_hash for request in requests if request.share_hash is not None}
+    shares = share_links_by_hash(token_hashes=hashes) if hashes else {}
+    viewers = [_viewer(request, debates, users, shares) for request in requests]
     with transaction.atomic():
         Viewer.objects.bulk_create([viewer for viewer in viewers if isinstance(viewer, Viewer)])
     return viewers
@@ -141,14 +159,25 @@ async def viewer_sweep_stale(
     return closed
 
 
-def viewers_disconnect(*, viewers) -> int:
+def viewers_disconnect(*, viewers, code: int | None = None, message: str | None = None) -> int:
     """Close the open sockets of these Viewer rows, in whichever process holds them (each gets
-    DEBATE/ERROR then close 4008); return how many were asked."""
+    DEBATE/ERROR then close 4008, or `code` with `message`); return how many were asked."""
     by_process: dict[str, list[int]] = {}
     for pk, process in viewers.filter(disconnected_at__isnull=True).values_list("pk", "process"):
         by_process.setdefault(process, []).append(pk)
+    command: dict = {"type": "viewers.disconnect"}
+    if code is not None:
+        command.update(code=int(code), message=message)
     for process, ids in by_process.items():
-        control.send_sync(process, {"type": "viewers.disconnect", "viewers": ids})
+        control.send_sync(process, {**command, "viewers": ids})
     count = sum(len(ids) for ids in by_process.values())
     logger.info("operator asked %d viewers to disconnect", count)
     return count
+
+
+def viewers_disconnect_share_link(*, link_id: int) -> int:
+    """Close the open sockets that came with this share link (revoked): 4001."""
+    viewers = Viewer.objects.filter(share_link_id=link_id)
+    return viewers_disconnect(
+        viewers=viewers, code=protocol.Close.UNAUTHORIZED, message="The share link was revoked."
+    )

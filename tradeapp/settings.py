@@ -213,6 +213,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+        # Requests with a share link's token (debates.api), per client IP, right or wrong.
+        "share": env_str("SHARE_RATE_PER_IP", "120/minute"),
         # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
         "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
         # Audience votes (debates.api.DebateVoteApi): per user.
@@ -341,6 +343,8 @@ TOKEN_FLUSH_MS_PER_1K_VIEWERS = env_float("TOKEN_FLUSH_MS_PER_1K_VIEWERS", 50.0)
 TOKEN_FLUSH_MAX_MS = env_float("TOKEN_FLUSH_MAX_MS", 1000.0)
 # Live vote tallies (DEBATE/VOTES): at most one per debate per interval, from each process.
 VOTES_TALLY_INTERVAL_MS = env_float("VOTES_TALLY_INTERVAL_MS", 500.0)
+# Replays (streaming.replay): a quiet stretch between two events counts as at most this long.
+REPLAY_MAX_GAP_S = env_float("REPLAY_MAX_GAP_S", 5.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
 

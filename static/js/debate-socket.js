@@ -13,7 +13,7 @@
 // "paused", "resumed", "question", "concluding" (moderator controls), "usage", "error", "ping",
 // "gap".
 
-import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
+import { ActionType, CloseCode, FINAL_STATUSES, SocketQuery } from "./protocol.js";
 
 // The constants are generated from streaming/protocol.py; re-exported for existing importers.
 export { ActionType, CloseCode };
@@ -83,6 +83,8 @@ export class DebateSocket extends EventTarget {
    * @param {number} [options.pingIntervalMs]  the server's heartbeat interval (30 s by default)
    * @param {number} [options.staleFactor]  silence of staleFactor x pingIntervalMs means a dead link
    * @param {number} [options.lastSeq]  resume after this seq
+   * @param {object} [options.params]  more query parameters, e.g. a replay's {replay, speed, at}
+   * @param {string} [options.shareToken]  a share link's token, sent instead of an access token
    */
   constructor({
     debateId,
@@ -98,6 +100,8 @@ export class DebateSocket extends EventTarget {
     refreshSkewMs = 30_000,
     endLingerMs = 1_000,
     lastSeq = 0,
+    params = {},
+    shareToken = null,
     WebSocketImpl = globalThis.WebSocket,
     random = Math.random,
   }) {
@@ -116,6 +120,8 @@ export class DebateSocket extends EventTarget {
     this.endLingerMs = endLingerMs;
     this.WebSocketImpl = WebSocketImpl;
     this.random = random;
+    this.params = params;
+    this.shareToken = shareToken;
 
     this.lastSeq = lastSeq; // the highest seq applied
     this.serverLastSeq = null; // lastSeq announced by the latest DEBATE/CONNECTED
@@ -181,7 +187,8 @@ export class DebateSocket extends EventTarget {
   }
 
   url(token) {
-    const params = new URLSearchParams({ token });
+    const params = new URLSearchParams(this.shareToken ? { [SocketQuery.SHARE]: token } : { token });
+    for (const [name, value] of Object.entries(this.params)) params.set(name, String(value));
     if (this.lastSeq > 0) params.set("lastSeq", String(this.lastSeq));
     return `${this.baseUrl}/ws/debate/${encodeURIComponent(this.debateId)}/?${params}`;
   }
@@ -200,6 +207,7 @@ export class DebateSocket extends EventTarget {
   }
 
   async _token() {
+    if (this.shareToken) return this.shareToken; // a share link never expires: it is revoked
     let token = this.getAccessToken();
     if (!token || jwtMsUntilExpiry(token) < this.refreshSkewMs) {
       token = (await this.refreshAccessToken()) || null;

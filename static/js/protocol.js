@@ -39,3 +39,12 @@ export const CloseCode = Object.freeze({
 
 /** Debate statuses after which no event follows. */
 export const FINAL_STATUSES = Object.freeze(["completed", "failed", "cancelled"]);
+
+/** Query parameters of a replay or a share link's socket, and the replay speeds. */
+export const SocketQuery = Object.freeze({
+  REPLAY: "replay",
+  SPEED: "speed",
+  AT: "at",
+  SHARE: "share",
+});
+export const REPLAY_SPEEDS = Object.freeze(["1", "2", "10", "instant"]);

@@ -1,6 +1,15 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
-import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
+import {
+  apiFetch,
+  getAccessToken,
+  getFreshAccessToken,
+  isSignedIn,
+  refreshAccessToken,
+  requireAuth,
+  signInUrl,
+} from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
+import { SocketQuery } from "./protocol.js";
 import {
   agentLabel,
   el,
@@ -14,6 +23,9 @@ import {
 import { swingLabel, VotePanel } from "./votes.js";
 
 const POLL_MS = 5000;
+// A share page polls less: its requests count per client IP (SHARE_RATE_PER_IP), and many
+// viewers of one link may share an address.
+const SHARED_POLL_MS = 15000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
 const CONCLUSION_LABELS = {
@@ -22,7 +34,9 @@ const CONCLUSION_LABELS = {
   budget: "The debate's budget was reached: the current argument finishes, then the verdict on what was said.",
 };
 const root = document.getElementById("debate-view");
-const debateId = root.dataset.debateId;
+// A share link's page (/shared/#<token>): the token stays in the fragment, never sent in a URL.
+const shareToken = root.dataset.shared === "true" ? decodeURIComponent(window.location.hash.slice(1)) : null;
+let debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
 const $ = (id) => document.getElementById(id);
 
@@ -54,6 +68,8 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  replay: null, // {speed, at} while the page replays a finished debate
+  shared: Boolean(shareToken),
   paused: false, // moderator controls, from DEBATE/PAUSED, RESUMED, CONCLUDING (REST until then)
   concluding: null, // the reason, once the debate is concluding early
   controlsFromEvents: false,
@@ -149,6 +165,8 @@ function resetTranscript() {
   renderModeration();
   state.currentTurn = null;
   state.currentAgent = null;
+  state.lastSeq = 0;
+  root.dataset.seq = "0";
   renderTurn();
 }
 
@@ -385,7 +403,8 @@ function renderModeration() {
   const banner = $("concluding-banner");
   banner.hidden = !(live && state.concluding);
   banner.textContent = state.concluding ? CONCLUSION_LABELS[state.concluding] || "Concluding: the verdict comes next." : "";
-  $("moderation").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  const controllable = CANCELLABLE.has(state.status) && !state.replay; // a replay's debate is over
+  $("moderation").hidden = !(isSignedIn() && state.canControl && controllable);
   $("pause-debate").hidden = !(running && !state.paused && !state.concluding);
   $("resume-debate").hidden = !(running && state.paused);
   $("conclude-debate").hidden = !(running && !state.concluding);
@@ -454,7 +473,8 @@ async function askQuestion(event) {
 }
 
 function renderCancel() {
-  $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  const cancellable = CANCELLABLE.has(state.status) && !state.replay; // a replay's debate is over
+  $("debate-actions").hidden = !(isSignedIn() && state.canControl && cancellable);
 }
 
 function showCancelMessage(message) {
@@ -498,19 +518,32 @@ function showError(message) {
 let pollTimer = null;
 
 /** Asset, turns, viewer count and the structured verdict come from the REST API. */
+/** GET a JSON API path with the share link's token (share pages have no account). */
+async function shareFetch(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json", "X-Share-Token": shareToken } });
+  const data = await response.json().catch(() => null);
+  return { ok: response.ok, status: response.status, data };
+}
+
 async function loadDetails() {
-  const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/`);
+  const { ok, status, data } = shareToken
+    ? await shareFetch("/api/shared/debate/")
+    : await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/`);
   if (!ok) {
     if (status === 404) showError("This debate does not exist.");
+    if (shareToken && status === 401) showError("This share link is not valid: it was revoked, or is mistyped.");
+    if (shareToken && status === 429 && !state.asset) showError("Too many requests; try again in a minute.");
     return;
   }
+  debateId = data.id;
   state.asset = data.asset;
   state.maxTurns = data.maxTurns;
   $("debate-asset").textContent = data.asset;
   document.title = `${data.asset} debate · tradeapp`;
   renderViewers(data.viewerCount ?? 0);
-  if (!state.status) onStatus(data.status);
-  if (data.verdict) renderVerdict(data.verdict);
+  if (!state.status && !state.replay) onStatus(data.status);
+  // A replay shows the verdict when it reaches the end, not before.
+  if (data.verdict && (!state.replay || TERMINAL_STATUSES.has(state.status))) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
   if (data.usage) {
     const hasBudget = data.budgetTokens != null || data.budgetCost != null;
@@ -524,6 +557,7 @@ async function loadDetails() {
     state.concluding = data.conclusionReason || null;
   }
   renderCancel();
+  renderShare();
   renderModeration();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
@@ -534,18 +568,23 @@ function schedulePoll() {
   pollTimer = setTimeout(async () => {
     if (!document.hidden) await loadDetails().catch(() => {});
     schedulePoll();
-  }, POLL_MS);
+  }, shareToken ? SHARED_POLL_MS : POLL_MS);
 }
 
-function start() {
-  const socket = new DebateSocket({
+let socket = null;
+
+function start(params = {}) {
+  socket = new DebateSocket({
     debateId,
     getAccessToken,
-    refreshAccessToken,
-    hasCredentials: isSignedIn,
+    refreshAccessToken: shareToken ? async () => null : refreshAccessToken,
+    hasCredentials: shareToken ? () => false : isSignedIn,
     pingIntervalMs,
+    params,
+    shareToken,
   });
-  socket
+  const current = socket;
+  current
     .on("state", (detail) => {
       if (detail.state === State.RECONNECTING && detail.previous === State.LIVE) state.reconnects += 1;
       if (detail.state === State.RECONNECTING && detail.code !== undefined) state.closeCodes.push(detail.code);
@@ -553,14 +592,15 @@ function start() {
       renderConnection(detail.state, detail);
       $("reconnect").hidden = !(detail.state === State.FAILED && RETRYABLE_BY_HAND.has(detail.code));
       if (detail.state === State.FAILED) {
-        if (detail.code === CloseCode.UNAUTHORIZED) window.location.assign(signInUrl());
+        if (detail.code === CloseCode.UNAUTHORIZED && shareToken) showError("This share link is no longer valid.");
+        else if (detail.code === CloseCode.UNAUTHORIZED) window.location.assign(signInUrl());
         else if (FAILURE_MESSAGES[detail.code]) showError(FAILURE_MESSAGES[detail.code]);
       } else if (detail.state === State.LIVE) {
         showError(null);
       }
     })
     .on("connected", (payload) => {
-      onStatus(payload.status);
+      if (!payload.replay) onStatus(payload.status); // a replay's status comes with its events
       if (typeof payload.viewers === "number") renderViewers(payload.viewers);
     })
     .on("reset", resetTranscript)
@@ -592,9 +632,15 @@ function start() {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
     .on("action", () => {
-      state.lastSeq = socket.lastSeq;
-      root.dataset.seq = String(socket.lastSeq);
+      state.lastSeq = current.lastSeq;
+      root.dataset.seq = String(current.lastSeq);
+      renderReplay(current);
     });
+  current.start();
+  return current;
+}
+
+function watch() {
   $("reconnect").addEventListener("click", () => socket.retry());
   window.addEventListener("pagehide", () => socket.stop());
   // Back/forward cache: a restored page resumes from its last seq instead of staying frozen.
@@ -603,7 +649,9 @@ function start() {
   });
   window.debateView = {
     state,
-    socket,
+    get socket() {
+      return socket;
+    },
     /** The page's transcript in turn order: [{turn, agent, content, complete}]. */
     votes: () => votePanel.votes,
     transcript: () =>
@@ -611,16 +659,139 @@ function start() {
         .sort((a, b) => a.turn - b.turn)
         .map(({ turn, agent, text, streamed, complete }) => ({ turn, agent, content: text, streamed, complete })),
   };
-  socket.start();
+  start();
 }
 
-if (requireAuth()) {
+// --- Replay, scrub bar and export (a finished debate) -----------------------------------------
+
+/** Show the scrub bar once the debate has finished; it follows the replay's position. */
+function renderReplay(current) {
+  const finished = TERMINAL_STATUSES.has(current.status) || Boolean(state.replay);
+  $("replay").hidden = !finished;
+  if (!finished) return;
+  const total = Math.max(current.serverLastSeq || 0, current.lastSeq);
+  const range = $("replay-position");
+  range.max = String(total);
+  if (!range.matches(":active")) range.value = String(current.lastSeq);
+  $("replay-position-label").textContent = `${range.value} / ${total}`;
+  root.dataset.replay = state.replay ? state.replay.speed : "";
+}
+
+/** Replay the debate from seq 1 at `speed`, the events up to `at` at once (a jump). */
+function replay(at, speed) {
+  socket.stop();
+  resetTranscript();
+  state.status = null; // the replay's events bring it again, from "running"
+  root.dataset.status = "";
+  state.verdict = null;
+  $("verdict").hidden = true;
+  $("verdict-summary").hidden = true;
+  showError(null);
+  state.replay = { speed, at };
+  root.dataset.replay = speed;
+  start({ [SocketQuery.REPLAY]: "1", [SocketQuery.SPEED]: speed, [SocketQuery.AT]: String(at) });
+}
+
+async function downloadExport(format) {
+  const path = shareToken
+    ? `/api/shared/export/?format=${format}`
+    : `/api/debates/${encodeURIComponent(debateId)}/export/?format=${format}`;
+  const headers = shareToken
+    ? { "X-Share-Token": shareToken }
+    : { Authorization: `Bearer ${await getFreshAccessToken()}` };
+  const response = await fetch(path, { headers }).catch(() => null);
+  if (!response || !response.ok) {
+    showError(`Could not export the debate${response ? ` (HTTP ${response.status})` : ""}.`);
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = `debate-${(state.asset || "debate").toLowerCase()}-${debateId}.${format}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function setUpReplay() {
+  const range = $("replay-position");
+  range.addEventListener("input", () => {
+    $("replay-position-label").textContent = `${range.value} / ${range.max}`;
+  });
+  range.addEventListener("change", () => replay(Number(range.value), $("replay-speed").value));
+  $("replay-start").addEventListener("click", () => replay(Number(range.value), $("replay-speed").value));
+  $("replay-speed").addEventListener("change", () => {
+    if (state.replay) replay(state.lastSeq, $("replay-speed").value); // the new pace from here
+  });
+  $("export-json").addEventListener("click", (event) => {
+    event.preventDefault();
+    downloadExport("json");
+  });
+  $("export-md").addEventListener("click", (event) => {
+    event.preventDefault();
+    downloadExport("md");
+  });
+}
+
+// --- Share links (the debate's creator or staff) ----------------------------------------------
+
+let shareLinkId = null;
+
+function renderShare() {
+  $("share").hidden = !(isSignedIn() && !shareToken && state.canControl);
+}
+
+function showShareMessage(message) {
+  $("share-message").textContent = message || "";
+  $("share-message").hidden = !message;
+}
+
+async function createShareLink() {
+  showShareMessage(null);
+  const path = `/api/debates/${encodeURIComponent(debateId)}/share-links/`;
+  const { ok, status, data } = await apiFetch(path, { method: "POST" }).catch(() => ({ ok: false }));
+  if (!ok) {
+    showShareMessage(data?.detail || `Could not create a share link${status ? ` (HTTP ${status})` : ""}.`);
+    return;
+  }
+  shareLinkId = data.id;
+  $("share-url").value = `${window.location.origin}${data.path}`;
+  $("share-result").hidden = false;
+  $("share-url").select();
+}
+
+async function revokeShareLink() {
+  if (shareLinkId === null) return;
+  const path = `/api/debates/${encodeURIComponent(debateId)}/share-links/${shareLinkId}/`;
+  const { ok, status } = await apiFetch(path, { method: "DELETE" }).catch(() => ({ ok: false }));
+  if (!ok) {
+    showShareMessage(`Could not revoke the link${status ? ` (HTTP ${status})` : ""}.`);
+    return;
+  }
+  shareLinkId = null;
+  $("share-url").value = "";
+  $("share-result").hidden = true;
+  showShareMessage("The link was revoked: it opens nothing any more.");
+}
+
+if (shareToken || requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
   $("pause-debate").addEventListener("click", pauseDebate);
   $("resume-debate").addEventListener("click", resumeDebate);
   $("conclude-debate").addEventListener("click", concludeDebate);
   $("ask-form").addEventListener("submit", askQuestion);
+  $("share-create").addEventListener("click", createShareLink);
+  $("share-revoke").addEventListener("click", revokeShareLink);
+  setUpReplay();
   renderConnection(State.CONNECTING);
-  loadDetails().finally(schedulePoll);
-  start();
+  if (shareToken) {
+    // The debate's id comes with the link's debate; then watch it like any other.
+    loadDetails()
+      .then(() => (debateId ? watch() : renderConnection(State.FAILED, { code: CloseCode.UNAUTHORIZED })))
+      .finally(schedulePoll);
+  } else {
+    loadDetails().finally(schedulePoll);
+    watch();
+  }
 }
