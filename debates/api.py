@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -19,6 +20,8 @@ from debates.serializers import (
     DebateSerializer,
     DebateStateSerializer,
     QuotaExceededSerializer,
+    TrackRecordQuerySerializer,
+    TrackRecordSerializer,
 )
 
 QUOTA_RESPONSE = OpenApiResponse(
@@ -119,3 +122,23 @@ class DebateCancelApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         """Cancel the debate (202), or 409 if it has already finished."""
         return _control(request, pk, lifecycle.cancel)
+
+
+class TrackRecordApi(APIView):
+    """How right the verdicts were: hit rate, Brier score, calibration, per model and asset."""
+
+    @extend_schema(
+        parameters=[TrackRecordQuerySerializer],
+        responses={200: TrackRecordSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """The track record of resolved verdicts (filter by model and asset)."""
+        query = TrackRecordQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        record = selectors.track_record(**query.validated_data)
+        record.update(
+            sample_data=record["overall"]["sample"] > 0,
+            hold_band_pct=float(settings.VERDICT_HOLD_BAND_PCT),
+            default_horizon_s=int(settings.VERDICT_HORIZON_S),
+        )
+        return Response(TrackRecordSerializer(record).data)

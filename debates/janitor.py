@@ -1,4 +1,5 @@
-"""The periodic takeover of debates whose runner died, in every serving process."""
+"""The periodic work of every serving process: take over debates whose runner died, and
+resolve the verdicts that have come due (the track record)."""
 
 import asyncio
 import logging
@@ -7,7 +8,7 @@ import weakref
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from debates import lifecycle
+from debates import lifecycle, track
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def ensure_janitor() -> None:
 
 
 async def janitor() -> None:
-    """Take over stale debates now, then every DEBATE_STALE_AFTER_S."""
+    """Take over stale debates and resolve due verdicts now, then every DEBATE_STALE_AFTER_S."""
     interval = float(settings.DEBATE_STALE_AFTER_S)
     while True:
         # Sweep first: a process that starts takes over what a dead one left at once.
@@ -35,4 +36,8 @@ async def janitor() -> None:
             await sync_to_async(lifecycle.recover)()
         except Exception:
             logger.exception("stale debate sweep failed")
+        try:
+            await track.resolve_due(limit=int(settings.VERDICTS_RESOLVED_PER_PASS))
+        except Exception:
+            logger.exception("verdict resolution failed")
         await asyncio.sleep(interval)

@@ -10,6 +10,10 @@ from django.utils import timezone
 MIN_TURNS = 1
 MAX_TURNS = 20
 DEFAULT_TURNS = 6
+# How long after its verdict a debate's call is checked against the market (REST bounds).
+DEFAULT_HORIZON_S = 24 * 3600
+MIN_HORIZON_S = 60
+MAX_HORIZON_S = 366 * 24 * 3600
 
 
 class DebateStatus(models.TextChoices):
@@ -77,6 +81,11 @@ class Debate(models.Model):
     )
     verdict_confidence = models.FloatField(null=True, blank=True)
     verdict_rationale = models.TextField(blank=True)
+    # When the verdict is checked against the market (a Forecast's due time), after the verdict.
+    verdict_horizon_s = models.PositiveIntegerField(
+        default=DEFAULT_HORIZON_S,
+        validators=[MinValueValidator(MIN_HORIZON_S), MaxValueValidator(MAX_HORIZON_S)],
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -135,3 +144,57 @@ class Argument(models.Model):
 
     def __str__(self) -> str:
         return f"turn {self.turn} ({self.agent})"
+
+
+class Forecast(models.Model):
+    """A debate's verdict as a call on the market: priced when given, resolved once due.
+
+    Resolution (debates.services.forecast_resolve) fills the ``resolved_at`` group once, by a
+    conditional update. An unparsed verdict (the moderator's text was unusable) is tracked with
+    its realised return but never scored: it is counted apart, not as a hold.
+    """
+
+    debate = models.OneToOneField(
+        Debate, on_delete=models.CASCADE, primary_key=True, related_name="forecast"
+    )
+    asset = models.CharField(max_length=15)
+    model = models.CharField(max_length=100)
+    recommendation = models.CharField(max_length=4, choices=Recommendation.choices)
+    confidence = models.FloatField()
+    parsed = models.BooleanField()
+    made_at = models.DateTimeField()
+    horizon_s = models.PositiveIntegerField()
+    due_at = models.DateTimeField()
+    # The price when the verdict was given, and where it came from.
+    price = models.FloatField()
+    priced_at = models.DateTimeField()
+    source = models.CharField(max_length=40)
+    is_sample = models.BooleanField()
+    series_end = models.DateTimeField(null=True, blank=True)  # the sample series' last hour
+
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    exit_price = models.FloatField(null=True, blank=True)
+    return_pct = models.FloatField(null=True, blank=True)
+    band_pct = models.FloatField(null=True, blank=True)
+    hit = models.BooleanField(null=True, blank=True)
+    brier = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-made_at"]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="forecast_unresolved_due_idx",
+            ),
+            models.Index(fields=["model", "asset"], name="forecast_model_asset_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=1),
+                name="forecast_confidence_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommendation} {self.asset} at {self.price} ({self.model})"

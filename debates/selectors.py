@@ -1,9 +1,11 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet
+from django.db.models.functions import Cast, Floor, Least
 
 from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate
+from debates.models import Argument, Debate, Forecast
+from debates.scoring import CALIBRATION_BINS
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
@@ -36,3 +38,100 @@ def debate_transcript(*, debate_id) -> list[ArgumentItem]:
 def debate_status(*, debate_id) -> str:
     """The debate's current status ("" when it does not exist)."""
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
+
+
+# --- Track record ---------------------------------------------------------------------------
+
+
+def forecasts_due(*, now) -> QuerySet[Forecast]:
+    """Unresolved forecasts whose due time has come, oldest due first."""
+    return Forecast.objects.filter(resolved_at__isnull=True, due_at__lte=now).order_by("due_at")
+
+
+# Every forecast is in exactly one of: resolved (scored), pending (parsed, not resolved yet),
+# unparsed (never scored, counted apart whether resolved or not).
+_SCORED = Q(parsed=True, resolved_at__isnull=False)
+_SUMMARY = {
+    "total": Count("pk"),
+    "resolved": Count("pk", filter=_SCORED),
+    "hits": Count("pk", filter=_SCORED & Q(hit=True)),
+    "mean_brier": Avg("brier", filter=_SCORED),
+    "mean_return_pct": Avg("return_pct", filter=_SCORED),
+    "pending": Count("pk", filter=Q(parsed=True, resolved_at__isnull=True)),
+    "unparsed": Count("pk", filter=Q(parsed=False)),
+    "sample": Count("pk", filter=Q(is_sample=True)),
+}
+
+
+def _summary(row: dict, bins: dict) -> dict:
+    resolved = row["resolved"]
+    return {
+        **{k: row[k] for k in _SUMMARY},
+        "hit_rate": row["hits"] / resolved if resolved else None,
+        "calibration": _calibration(bins),
+    }
+
+
+def _calibration(found: dict) -> list[dict]:
+    """Every confidence bin, empty ones included (hit rate null)."""
+    out = []
+    for i in range(CALIBRATION_BINS):
+        count, hits, mean_conf = found.get(i, (0, 0, None))
+        out.append(
+            {
+                "bin": i,
+                "lower": i / CALIBRATION_BINS,
+                "upper": (i + 1) / CALIBRATION_BINS,
+                "count": count,
+                "hits": hits,
+                "hit_rate": hits / count if count else None,
+                "mean_confidence": mean_conf,
+            }
+        )
+    return out
+
+
+def _grouped(qs: QuerySet[Forecast], key: str | None) -> list[tuple[str | None, dict]]:
+    """Summaries and calibration bins of ``qs`` grouped by ``key`` (None: all of it), counted
+    in the database."""
+    keys = [key] if key else []
+    rows = (
+        qs.values(*keys).annotate(**_SUMMARY).order_by(*keys) if key else [qs.aggregate(**_SUMMARY)]
+    )
+    binned = (
+        qs.filter(_SCORED)
+        .annotate(
+            bin=Cast(
+                Least(Floor(F("confidence") * CALIBRATION_BINS), CALIBRATION_BINS - 1),
+                IntegerField(),
+            )
+        )
+        .values(*keys, "bin")
+        .annotate(n=Count("pk"), hit_n=Count("pk", filter=Q(hit=True)), conf=Avg("confidence"))
+        .order_by()
+    )
+    bins: dict = {}
+    for b in binned:
+        bins.setdefault(b[key] if key else None, {})[int(b["bin"])] = (
+            b["n"],
+            b["hit_n"],
+            b["conf"],
+        )
+    return [
+        (row[key] if key else None, _summary(row, bins.get(row[key] if key else None, {})))
+        for row in rows
+    ]
+
+
+def track_record(*, model: str | None = None, asset: str | None = None) -> dict:
+    """Hit rate, mean Brier score, counts and calibration bins: overall, per model, per asset."""
+    qs = Forecast.objects.all()
+    if model:
+        qs = qs.filter(model=model)
+    if asset:
+        qs = qs.filter(asset=asset.strip().upper())
+    return {
+        "overall": _grouped(qs, None)[0][1],
+        "by_model": [{"model": k, **v} for k, v in _grouped(qs, "model")],
+        "by_asset": [{"asset": k, **v} for k, v in _grouped(qs, "asset")],
+    }

@@ -5,7 +5,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from debates import services
-from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
+from debates.models import (
+    DEFAULT_TURNS,
+    MAX_HORIZON_S,
+    MAX_TURNS,
+    MIN_HORIZON_S,
+    MIN_TURNS,
+    Argument,
+    Debate,
+    Recommendation,
+)
 from debates.validators import ASSET_HELP
 from streaming import presence
 
@@ -95,6 +104,7 @@ class DebateSerializer(serializers.ModelSerializer):
             "verdict",
             "market",
             "can_control",
+            "verdict_horizon_s",
         ]
         read_only_fields = fields
         list_serializer_class = DebateListSerializer
@@ -135,6 +145,13 @@ class DebateCreateSerializer(serializers.Serializer):
     max_turns = serializers.IntegerField(
         min_value=MIN_TURNS, max_value=MAX_TURNS, default=DEFAULT_TURNS, required=False
     )
+    verdict_horizon_s = serializers.IntegerField(
+        min_value=MIN_HORIZON_S,
+        max_value=MAX_HORIZON_S,
+        required=False,
+        help_text="Seconds after the verdict at which it is checked against the market "
+        "(default VERDICT_HORIZON_S, 24 h).",
+    )
 
     def validate_asset(self, value: str) -> str:
         """Normalise to an upper-case ticker the market data provider supports."""
@@ -161,3 +178,70 @@ class QuotaExceededSerializer(serializers.Serializer):
         choices=["24h", "running"],
         help_text="24h: debates created in any 24 hours; running: debates running at once.",
     )
+
+
+# --- Track record -------------------------------------------------------------------------------
+
+
+class TrackRecordQuerySerializer(serializers.Serializer):
+    """Filters of the track record."""
+
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    asset = serializers.CharField(max_length=15, required=False, allow_blank=True)
+
+
+class CalibrationBinSerializer(serializers.Serializer):
+    """Scored verdicts whose confidence is in [lower, upper) (the top bin includes 1.0)."""
+
+    bin = serializers.IntegerField()
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+    count = serializers.IntegerField()
+    hits = serializers.IntegerField()
+    hit_rate = serializers.FloatField(allow_null=True)
+    mean_confidence = serializers.FloatField(allow_null=True)
+
+
+class TrackSummarySerializer(serializers.Serializer):
+    """Counts, hit rate and mean Brier score of a set of verdicts, with calibration bins.
+
+    total = resolved + pending + unparsed: `resolved` are scored; `pending` are parsed verdicts
+    not due or not priced yet; `unparsed` verdicts (unreadable moderator text) are never
+    scored. `sample` counts verdicts priced on sample (made-up, offline) market data.
+    """
+
+    total = serializers.IntegerField()
+    resolved = serializers.IntegerField()
+    hits = serializers.IntegerField()
+    hit_rate = serializers.FloatField(allow_null=True)
+    mean_brier = serializers.FloatField(allow_null=True, help_text="(confidence - hit)^2.")
+    mean_return_pct = serializers.FloatField(allow_null=True)
+    pending = serializers.IntegerField()
+    unparsed = serializers.IntegerField()
+    sample = serializers.IntegerField()
+    calibration = CalibrationBinSerializer(many=True)
+
+
+class ModelTrackSerializer(TrackSummarySerializer):
+    """The track record of one model."""
+
+    model = serializers.CharField()
+
+
+class AssetTrackSerializer(TrackSummarySerializer):
+    """The track record on one asset."""
+
+    asset = serializers.CharField()
+
+
+class TrackRecordSerializer(serializers.Serializer):
+    """Verdicts scored against the market: overall, per model and per asset."""
+
+    sample_data = serializers.BooleanField(
+        help_text="True when any verdict counted here was priced on sample market data."
+    )
+    hold_band_pct = serializers.FloatField()
+    default_horizon_s = serializers.IntegerField()
+    overall = TrackSummarySerializer()
+    by_model = ModelTrackSerializer(many=True)
+    by_asset = AssetTrackSerializer(many=True)

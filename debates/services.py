@@ -24,8 +24,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from debates import scoring
 from debates.engine.market import get_provider
-from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus
+from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus, Forecast
 from debates.selectors import debate_status
 from debates.validators import normalise_asset
 from streaming import protocol
@@ -147,11 +148,20 @@ def check_running_quota(*, user: AbstractBaseUser | None, starting: Debate) -> N
 
 @transaction.atomic
 def debate_create(
-    *, asset: str, max_turns: int = DEFAULT_TURNS, created_by: AbstractBaseUser | None
+    *,
+    asset: str,
+    max_turns: int = DEFAULT_TURNS,
+    created_by: AbstractBaseUser | None,
+    verdict_horizon_s: int | None = None,
 ) -> Debate:
     """Create a pending debate after validating its fields and the creator's daily quota."""
     debate = Debate(
-        asset=validate_supported_asset(asset), max_turns=max_turns, created_by=created_by
+        asset=validate_supported_asset(asset),
+        max_turns=max_turns,
+        created_by=created_by,
+        verdict_horizon_s=(
+            settings.VERDICT_HORIZON_S if verdict_horizon_s is None else verdict_horizon_s
+        ),
     )
     debate.full_clean(exclude=["created_by"])
     check_create_quota(user=created_by)
@@ -277,10 +287,18 @@ def run_save_market(*, debate_id, runner_id: str, market: dict) -> bool:
 
 
 def run_save_argument(
-    *, debate_id, runner_id: str, turn: int, agent: str, content: str, verdict: dict | None
+    *,
+    debate_id,
+    runner_id: str,
+    turn: int,
+    agent: str,
+    content: str,
+    verdict: dict | None,
+    forecast: dict | None = None,
 ) -> bool:
-    """Save one finished turn (and the moderator's verdict with its turn); False when the
-    debate is no longer the caller's (nothing is saved)."""
+    """Save one finished turn (and the moderator's verdict with its turn, tracked as a Forecast
+    when ``forecast`` prices it: see ``_forecast_create``); False when the debate is no longer
+    the caller's (nothing is saved)."""
     fields = {"heartbeat_at": timezone.now()}
     if verdict is not None:
         fields.update(
@@ -294,7 +312,67 @@ def run_save_argument(
         if _owned(debate_id, runner_id).update(**fields) != 1:
             return False
         Argument.objects.create(debate_id=debate_id, turn=turn, agent=agent, content=content)
+        if verdict is not None and forecast is not None:
+            _forecast_create(debate_id=debate_id, verdict=verdict, **forecast)
     return True
+
+
+# --- Track record: verdicts as calls on the market ------------------------------------------
+
+
+def _forecast_create(
+    *,
+    debate_id,
+    verdict: dict,
+    model: str,
+    asset: str,
+    price: float,
+    priced_at,
+    source: str,
+    is_sample: bool,
+    series_end=None,
+) -> Forecast:
+    """Track a verdict given now at ``price``: due after the debate's verdict horizon."""
+    horizon_s = Debate.objects.filter(pk=debate_id).values_list("verdict_horizon_s", flat=True)[0]
+    now = timezone.now()
+    return Forecast.objects.create(
+        debate_id=debate_id,
+        asset=asset,
+        model=model[:100],
+        recommendation=verdict["recommendation"],
+        confidence=verdict["confidence"],
+        parsed=bool(verdict.get("parsed", True)),
+        made_at=now,
+        horizon_s=horizon_s,
+        due_at=now + timedelta(seconds=horizon_s),
+        price=price,
+        priced_at=priced_at,
+        source=source[:40],
+        is_sample=is_sample,
+        series_end=series_end,
+    )
+
+
+def forecast_resolve(*, forecast: Forecast, exit_price: float, band_pct: float, now=None) -> bool:
+    """Score a due forecast against the price at its due time, once: a conditional update, so
+    of two processes resolving it at once one wins and the other changes nothing."""
+    outcome = scoring.score(
+        recommendation=forecast.recommendation,
+        confidence=forecast.confidence,
+        parsed=forecast.parsed,
+        entry=forecast.price,
+        exit=exit_price,
+        band_pct=band_pct,
+    )
+    won = Forecast.objects.filter(pk=forecast.pk, resolved_at__isnull=True).update(
+        resolved_at=now or timezone.now(),
+        exit_price=exit_price,
+        return_pct=outcome.return_pct,
+        band_pct=band_pct,
+        hit=outcome.hit,
+        brier=outcome.brier,
+    )
+    return won == 1
 
 
 def run_finish(*, debate_id, runner_id: str, status: str, error: str = "") -> bool:

@@ -38,11 +38,13 @@ from collections.abc import Callable
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import OperationalError, close_old_connections
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from debates import selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
-from debates.engine.market import get_provider
+from debates.engine.market import MarketDataError, get_provider, provider_for_source
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import DebateStatus
 from debates.runs.errors import (
@@ -84,6 +86,13 @@ def stop_local(debate_id, reason: str) -> bool:
 def on_stop_command(message: dict) -> None:
     """The ``debate.stop`` control command: stop this process's run of the debate."""
     stop_local(message["debate"], message.get("reason", "cancelled"))
+
+
+def model_label(llm, kind: str) -> str:
+    """The name the track record gives the model of a run ('offline' or the endpoint's model)."""
+    return str(
+        getattr(llm, "model_name", "") or (settings.OPENAI_MODEL if kind == "openai" else kind)
+    )
 
 
 def idle_timeout_s() -> float:
@@ -149,6 +158,8 @@ class DebateRun:
         self._started_at = 0.0  # monotonic time the run started, for time to first token
         self._first_token_sent = False
         self._verdict_saved = False
+        self._market: dict = {}  # the snapshot the debate is grounded in (prices its verdict)
+        self._model = ""  # which model gives the verdict (the track record groups by it)
         self._turn = 0
         self._agent = ""
 
@@ -277,6 +288,7 @@ class DebateRun:
             timeout=settings.OPENAI_TIMEOUT_S,
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
+        self._market, self._model = market, model_label(llm, self.llm_kind)
         saved = [ArgumentItem(**a) for a in _items(debate)]
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
@@ -364,11 +376,35 @@ class DebateRun:
             agent=agent,
             content=content,
             verdict=verdict,
+            forecast=await self._price_verdict() if verdict is not None else None,
         ):
             raise StopRun
         await self._publish(
             protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
         )
+
+    async def _price_verdict(self) -> dict:
+        """The asset's price now, for the track record: from the provider of the debate's
+        snapshot (the sample series it saw, continued), else the snapshot's own last price."""
+        market = self._market
+        now = timezone.now()
+        series_end = parse_datetime(market.get("as_of") or "")
+        priced = {
+            "model": self._model,
+            "asset": market.get("asset") or "",
+            "source": market.get("source") or "",
+            "is_sample": bool(market.get("is_sample")),
+            "series_end": series_end,
+        }
+        try:
+            provider = self.market_provider or provider_for_source(
+                priced["source"], settings.MARKET_DATA_URL
+            )
+            price = await provider.price_at(priced["asset"], now, series_end=series_end)
+            return {**priced, "price": price, "priced_at": now}
+        except (MarketDataError, ValueError) as exc:
+            logger.warning("debate %s: verdict priced from its snapshot (%s)", self.debate_id, exc)
+            return {**priced, "price": market["last_price"], "priced_at": series_end or now}
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)

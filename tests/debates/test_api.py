@@ -25,6 +25,7 @@ DEBATE_KEYS = {
     "verdict",
     "market",
     "canControl",
+    "verdictHorizonS",
 }
 
 
