@@ -12,4 +12,5 @@ urlpatterns = [
     path("signin/", views.signin, name="signin"),
     path("debates/", views.debate_list, name="debate-list"),
     path("debates/<uuid:pk>/", views.debate_watch, name="debate-watch"),
+    path("track-record/", views.track_record, name="track-record"),
 ]

@@ -31,3 +31,8 @@ def debate_watch(request: HttpRequest, pk: UUID) -> HttpResponse:
         debate_id=str(pk),
         ping_interval_ms=int(settings.WS_PING_INTERVAL_S * 1000),
     )
+
+
+def track_record(request: HttpRequest) -> HttpResponse:
+    """How right the verdicts were: hit rate, Brier score and calibration per model and asset."""
+    return _page(request, "debates/track_record.html", page="track-record")
