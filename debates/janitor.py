@@ -37,7 +37,13 @@ async def janitor() -> None:
         except Exception:
             logger.exception("stale debate sweep failed")
         try:
-            await track.resolve_due(limit=int(settings.VERDICTS_RESOLVED_PER_PASS))
+            # Bounded by the interval: a slow market API must not hold up the next takeover.
+            # Cut short, a pass loses nothing (each forecast is resolved by one atomic update).
+            await asyncio.wait_for(
+                track.resolve_due(limit=int(settings.VERDICTS_RESOLVED_PER_PASS)), interval
+            )
+        except TimeoutError:
+            logger.warning("verdict resolution cut short after %.0f s", interval)
         except Exception:
             logger.exception("verdict resolution failed")
         await asyncio.sleep(interval)

@@ -6,6 +6,7 @@ on the continued sample series, a Binance one on Binance), then scored once by
 """
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,6 +55,9 @@ async def resolve_due(*, now: datetime | None = None, limit: int | None = None) 
         except MarketDataError as exc:
             logger.warning("could not price forecast %s: %s", forecast.pk, exc)
             done.failed[forecast.pk] = str(exc)
+            continue
+        if not (math.isfinite(exit_price) and exit_price > 0 and forecast.price > 0):
+            done.failed[forecast.pk] = f"unusable prices {forecast.price} -> {exit_price}"
             continue
         if await sync_to_async(services.forecast_resolve)(
             forecast=forecast, exit_price=exit_price, band_pct=band, now=now

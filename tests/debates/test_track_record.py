@@ -297,3 +297,16 @@ async def test_a_run_prices_its_verdict_and_the_sample_series_resolves_it(user):
     assert forecast.return_pct == pytest.approx(
         (exit_price - forecast.price) / forecast.price * 100
     )
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_async_db_connections")
+async def test_an_unusable_price_fails_the_forecast_and_leaves_it_for_later(minute_stub):
+    forecast = await sync_to_async(make_forecast)(source="binance:BTCUSDT")
+    minute_ms = int(forecast.due_at.timestamp() // 60 * 60_000)
+    minute_stub.rows = [[minute_ms, "0", "0", "0", "0", "0", minute_ms + 59_999]]
+    with override_settings(MARKET_DATA_URL=minute_stub.url):
+        done = await track.resolve_due()
+    assert (done.resolved, list(done.failed)) == ([], [forecast.pk])
+    await forecast.arefresh_from_db()
+    assert forecast.resolved_at is None
