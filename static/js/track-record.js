@@ -12,7 +12,7 @@ const score = (value) => formatNumber(value, 3);
 function renderGroup(label, summary, kind) {
   const group = el("article", "track-group");
   group.dataset[kind] = label;
-  group.append(el("h3", "track-group__title", label));
+  if (kind !== "overall") group.append(el("h3", "track-group__title", label));
   const facts = el("dl", "track-facts");
   const rows = [
     ["Verdicts scored", String(summary.resolved), "resolved"],

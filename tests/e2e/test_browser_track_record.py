@@ -97,3 +97,13 @@ def test_the_calibration_chart_draws_the_right_bins(page, server):
     expect(page.locator("#track-by-model [data-model]")).to_have_count(1)
     expect(page.locator('#track-by-model [data-model="m2"]')).to_be_visible()
     assert [(b["bin"], b["count"]) for b in bars(page, "#track-overall")] == [(9, 1)]
+
+
+def test_the_screenshot_script_captures_the_track_record_page(tmp_path):
+    from scripts import screenshot_track_record
+
+    out = tmp_path / "track.png"
+    assert screenshot_track_record.main(["--count", "12", "--out", str(out)]) == 0
+    width, height = screenshot_track_record.png_size(out)
+    assert width == 1280
+    assert height > 900  # the whole page: per-model and per-asset charts below the fold
