@@ -38,6 +38,7 @@ class OpenAIStub:
         self.plan: deque[str] = deque()
         self.requests: list[dict] = []
         self.replies: list[str] = []
+        self.verdict_reply = VERDICT_REPLY  # what the moderator answers
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -65,6 +66,8 @@ class OpenAIStub:
             behaviour = self.plan.popleft() if self.plan else self.default
             self.requests.append(body)
             text = reply_for(body, len(self.requests))
+            if text == VERDICT_REPLY:
+                text = self.verdict_reply
             if behaviour == "ok":
                 self.replies.append(text)
             return behaviour, text
