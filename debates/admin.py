@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
 from debates import lifecycle
-from debates.models import Argument, Debate
+from debates.models import Argument, Debate, Forecast
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -19,6 +19,35 @@ class ArgumentInline(admin.TabularInline):
     fields = ["turn", "agent", "content", "created_at"]
     readonly_fields = fields
     ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ForecastInline(admin.StackedInline):
+    """The verdict as a call on the market (the track record), read-only."""
+
+    model = Forecast
+    extra = 0
+    can_delete = False
+    fields = [
+        "model",
+        "recommendation",
+        "confidence",
+        "parsed",
+        "price",
+        "priced_at",
+        "source",
+        "is_sample",
+        "due_at",
+        "resolved_at",
+        "exit_price",
+        "return_pct",
+        "band_pct",
+        "hit",
+        "brier",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -41,7 +70,7 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline]
+    inlines = [ArgumentInline, ForecastInline]
     actions = ["start_debates", "cancel_debates"]
     readonly_fields = [
         "id",
@@ -58,7 +87,7 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_confidence",
         "verdict_rationale",
     ]
-    fields = ["asset", "max_turns", *readonly_fields]
+    fields = ["asset", "max_turns", "verdict_horizon_s", *readonly_fields]
 
     def get_queryset(self, request):
         return (
@@ -77,7 +106,7 @@ class DebateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ["asset", "max_turns", *self.readonly_fields]
+            return ["asset", "max_turns", "verdict_horizon_s", *self.readonly_fields]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:

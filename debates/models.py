@@ -11,9 +11,13 @@ MIN_TURNS = 1
 MAX_TURNS = 20
 DEFAULT_TURNS = 6
 # How long after its verdict a debate's call is checked against the market (REST bounds).
-DEFAULT_HORIZON_S = 24 * 3600
 MIN_HORIZON_S = 60
 MAX_HORIZON_S = 366 * 24 * 3600
+
+
+def default_horizon_s() -> int:
+    """The verdict horizon of a debate created without one (VERDICT_HORIZON_S)."""
+    return int(settings.VERDICT_HORIZON_S)
 
 
 class DebateStatus(models.TextChoices):
@@ -83,7 +87,7 @@ class Debate(models.Model):
     verdict_rationale = models.TextField(blank=True)
     # When the verdict is checked against the market (a Forecast's due time), after the verdict.
     verdict_horizon_s = models.PositiveIntegerField(
-        default=DEFAULT_HORIZON_S,
+        default=default_horizon_s,
         validators=[MinValueValidator(MIN_HORIZON_S), MaxValueValidator(MAX_HORIZON_S)],
     )
 
