@@ -11,7 +11,7 @@ from debates.scoring import CALIBRATION_BINS
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
     """Debates newest first, with arguments in order."""
     qs = (
-        Debate.objects.select_related("created_by")
+        Debate.objects.select_related("created_by", "forecast")
         .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
         .order_by("-created_at")
     )

@@ -13,6 +13,7 @@ from debates.models import (
     MIN_TURNS,
     Argument,
     Debate,
+    Forecast,
     Recommendation,
 )
 from debates.validators import ASSET_HELP
@@ -68,6 +69,31 @@ class MarketSerializer(serializers.Serializer):
         return [c["c"] for c in candles if isinstance(c, dict) and c.get("c") is not None]
 
 
+class ForecastSerializer(serializers.ModelSerializer):
+    """The verdict as a call on the market: priced when given, scored once due (the track
+    record). `hit` and `brier` stay null for an unparsed verdict, and until it is resolved."""
+
+    class Meta:
+        model = Forecast
+        fields = [
+            "model",
+            "parsed",
+            "price",
+            "priced_at",
+            "source",
+            "is_sample",
+            "horizon_s",
+            "due_at",
+            "resolved_at",
+            "exit_price",
+            "return_pct",
+            "band_pct",
+            "hit",
+            "brier",
+        ]
+        read_only_fields = fields
+
+
 class DebateListSerializer(serializers.ListSerializer):
     """Debates, with the live audience of all of them read at once."""
 
@@ -86,6 +112,7 @@ class DebateSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
     can_control = serializers.SerializerMethodField()
+    forecast = serializers.SerializerMethodField()
 
     class Meta:
         model = Debate
@@ -105,6 +132,7 @@ class DebateSerializer(serializers.ModelSerializer):
             "market",
             "can_control",
             "verdict_horizon_s",
+            "forecast",
         ]
         read_only_fields = fields
         list_serializer_class = DebateListSerializer
@@ -122,6 +150,12 @@ class DebateSerializer(serializers.ModelSerializer):
         if not isinstance(obj.market_context, dict):
             return None
         return MarketSerializer(obj.market_context).data
+
+    @extend_schema_field(ForecastSerializer(allow_null=True))
+    def get_forecast(self, obj: Debate) -> dict | None:
+        """The tracked verdict, or null until the verdict is given."""
+        forecast = getattr(obj, "forecast", None)
+        return ForecastSerializer(forecast).data if forecast is not None else None
 
     def get_can_control(self, obj: Debate) -> bool:
         """Whether the requesting user may start or cancel this debate (creator or staff)."""

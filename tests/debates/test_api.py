@@ -26,6 +26,7 @@ DEBATE_KEYS = {
     "market",
     "canControl",
     "verdictHorizonS",
+    "forecast",
 }
 
 

@@ -85,3 +85,17 @@ def test_the_track_record_needs_a_sign_in_and_bounded_filters(api_client, auth_c
     resp = auth_client.get("/api/track-record/", {"model": "m" * 101})
     assert resp.status_code == 400
     assert "model" in resp.json()
+
+
+def test_a_debate_carries_its_tracked_verdict(auth_client, django_assert_max_num_queries):
+    made = resolved(101.5, recommendation="hold", confidence=0.7, price=100.0)
+    body = auth_client.get(f"/api/debates/{made.pk}/").json()
+    assert body["forecast"]["price"] == 100.0
+    assert body["forecast"]["exitPrice"] == 101.5
+    assert body["forecast"]["returnPct"] == pytest.approx(1.5)
+    assert (body["forecast"]["hit"], body["forecast"]["isSample"]) == (False, True)
+    assert body["forecast"]["brier"] == pytest.approx(0.49)
+    Debate.objects.create(asset="ETH")  # no verdict yet
+    with django_assert_max_num_queries(4):  # user, count, debates (+ forecasts), arguments
+        listed = auth_client.get("/api/debates/").json()["results"]
+    assert [d["forecast"] is None for d in listed] == [True, False]
