@@ -5,6 +5,7 @@ on the continued sample series, a Binance one on Binance), then scored once by
 ``services.forecast_resolve``: a conditional update, so two processes never resolve one twice.
 """
 
+import asyncio
 import logging
 import math
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from debates.engine.market import MarketDataError, PriceNotYetKnown, provider_fo
 from debates.models import Forecast
 
 logger = logging.getLogger(__name__)
+
+CONCURRENT_PRICES = 8  # price requests in flight at once in one pass
 
 
 @dataclass
@@ -37,7 +40,8 @@ async def price_at_due(forecast: Forecast) -> float:
 
 
 async def resolve_due(*, now: datetime | None = None, limit: int | None = None) -> Resolution:
-    """Resolve up to ``limit`` forecasts due by ``now`` (default: all of them, now)."""
+    """Resolve up to ``limit`` forecasts due by ``now`` (default: all of them, now), a few at
+    a time: a slow or unreachable market API holds up only its own forecasts."""
     now = now or timezone.now()
     band = float(settings.VERDICT_HOLD_BAND_PCT)
 
@@ -46,21 +50,26 @@ async def resolve_due(*, now: datetime | None = None, limit: int | None = None) 
         return list(qs[:limit] if limit else qs)
 
     done = Resolution()
-    for forecast in await sync_to_async(due)():
-        try:
-            exit_price = await price_at_due(forecast)
-        except PriceNotYetKnown:
-            done.not_yet.append(forecast.pk)
-            continue
-        except MarketDataError as exc:
-            logger.warning("could not price forecast %s: %s", forecast.pk, exc)
-            done.failed[forecast.pk] = str(exc)
-            continue
+    slots = asyncio.Semaphore(CONCURRENT_PRICES)
+
+    async def resolve(forecast: Forecast) -> None:
+        async with slots:
+            try:
+                exit_price = await price_at_due(forecast)
+            except PriceNotYetKnown:
+                done.not_yet.append(forecast.pk)
+                return
+            except MarketDataError as exc:
+                logger.warning("could not price forecast %s: %s", forecast.pk, exc)
+                done.failed[forecast.pk] = str(exc)
+                return
         if not (math.isfinite(exit_price) and exit_price > 0 and forecast.price > 0):
             done.failed[forecast.pk] = f"unusable prices {forecast.price} -> {exit_price}"
-            continue
+            return
         if await sync_to_async(services.forecast_resolve)(
             forecast=forecast, exit_price=exit_price, band_pct=band, now=now
         ):
             done.resolved.append(forecast.pk)
+
+    await asyncio.gather(*(resolve(f) for f in await sync_to_async(due)()))
     return done

@@ -2,6 +2,7 @@
 and asset against hand-computed values."""
 
 import asyncio
+import socket
 from datetime import datetime, timedelta
 
 import pytest
@@ -257,6 +258,44 @@ async def test_the_janitor_resolves_due_verdicts_on_its_timer():
                 await asyncio.sleep(0.05)
             assert forecast.resolved_at is not None
             assert forecast.hit is not None
+        finally:
+            for task in started:
+                task.cancel()
+            await asyncio.gather(*started, return_exceptions=True)
+
+
+@pytest.fixture
+def silent_market():
+    """A market API that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("close_async_db_connections")
+async def test_a_silent_market_api_holds_up_neither_other_verdicts_nor_the_janitor(
+    silent_market, caplog
+):
+    stuck = await sync_to_async(make_forecast)(source="binance:BTCUSDT", due_in=timedelta(hours=-2))
+    sample = await sync_to_async(make_forecast)()
+    with override_settings(DEBATE_STALE_AFTER_S=0.5, MARKET_DATA_URL=silent_market):
+        tasks_before = set(janitor._tasks)
+        janitor.ensure_janitor()
+        started = [t for t in janitor._tasks - tasks_before if not t.done()]
+        try:
+            for _ in range(200):
+                if "verdict resolution cut short" in caplog.text:
+                    break
+                await asyncio.sleep(0.05)
+            assert "verdict resolution cut short" in caplog.text
+            await sample.arefresh_from_db()
+            assert sample.resolved_at is not None  # priced while the other one waited
+            await stuck.arefresh_from_db()
+            assert stuck.resolved_at is None
+            assert not started[0].done()  # the janitor goes on to its next pass
         finally:
             for task in started:
                 task.cancel()
