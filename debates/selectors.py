@@ -3,6 +3,7 @@
 from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet
 from django.db.models.functions import Cast, Floor, Least
 
+from debates.engine.market import canonical_asset
 from debates.engine.state import ArgumentItem
 from debates.models import Argument, Debate, Forecast
 from debates.scoring import CALIBRATION_BINS
@@ -129,7 +130,7 @@ def track_record(*, model: str | None = None, asset: str | None = None) -> dict:
     if model:
         qs = qs.filter(model=model)
     if asset:
-        qs = qs.filter(asset=asset.strip().upper())
+        qs = qs.filter(asset=canonical_asset(asset))  # BTC/USDT is BTC, as the verdict saw it
     return {
         "overall": _grouped(qs, None)[0][1],
         "by_model": [{"model": k, **v} for k, v in _grouped(qs, "model")],

@@ -44,7 +44,12 @@ from django.utils.dateparse import parse_datetime
 from debates import selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
-from debates.engine.market import MarketDataError, get_provider, provider_for_source
+from debates.engine.market import (
+    MarketDataError,
+    canonical_asset,
+    get_provider,
+    provider_for_source,
+)
 from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
 from debates.models import DebateStatus
 from debates.runs.errors import (
@@ -160,6 +165,7 @@ class DebateRun:
         self._verdict_saved = False
         self._market: dict = {}  # the snapshot the debate is grounded in (prices its verdict)
         self._model = ""  # which model gives the verdict (the track record groups by it)
+        self._asset = ""
         self._turn = 0
         self._agent = ""
 
@@ -289,6 +295,7 @@ class DebateRun:
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
         self._market, self._model = market, model_label(llm, self.llm_kind)
+        self._asset = debate.asset
         saved = [ArgumentItem(**a) for a in _items(debate)]
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
@@ -391,7 +398,7 @@ class DebateRun:
         series_end = parse_datetime(market.get("as_of") or "")
         priced = {
             "model": self._model,
-            "asset": market.get("asset") or "",
+            "asset": market.get("asset") or canonical_asset(self._asset),
             "source": market.get("source") or "",
             "is_sample": bool(market.get("is_sample")),
             "series_end": series_end,

@@ -147,6 +147,7 @@ def test_calibration_bins_per_model_and_asset_hand_computed():
 @pytest.mark.usefixtures("six_verdicts")
 def test_track_record_filters_by_model_and_asset():
     assert selectors.track_record(model="m2")["overall"]["total"] == 1
+    assert selectors.track_record(asset="ETH/USDT")["overall"]["total"] == 2
     only = selectors.track_record(model="m1", asset="eth")
     assert (only["overall"]["total"], only["overall"]["pending"]) == (1, 1)
     assert [row["asset"] for row in only["by_asset"]] == ["ETH"]
