@@ -240,12 +240,6 @@ OPENAI_TIMEOUT_S = env_float("OPENAI_TIMEOUT_S", 30.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "sample")
 MARKET_DATA_URL = env_str("MARKET_DATA_URL")
-# Track record: a verdict is checked this long after it is given (per debate: verdictHorizonS);
-# hold is a hit while the return stays within +/- the band, buy above it, sell below it.
-VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)
-VERDICT_HOLD_BAND_PCT = env_float("VERDICT_HOLD_BAND_PCT", 1.0)
-# Due verdicts resolved per pass of the janitor (every DEBATE_STALE_AFTER_S).
-VERDICTS_RESOLVED_PER_PASS = env_int("VERDICTS_RESOLVED_PER_PASS", 50)
 DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
 DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
@@ -254,6 +248,12 @@ DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 # Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
 DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
+# Track record: a verdict is checked this long after it is given (per debate: verdictHorizonS);
+# hold is a hit while the return stays within +/- the band, buy above it, sell below it.
+VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)
+VERDICT_HOLD_BAND_PCT = env_float("VERDICT_HOLD_BAND_PCT", 1.0)
+# Due verdicts resolved per pass of the janitor (every DEBATE_STALE_AFTER_S).
+VERDICTS_RESOLVED_PER_PASS = env_int("VERDICTS_RESOLVED_PER_PASS", 50)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 
