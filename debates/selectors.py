@@ -1,11 +1,15 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet
 from django.db.models.functions import Cast, Floor, Least
+from django.utils import timezone
 
 from debates.engine.market import canonical_asset
 from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, Forecast
+from debates.models import Argument, Debate, DebateStatus, Forecast
 from debates.scoring import CALIBRATION_BINS
 
 
@@ -39,6 +43,21 @@ def debate_transcript(*, debate_id) -> list[ArgumentItem]:
 def debate_status(*, debate_id) -> str:
     """The debate's current status ("" when it does not exist)."""
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
+
+
+def debates_silent() -> list:
+    """Ids of running debates whose runner missed two heartbeats but is not stale yet (their
+    viewers are told the debate is being recovered)."""
+    now = timezone.now()
+    silent_since = now - timedelta(seconds=2 * float(settings.DEBATE_HEARTBEAT_S))
+    stale_since = now - timedelta(seconds=float(settings.DEBATE_STALE_AFTER_S))
+    return list(
+        Debate.objects.filter(
+            status=DebateStatus.RUNNING,
+            heartbeat_at__lt=silent_since,
+            heartbeat_at__gte=stale_since,
+        ).values_list("pk", flat=True)
+    )
 
 
 # --- Track record ---------------------------------------------------------------------------

@@ -236,6 +236,16 @@ def debates_take_over_stale(*, runner_id: str) -> list:
     return claimed
 
 
+def debates_release(*, runner_id: str, debate_ids: list) -> list:
+    """Give up the caller's running debates (a graceful shutdown): no runner and no heartbeat,
+    so the next sweep of any process takes them over at once; return the ids released."""
+    released = []
+    for debate_id in debate_ids:
+        if _owned(debate_id, runner_id).update(runner_id="", heartbeat_at=None) == 1:
+            released.append(debate_id)
+    return released
+
+
 def debates_fail_stale() -> list:
     """Mark running debates with a stale heartbeat failed (instead of resuming them)."""
     stale = Debate.objects.filter(status=DebateStatus.RUNNING).filter(
@@ -311,7 +321,11 @@ def run_save_argument(
         # or after (the argument is kept) - never a saved argument on a cancelled debate.
         if _owned(debate_id, runner_id).update(**fields) != 1:
             return False
-        Argument.objects.create(debate_id=debate_id, turn=turn, agent=agent, content=content)
+        # get_or_create: a retry after a commit whose reply was lost (a dropped connection)
+        # finds the turn saved and saves nothing twice.
+        Argument.objects.get_or_create(
+            debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
+        )
         if verdict is not None and forecast is not None:
             _forecast_create(debate_id=debate_id, verdict=verdict, **forecast)
     return True
@@ -332,25 +346,29 @@ def _forecast_create(
     is_sample: bool,
     series_end=None,
 ) -> Forecast:
-    """Track a verdict given now at ``price``: due after the debate's verdict horizon."""
+    """Track a verdict given now at ``price``: due after the debate's verdict horizon (once: a
+    retried save finds it tracked)."""
     horizon_s = Debate.objects.filter(pk=debate_id).values_list("verdict_horizon_s", flat=True)[0]
     now = timezone.now()
-    return Forecast.objects.create(
+    forecast, _ = Forecast.objects.get_or_create(
         debate_id=debate_id,
-        asset=asset,
-        model=model[:100],
-        recommendation=verdict["recommendation"],
-        confidence=verdict["confidence"],
-        parsed=bool(verdict.get("parsed", True)),
-        made_at=now,
-        horizon_s=horizon_s,
-        due_at=now + timedelta(seconds=horizon_s),
-        price=price,
-        priced_at=priced_at,
-        source=source[:40],
-        is_sample=is_sample,
-        series_end=series_end,
+        defaults={
+            "asset": asset,
+            "model": model[:100],
+            "recommendation": verdict["recommendation"],
+            "confidence": verdict["confidence"],
+            "parsed": bool(verdict.get("parsed", True)),
+            "made_at": now,
+            "horizon_s": horizon_s,
+            "due_at": now + timedelta(seconds=horizon_s),
+            "price": price,
+            "priced_at": priced_at,
+            "source": source[:40],
+            "is_sample": is_sample,
+            "series_end": series_end,
+        },
     )
+    return forecast
 
 
 def forecast_resolve(*, forecast: Forecast, exit_price: float, band_pct: float, now=None) -> bool:

@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 import redis
 from django.conf import settings
 from redis import asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry as SyncRetry
 
 from streaming import protocol
 
@@ -110,8 +112,12 @@ def key(*parts) -> str:
 def redis_client(shard="") -> aioredis.Redis:
     """The async Redis client, of the running event loop (clients are bound to one loop), of the
     node that holds `shard`'s keys (node_url; no shard: the first node)."""
+    return url_client(node_url(shard))
+
+
+def url_client(url: str) -> aioredis.Redis:
+    """The running event loop's pooled async client of the Redis node at `url`."""
     per_loop = _clients.get()
-    url = node_url(shard)
     client = per_loop.get(url)
     if client is None:
         # A burst of handshakes waits for a connection instead of failing with 4500.
@@ -121,6 +127,7 @@ def redis_client(shard="") -> aioredis.Redis:
             timeout=POOL_TIMEOUT_S,
             socket_connect_timeout=5,
             health_check_interval=30,
+            **settings.REDIS_RECONNECT,  # a connection Redis closed is reopened, not an error
         )
         client = aioredis.Redis.from_pool(pool)
         per_loop[url] = client
@@ -134,11 +141,20 @@ _sync_lock = threading.Lock()
 def redis_sync_client(shard="") -> redis.Redis:
     """The process's sync Redis client (thread-safe pool) of the node that holds `shard`'s keys
     (no shard: the first node), for views and the admin."""
-    url = node_url(shard)
+    return url_sync_client(node_url(shard))
+
+
+def url_sync_client(url: str) -> redis.Redis:
+    """The process's pooled sync client of the Redis node at `url`."""
     with _sync_lock:
         client = _sync_clients.get(url)
         if client is None:
             client = _sync_clients[url] = redis.Redis.from_url(
-                url, socket_connect_timeout=5, socket_timeout=5, health_check_interval=30
+                url,
+                socket_connect_timeout=5,
+                socket_timeout=5,
+                health_check_interval=30,
+                retry=SyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+                retry_on_error=[redis.ConnectionError, redis.TimeoutError],
             )
         return client

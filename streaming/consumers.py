@@ -19,6 +19,7 @@ come from the process's hub, and operator commands through the process's control
 
 import asyncio
 import logging
+import sys
 import time
 import uuid
 
@@ -38,6 +39,7 @@ from streaming.protocol import Close
 from streaming.ratelimit import FrameBudget, allow_connection, client_ip
 from streaming.server import client_gone, frame_writer
 from streaming.services import UNAUTHORIZED
+from tradeapp.retry import service_of
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,13 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
                 # failure (whatever its set-up was awaiting) is no error of the server's.
                 logger.info("a client left during socket set-up", exc_info=True)
                 self.closed = True
+                return
+            if service_of(sys.exc_info()[1]) is not None:
+                # Redis or the database is down: a typed answer the client retries, no trace.
+                logger.warning(
+                    "debate socket setup failed: a service is unavailable", exc_info=True
+                )
+                await self.refuse(Close.UNAVAILABLE)
                 return
             logger.exception("debate socket setup failed")
             await self.refuse(Close.INTERNAL)

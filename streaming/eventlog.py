@@ -1,7 +1,8 @@
 """The per-debate event log: assigns seq 1, 2, 3, ... and keeps every event's text for resume.
 
-With REDIS_URL: one Lua script INCRs the debate's seq key and XADDs the event text under the
-stream ID ``<seq>-0``, so two processes can never share a seq and the stream is ordered by seq;
+With REDIS_URL: one Lua script INCRs the debate's seq key (first raised to the publisher's
+newest seq when Redis came back empty, so the numbering continues) and XADDs the event text under
+the stream ID ``<seq>-0``, so two processes can never share a seq and the stream is ordered by seq;
 both keys get EVENT_LOG_TTL_S (refreshed on every append), on the debate's Redis node
 (streaming.backends). Without Redis: a dict in this process.
 """
@@ -17,6 +18,10 @@ from streaming.scripts import LuaScript, run_script
 READ_PAGE = 1000
 
 _APPEND_LUA = """
+local floor = tonumber(ARGV[4])
+if floor > 0 and tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
+  redis.call('SET', KEYS[1], floor)
+end
 local seq = redis.call('INCR', KEYS[1])
 local text = ARGV[1] .. seq .. ARGV[2]
 redis.call('XADD', KEYS[2], seq .. '-0', 't', text)
@@ -49,13 +54,15 @@ def _raw_events(entries) -> list[tuple[int, str]]:
 class RedisEventLog:
     """The event log in a Redis Stream per debate, shared by every process."""
 
-    async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
-        """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
+    async def append(self, debate_id, head: str, tail: str, floor: int = 0) -> tuple[int, str]:
+        """Assign the next seq (above ``floor``, the newest seq the caller logged: a Redis that
+        came back empty continues the numbering) and store ``head + seq + tail``; return
+        (seq, text)."""
         client = backends.debate_client(debate_id)
         script = client.register_script(_APPEND_LUA)
         seq, text = await script(
             keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
-            args=[head, tail, _ttl()],
+            args=[head, tail, _ttl(), floor],
         )
         return int(seq), text.decode() if isinstance(text, bytes) else text
 
@@ -110,7 +117,7 @@ class MemoryEventLog:
             return None
         return log
 
-    async def append(self, debate_id, head: str, tail: str) -> tuple[int, str]:
+    async def append(self, debate_id, head: str, tail: str, floor: int = 0) -> tuple[int, str]:
         """Assign the next seq and store ``head + seq + tail``; return (seq, text)."""
         log = self._get(debate_id)
         if log is None:

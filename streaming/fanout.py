@@ -82,7 +82,7 @@ class Hub:
         self._probes: dict[str, asyncio.Future] = {}
         self._tasks: list[asyncio.Task] = []
         self._start_lock = asyncio.Lock()
-        self._closing: set[asyncio.Task] = set()  # sockets an operator disconnects
+        self._closing: set[asyncio.Task] = set()  # kept until done: disconnects, notices
         self.started_at = PROCESS_STARTED_AT
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -175,6 +175,8 @@ class Hub:
                 kind = message.get("type")
                 if kind == "debate.event":
                     self._on_event(message)
+                elif kind == "debate.notice":
+                    self._on_notice(message)
                 elif kind == "hub.probe":
                     future = self._probes.get(message.get("nonce"))
                     if future is not None and not future.done():
@@ -192,6 +194,24 @@ class Hub:
         state.pending.append(message)
         if state.drainer is None or state.drainer.done():
             state.drainer = asyncio.create_task(self._drain(message["debate"], state))
+
+    def _on_notice(self, message: dict) -> None:
+        state = self.debates.get(message["debate"])
+        if state is not None and state.subscribed and state.members:
+            task = asyncio.create_task(self._notify(state, message["text"]))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _notify(self, state: _Debate, text: str) -> None:
+        """Write a notice (no seq) to every live local viewer of the debate."""
+        frame = encode_text_frame(text)
+        for index, consumer in enumerate(list(state.members), start=1):
+            try:
+                await consumer.send_heartbeat(text, frame)
+            except Exception:
+                logger.debug("a notice to a viewer failed", exc_info=True)
+            if index % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
     async def _drain(self, debate_id: str, state: _Debate) -> None:
         # Events that arrive during a fan-out go out together in the next one: one write per

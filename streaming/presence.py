@@ -26,6 +26,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 
+import redis
 from django.conf import settings
 
 from streaming import backends
@@ -220,6 +221,16 @@ def audience_counts(debate_ids: Iterable) -> dict:
             return {debate_id: _local.get(str(debate_id), 0) for debate_id in ids}
     if not ids:
         return {}
+    try:
+        return _summed_counts(ids)
+    except redis.RedisError:
+        # Redis is down: the debates are still readable, with this process's own viewers.
+        logger.warning("reading audiences failed; counting this process's viewers only")
+        with _lock:
+            return {debate_id: _local.get(str(debate_id), 0) for debate_id in ids}
+
+
+def _summed_counts(ids: list) -> dict:
     totals: dict = {}
     for node_ids in _by_node(ids).values():
         client = backends.redis_sync_client(backends.debate_shard(node_ids[0]))

@@ -18,7 +18,14 @@ Close codes (the server accepts, sends ``DEBATE/ERROR {code, message, reason}``,
 4001 unauthorized (bad, expired, refresh or missing token; also when the access token expires on
 an open socket), 4003 origin not allowed, 4004 debate not found (or malformed id, or a path
 that is no debate's socket),
-4008 disconnected by an operator (admin action), 4029 rate limited, 4500 internal error.
+4008 disconnected by an operator (admin action), 4029 rate limited, 4500 internal error, 4503
+a service the socket needs (Redis, the database) is down for now (reconnect with backoff);
+1001 going away (the server process shuts down: reconnect with lastSeq).
+
+``DEBATE/RECOVERING {debateId, reason}`` (added, no seq): the debate's runner stopped
+(``runner_stopped``: its process shut down; ``runner_silent``: it stopped heartbeating) and
+another process takes it over; the takeover then re-sends ``running`` and the unfinished turn's
+TURN_CHANGE, which restarts that turn's text.
 """
 
 from datetime import UTC, datetime
@@ -34,6 +41,11 @@ STATUS_UPDATE = "DEBATE/STATUS_UPDATE"
 ERROR = "DEBATE/ERROR"
 PING = "DEBATE/PING"
 PONG = "DEBATE/PONG"
+# A notice without a seq (added): the debate's runner stopped and another process is taking the
+# debate over; its unfinished turn restarts (docs/streaming.md, "Takeover").
+RECOVERING = "DEBATE/RECOVERING"
+# RECOVERING.reason: the runner's process shut down and released it, or stopped heartbeating.
+RECOVERING_REASONS = ("runner_stopped", "runner_silent")
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -47,7 +59,7 @@ EVENT_TYPES = tuple(EVENT_FIELDS)
 # Frames a client may send.
 CLIENT_TYPES = (PING, PONG)
 # Every message type the server sends.
-SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG)
+SERVER_TYPES = (CONNECTED, *EVENT_TYPES, ERROR, PING, PONG, RECOVERING)
 # Debate statuses after which no event follows (a STATUS_UPDATE with one ends the stream).
 FINAL_STATUSES = ("completed", "failed", "cancelled")
 MAX_CLIENT_FRAME_CHARS = 4096
@@ -65,7 +77,9 @@ class Close(IntEnum):
     BAD_FRAME = 4400  # an ERROR code only: the socket stays open
     TOO_MANY_FRAMES = 4429  # an ERROR code only: the frame is dropped, the socket stays open
     INTERNAL = 4500
+    UNAVAILABLE = 4503  # a service the socket needs (Redis, the database) is down: retry later
     POLICY_VIOLATION = 1008  # standard code: too many bad frames
+    GOING_AWAY = 1001  # standard code: the server process shuts down; reconnect with lastSeq
 
 
 # code -> (reason, human message)
@@ -76,8 +90,10 @@ CLOSE_MESSAGES: dict[int, tuple[str, str]] = {
     Close.OPERATOR_DISCONNECT: ("operator_disconnect", "Disconnected by an operator."),
     Close.RATE_LIMITED: ("rate_limited", "Too many new connections; try again later."),
     Close.INTERNAL: ("internal_error", "Internal error."),
+    Close.UNAVAILABLE: ("unavailable", "Temporarily unavailable; reconnecting will resume."),
     Close.TOO_MANY_FRAMES: ("too_many_frames", "Too many frames; slow down."),
     Close.POLICY_VIOLATION: ("too_many_bad_frames", "Too many invalid frames."),
+    Close.GOING_AWAY: ("going_away", "This server is shutting down; reconnect to resume."),
 }
 
 
@@ -207,6 +223,14 @@ def ping() -> dict:
 def pong() -> dict:
     """DEBATE/PONG: the answer to a client's DEBATE/PING."""
     return action(PONG, {})
+
+
+def recovering(debate_id, reason: str) -> dict:
+    """DEBATE/RECOVERING {debateId, reason}: the debate is being taken over by another process
+    (no seq: a notice, never replayed)."""
+    if reason not in RECOVERING_REASONS:
+        raise ValueError(f"not a recovering reason: {reason!r}")
+    return action(RECOVERING, {"debateId": str(debate_id), "reason": reason})
 
 
 def decode_client_frame(text: str | None, binary: bytes | None = None) -> dict:

@@ -56,10 +56,13 @@ from django.conf import settings
 from streaming import presence, protocol
 from streaming.archive import archive_debate
 from streaming.eventlog import get_event_log
+from tradeapp.retry import ServiceUnavailable, retry_async
 
 logger = logging.getLogger(__name__)
 
 AUDIENCE_REFRESH_S = 2.0
+# A final status that could not go out (a long Redis outage) is tried again this often.
+RESEND_INTERVAL_S = 2.0
 
 Event = tuple[str, dict]
 Held = tuple[str, dict, float]  # an event and its creation time (epoch seconds)
@@ -76,6 +79,10 @@ class _DebateStream:
     sent_at: float = float("-inf")  # loop time of the last message sent
     viewers: int = 0  # the most viewers one server process holds of this debate
     audience: asyncio.Task | None = None
+    logged: list = field(default_factory=list)  # logged, not yet sent: (seq, text, action)
+    logged_created: float = float("inf")  # creation time of the oldest of them
+    last_seq: int = 0  # the newest seq this process logged (the floor after a Redis restart)
+    resend: asyncio.Task | None = None  # re-sending a final status that could not go out
 
 
 _streams: dict[str, _DebateStream] = {}
@@ -152,13 +159,13 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 async def _append(
-    debate_id: str, action_type: str, fields: dict, created: float, published_at: str
+    debate_id: str, action_type: str, fields: dict, created: float, published_at: str, floor: int
 ) -> tuple[int, str, dict]:
     """Log one event under the next seq: (seq, its JSON text, the action)."""
     payload = protocol.event_payload(action_type, debate_id, fields)
     timestamp = protocol.iso_at(created)
     head, tail = protocol.event_text_parts(action_type, payload, timestamp, published_at)
-    seq, text = await get_event_log().append(debate_id, head, tail)
+    seq, text = await get_event_log().append(debate_id, head, tail, floor=floor)
     action = protocol.action(action_type, {**payload, "seq": seq}, timestamp)
     return seq, text, {**action, "publishedAt": published_at}
 
@@ -195,16 +202,32 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
     if stream.timer is not None and stream.timer is not asyncio.current_task():
         stream.timer.cancel()
     stream.timer, stream.timer_due = None, float("inf")
-    events, stream.outbox = stream.outbox, []
-    if not events:
+    if not stream.outbox and not stream.logged:
         return []
-    logged = []
+    # Each step is retried through a Redis outage (tradeapp.retry); an event leaves the outbox
+    # only once logged, and the logged ones are sent (again) until the publish succeeds, so an
+    # outage delays events but never loses or renumbers one.
     published_at = protocol.now_iso()
-    for action_type, payload, created in events:
+    while stream.outbox:
+        action_type, payload, created = stream.outbox[0]
+        logged = await retry_async(
+            lambda a=action_type, p=payload, c=created: _append(
+                debate_id, a, p, c, published_at, stream.last_seq
+            ),
+            what=f"logging an event of debate {debate_id}",
+        )
+        stream.outbox.pop(0)
+        stream.last_seq = max(stream.last_seq, logged[0])
+        stream.logged.append(logged)
+        stream.logged_created = min(stream.logged_created, created)
         if action_type == protocol.TOKEN_RECEIVED:
             stream.sent_key = (payload["agent"], payload["turn"])
-        logged.append(await _append(debate_id, action_type, payload, created, published_at))
-    await _send(debate_id, logged, min(created for _type, _payload, created in events))
+    logged, created = stream.logged, stream.logged_created
+    await retry_async(
+        lambda: _send(debate_id, logged, created),
+        what=f"publishing events of debate {debate_id}",
+    )
+    stream.logged, stream.logged_created = [], float("inf")
     stream.sent_at = asyncio.get_running_loop().time()
     return [action for _, _, action in logged]
 
@@ -298,14 +321,20 @@ async def _publish(key: str, events: list[Event], hold_s: float, created: float)
             _publish(key, checked, hold_s, created), stream.loop
         )
         return await asyncio.wrap_future(future)
+    final = any(_is_final(kind, payload) for kind, payload in checked)
     async with stream.lock:
-        sent = await _publish_locked(key, stream, checked, hold_s, created)
-        final = any(_is_final(kind, payload) for kind, payload in checked)
+        try:
+            sent = await _publish_locked(key, stream, checked, hold_s, created)
+        except ServiceUnavailable:
+            if not final:
+                raise
+            # The final status must reach every viewer: it stays in the outbox and is re-sent
+            # until it goes out (a viewer left on "running" would wait forever).
+            logger.warning("the final status of debate %s is re-sent until it goes out", key)
+            _resend_later(key, stream)
+            sent, final = [], False
         if final:
-            _stop_following(stream)
-            with _streams_lock:
-                if _streams.get(key) is stream:
-                    del _streams[key]
+            _end_stream(key, stream)
     if final:
         # One DB write per debate: replay after the log's TTL keeps the live seqs.
         await archive_debate(key)
@@ -318,6 +347,50 @@ async def _publish(key: str, events: list[Event], hold_s: float, created: float)
         )
         for kind, payload in checked
     ]
+
+
+async def publish_notice(debate_id, message: dict) -> bool:
+    """Send a notice without a seq (e.g. DEBATE/RECOVERING) to every live viewer of the debate,
+    in every process, once (not logged: it is never replayed); False when it could not go out."""
+    text = protocol.encode(message)
+    notice = {"type": "debate.notice", "debate": str(debate_id), "text": text}
+    try:
+        await get_channel_layer().group_send(protocol.group_name(debate_id), notice)
+    except Exception:  # noqa: BLE001 - a notice is best effort: the events that follow are not
+        logger.warning("a notice to the viewers of debate %s could not go out", debate_id)
+        return False
+    return True
+
+
+def _end_stream(key: str, stream: _DebateStream) -> None:
+    """The debate's final status went out: forget its outbox."""
+    _stop_following(stream)
+    with _streams_lock:
+        if _streams.get(key) is stream:
+            del _streams[key]
+
+
+def _resend_later(key: str, stream: _DebateStream) -> None:
+    if stream.resend is None or stream.resend.done():
+        stream.resend = asyncio.create_task(_resend_final(key, stream))
+
+
+async def _resend_final(key: str, stream: _DebateStream) -> None:
+    """Send what the outbox holds, the final status last, until it goes out; then archive."""
+    while True:
+        await asyncio.sleep(RESEND_INTERVAL_S)
+        async with stream.lock:
+            try:
+                await _flush_locked(key, stream)
+            except ServiceUnavailable:
+                continue
+            except Exception:
+                logger.exception("re-sending the final status of debate %s failed", key)
+                continue
+            _end_stream(key, stream)
+        logger.info("the final status of debate %s went out", key)
+        await archive_debate(key)
+        return
 
 
 async def flush(debate_id) -> None:

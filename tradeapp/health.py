@@ -1,8 +1,9 @@
 """Liveness and readiness endpoints (/healthz, /readyz)."""
 
+import asyncio
 import logging
 
-import redis
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
@@ -25,29 +26,31 @@ def _check_database() -> None:
 
 
 def _redis_check(url: str):
-    def check() -> None:
-        client = redis.Redis.from_url(
-            url, socket_connect_timeout=REDIS_TIMEOUT_S, socket_timeout=REDIS_TIMEOUT_S
+    async def check() -> None:
+        # The pooled clients the app uses (this loop's, which serves sockets, and the process's
+        # sync one, which serves REST and the admin), not a fresh one: a pool left with stale
+        # connections after a Redis restart must show here.
+        await asyncio.wait_for(backends.url_client(url).ping(), REDIS_TIMEOUT_S)
+        await asyncio.wait_for(
+            sync_to_async(backends.url_sync_client(url).ping, thread_sensitive=False)(),
+            REDIS_TIMEOUT_S,
         )
-        try:
-            client.ping()
-        finally:
-            client.close()
 
     return check
 
 
-def readyz(request: HttpRequest) -> JsonResponse:
-    """Every backing service is reachable: 200, or 503 naming what is down (each Redis node:
-    "redis", or "redis-0", "redis-1", ... with REDIS_URLS)."""
-    checks = {"database": _check_database}
+async def readyz(request: HttpRequest) -> JsonResponse:
+    """Every backing service is reachable through the connections the app uses: 200, or 503
+    naming what is down (each Redis node: "redis", or "redis-0", "redis-1", ... with
+    REDIS_URLS)."""
+    checks = {"database": sync_to_async(_check_database)}
     nodes = backends.redis_urls()
     for index, url in enumerate(nodes):
         checks["redis" if len(nodes) == 1 else f"redis-{index}"] = _redis_check(url)
     results: dict[str, str] = {}
     for name, check in checks.items():
         try:
-            check()
+            await check()
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             logger.warning("readiness check %s failed: %s", name, type(exc).__name__)
             results[name] = f"down: {type(exc).__name__}"

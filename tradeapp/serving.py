@@ -1,11 +1,14 @@
 """Set up a serving process on its first scope: the stale-debate janitor, and under daphne the
-server patches and GC tuning."""
+server patches, GC tuning and the graceful shutdown (sockets closed with 1001, debates released
+for another process to take over at once)."""
 
 import logging
 import sys
 
 from debates.janitor import ensure_janitor
+from debates.lifecycle import release_local
 from streaming import server
+from streaming.server.shutdown import on_shutdown
 from tradeapp.gc_tuning import tune_gc
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,8 @@ class ServingProcess:
         if server.is_daphne_send(send):
             server.install()
             tune_gc()
+            # SIGTERM: sockets closed with 1001, this process's debates released for takeover.
+            on_shutdown(send, release_local)
         elif "daphne.server" in sys.modules:
             logger.warning(
                 "daphne serves but passes an ASGI send streaming.server does not recognise: "

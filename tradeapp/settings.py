@@ -6,7 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+import redis
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 
 from tradeapp.env import env_bool, env_float, env_int, env_list, env_str
 from tradeapp.secret_key import install_secret_key
@@ -98,6 +101,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"tradeapp-test-{os.getpid()}.sqlite3")
     }
+# Django's psycopg pool (PostgreSQL only; DB_POOL_MAX_SIZE 0 = none, the default outside
+# tradeapp.serve). Under ASGI each request's sync code runs in a thread of its own, so persistent
+# connections (DB_CONN_MAX_AGE) would leave one open connection per finished request thread until
+# PostgreSQL refuses more ("too many clients"); the pool bounds them and keeps them warm.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+# With CONN_HEALTH_CHECKS on, Django gives the pool psycopg's check: a connection PostgreSQL
+# terminated is dropped when it is handed out, not used.
+if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer, cache --------------------------------------------------------------
@@ -107,6 +124,17 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (streaming.backends.node_url); the cache uses the first.
 REDIS_URLS = env_list("REDIS_URLS", [])
 REDIS_URL = REDIS_URLS[0] if REDIS_URLS else env_str("REDIS_URL")
+# How long a debate rides out a Redis or database outage (retries with backoff, tradeapp.retry)
+# before it fails.
+SERVICE_RETRY_LIMIT_S = env_float("SERVICE_RETRY_LIMIT_S", 30.0)
+
+# A pooled connection that Redis closed (a restart) is reopened and the command retried once or
+# twice, instead of failing the first command on each stale connection (tradeapp.retry rides out
+# longer outages).
+REDIS_RECONNECT = {
+    "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+    "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+}
 
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -114,7 +142,8 @@ if REDIS_URL:
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {"address": url, "max_connections": 1000} for url in REDIS_URLS or [REDIS_URL]
+                    {"address": url, "max_connections": 1000, **REDIS_RECONNECT}
+                    for url in REDIS_URLS or [REDIS_URL]
                 ],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "tradeapp"),
             },
@@ -177,6 +206,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "debates.pagination.DebatePagination",
     "PAGE_SIZE": env_int("API_PAGE_SIZE", 20),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # A database or Redis that is down answers 503, never 500 (tradeapp.api_errors).
+    "EXCEPTION_HANDLER": "tradeapp.api_errors.api_exception_handler",
     "JSON_UNDERSCOREIZE": {"no_underscore_before_number": True},
     # Sign-in attempts (tradeapp.auth_api): per client IP, and per username from any IP.
     "DEFAULT_THROTTLE_RATES": {
@@ -240,8 +271,16 @@ OPENAI_TIMEOUT_S = env_float("OPENAI_TIMEOUT_S", 30.0)
 OPENAI_MAX_RETRIES = env_int("OPENAI_MAX_RETRIES", 2)
 MARKET_DATA_PROVIDER = env_str("MARKET_DATA_PROVIDER", "sample")
 MARKET_DATA_URL = env_str("MARKET_DATA_URL")
-DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 5.0)
-DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 30.0)
+# Takeover: a run heartbeats every DEBATE_HEARTBEAT_S; a debate silent for DEBATE_STALE_AFTER_S
+# is taken over by the first janitor sweep (every DEBATE_SWEEP_S in each serving process): within
+# stale + sweep = 8 s of a SIGKILL by default, one sweep after a graceful shutdown (which releases).
+DEBATE_HEARTBEAT_S = env_float("DEBATE_HEARTBEAT_S", 2.0)
+DEBATE_STALE_AFTER_S = env_float("DEBATE_STALE_AFTER_S", 6.0)
+DEBATE_SWEEP_S = env_float("DEBATE_SWEEP_S", 2.0)
+# A turn whose model failed mid-way (dropped or malformed stream, timeout, 429/5xx past the
+# client's own OPENAI_MAX_RETRIES) is tried again this many times, with backoff, before the debate
+# fails.
+DEBATE_LLM_TURN_RETRIES = env_int("DEBATE_LLM_TURN_RETRIES", 2)
 # 0: derived from the LLM timeouts (debates.runs.run.idle_timeout_s).
 DEBATE_IDLE_TIMEOUT_S = env_float("DEBATE_IDLE_TIMEOUT_S", 0.0)
 DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
@@ -252,7 +291,8 @@ DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
 # hold is a hit while the return stays within +/- the band, buy above it, sell below it.
 VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)
 VERDICT_HOLD_BAND_PCT = env_float("VERDICT_HOLD_BAND_PCT", 1.0)
-# Due verdicts resolved per pass of the janitor (every DEBATE_STALE_AFTER_S).
+# Each serving process's janitor resolves due verdicts this often, at most this many a pass.
+VERDICT_RESOLVE_INTERVAL_S = env_float("VERDICT_RESOLVE_INTERVAL_S", 30.0)
 VERDICTS_RESOLVED_PER_PASS = env_int("VERDICTS_RESOLVED_PER_PASS", 50)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------

@@ -4,8 +4,11 @@ A run announces itself (``services.run_begin``: ``running``, held until the open
 token), streams each turn's tokens through streaming.publisher, saves each finished argument
 (``services.run_save_argument``) before its ARGUMENT_COMPLETE goes out, and ends the debate
 (``services.run_finish``, which announces the final status). Every database call is one short
-service call in a worker thread, retried on SQLite's transient lock errors, never held across an
-await.
+service call in a worker thread, retried through a lock or a lost connection (tradeapp.retry;
+the argument save is idempotent, so a retry after a commit whose reply was lost saves nothing
+twice), never held across an await. Publishing rides out a Redis outage the same way
+(streaming.publisher); past SERVICE_RETRY_LIMIT_S the debate fails with an error that names the
+service, never its address.
 
 Stopping. ``request_stop`` (thread-safe through the run's loop; debates.runs.launch calls it for
 a cancel, whether sent here or through the control channel, and the heartbeat for a debate that
@@ -15,8 +18,11 @@ written). A turn being saved is never cut: its save and its ARGUMENT_COMPLETE fi
 cancelled debate's status is then announced by the run (``services.run_stopped``), so it is the
 debate's last event.
 
-Failures. Any exception ends the debate `failed` with a short error (no stack); finished
-arguments stay saved. So does a run that stalls: the heartbeat proves the process is alive, not
+Failures. A turn whose model failed mid-way (``errors.retryable_llm_failure``) is restarted
+from the saved arguments, up to DEBATE_LLM_TURN_RETRIES times per turn with backoff (its
+TURN_CHANGE is sent again, which restarts the turn's text). Any other exception, or one past
+those retries, ends the debate `failed` with a short error (no stack); finished arguments stay
+saved. So does a run that stalls: the heartbeat proves the process is alive, not
 that the debate moves, so the heartbeat loop also fails a run that has had no token and no
 finished node for ``idle_timeout_s()``; and a model that writes past MAX_ARGUMENT_CHARS in one
 turn fails it too. A CancelledError nobody asked for fails the debate; only the process's own
@@ -37,7 +43,7 @@ from collections.abc import Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import OperationalError, close_old_connections
+from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -58,13 +64,15 @@ from debates.runs.errors import (
     UnfinishedGraphError,
     describe_error,
     known_failure,
+    retry_after_s,
+    retryable_llm_failure,
 )
 from streaming import control, metrics, protocol, publisher
 from tradeapp.instance import process_id
+from tradeapp.retry import delays, retry_sync
 
 logger = logging.getLogger(__name__)
 
-DB_RETRIES = 5
 # An argument longer than this is a runaway model, not an argument: the debate fails.
 MAX_ARGUMENT_CHARS = 20_000
 
@@ -77,6 +85,12 @@ _active_lock = threading.Lock()
 def local_run(debate_id) -> "DebateRun | None":
     """This process's run of the debate, while it runs."""
     return _active.get(str(debate_id))
+
+
+def active_runs() -> list["DebateRun"]:
+    """This process's runs that have not ended."""
+    with _active_lock:
+        return list(_active.values())
 
 
 def stop_local(debate_id, reason: str) -> bool:
@@ -100,6 +114,11 @@ def model_label(llm, kind: str) -> str:
     )
 
 
+def llm_turn_retries() -> int:
+    """How many times a turn whose model failed mid-way is tried again (DEBATE_LLM_TURN_RETRIES)."""
+    return max(int(getattr(settings, "DEBATE_LLM_TURN_RETRIES", 2)), 0)
+
+
 def idle_timeout_s() -> float:
     """Seconds without a token or a finished node after which a run counts as stalled.
 
@@ -115,17 +134,11 @@ def idle_timeout_s() -> float:
 
 
 async def _service(fn, **kwargs):
-    """Call a sync service in a worker thread, retrying SQLite's transient lock errors."""
+    """Call a sync service in a worker thread, retrying a transient database error (a lock, a
+    lost connection) for up to SERVICE_RETRY_LIMIT_S (tradeapp.retry)."""
 
     def call():
-        for attempt in range(DB_RETRIES):
-            try:
-                return fn(**kwargs)
-            except OperationalError as exc:
-                if "locked" not in str(exc) or attempt == DB_RETRIES - 1:
-                    raise
-                time.sleep(0.05 * (attempt + 1))  # in the worker thread, never on the loop
-        return None
+        return retry_sync(lambda: fn(**kwargs), what=f"{fn.__name__} of a debate")
 
     return await sync_to_async(call)()
 
@@ -171,7 +184,8 @@ class DebateRun:
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
-        """Ask the run to stop now ('cancelled', 'lost' or 'stalled'); idempotent."""
+        """Ask the run to stop now ('cancelled', 'lost', 'stalled' or 'released': the process
+        shuts down and hands the debate over); idempotent."""
         if self._stop_reason is None:
             self._stop_reason = reason
         if self._work is not None and not self._work.done() and not self._saving:
@@ -195,6 +209,10 @@ class DebateRun:
             metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
             self.observer(action_type, payload)
+
+    def is_active(self) -> bool:
+        """Whether this run is still the process's run of its debate (it has not ended)."""
+        return _active.get(self.debate_id) is self
 
     def register(self) -> None:
         """Make this run the process's run of its debate (``local_run``) until it ends."""
@@ -313,8 +331,46 @@ class DebateRun:
             raise StopRun
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
         await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
-        buffer: list[str] = []
         config = {"recursion_limit": 2 * debate.max_turns + 10}
+        backoff, failed_at, attempts = delays(first=1.0, cap=8.0), None, 0
+        while True:
+            try:
+                await self._stream(graph, state, config, debate.max_turns)
+                break
+            except Exception as exc:
+                # A model that failed mid-turn (a dropped or malformed stream, a timeout, 429 or
+                # 5xx past the client's own retries) gets the turn again, a bounded number of
+                # times per turn, after a backoff (at least its Retry-After).
+                attempts = attempts + 1 if failed_at == self._turn else 1
+                failed_at = self._turn
+                if not retryable_llm_failure(exc) or attempts > llm_turn_retries():
+                    raise
+                delay = max(next(backoff), retry_after_s(exc))
+                logger.warning(
+                    "debate %s turn %s: %s; retrying the turn in %.1f s (%d/%d)",
+                    self.debate_id,
+                    self._turn,
+                    describe_error(exc),
+                    delay,
+                    attempts,
+                    llm_turn_retries(),
+                )
+                await asyncio.sleep(delay)
+                self._progress_at = self.loop.time()
+                saved = await _service(selectors.debate_transcript, debate_id=self.debate_id)
+                state = initial_state(
+                    asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
+                )
+                # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
+                await self._turn_change(state["turn"] + 1, debate.max_turns)
+        if not self._verdict_saved:
+            raise UnfinishedGraphError(
+                f"the graph stopped at turn {self._turn}, before the verdict."
+            )
+
+    async def _stream(self, graph, state, config, max_turns: int) -> None:
+        """Stream the graph from `state`: publish tokens, save and announce finished turns."""
+        buffer: list[str] = []
         size = 0
         async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
             self._progress_at = self.loop.time()
@@ -341,13 +397,9 @@ class DebateRun:
                     await self._complete(item, "".join(buffer), update.get("verdict"))
                 buffer, size = [], 0
                 if item["agent"] != MODERATOR:
-                    await self._turn_change(item["turn"] + 1, debate.max_turns)
+                    await self._turn_change(item["turn"] + 1, max_turns)
                 else:
                     self._verdict_saved = True
-        if not self._verdict_saved:
-            raise UnfinishedGraphError(
-                f"the graph stopped at turn {self._turn}, before the verdict."
-            )
 
     async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
         """Move to `turn` and publish its TURN_CHANGE."""

@@ -44,6 +44,7 @@ const EVENT_FOR_TYPE = {
   [ActionType.ARGUMENT_COMPLETE]: "argument",
   [ActionType.TURN_CHANGE]: "turn",
   [ActionType.STATUS_UPDATE]: "status",
+  [ActionType.RECOVERING]: "recovering",
 };
 
 /** Milliseconds until a JWT expires; -Infinity when it cannot be read. */

@@ -11,6 +11,7 @@ export const ActionType = Object.freeze({
   ERROR: "DEBATE/ERROR",
   PING: "DEBATE/PING",
   PONG: "DEBATE/PONG",
+  RECOVERING: "DEBATE/RECOVERING",
 });
 
 /** WebSocket close codes (and DEBATE/ERROR codes), named as in protocol.Close. */
@@ -23,7 +24,9 @@ export const CloseCode = Object.freeze({
   BAD_FRAME: 4400,
   TOO_MANY_FRAMES: 4429,
   INTERNAL: 4500,
+  UNAVAILABLE: 4503,
   POLICY_VIOLATION: 1008,
+  GOING_AWAY: 1001,
 });
 
 /** Debate statuses after which no event follows. */

@@ -367,7 +367,15 @@ function start() {
     .on("token", onToken)
     .on("argument", onArgument)
     .on("turn", onTurn)
+    .on("recovering", () => {
+      state.recovering = true;
+      showError("The server running this debate stopped; another one is taking it over…");
+    })
     .on("status", (payload) => {
+      if (state.recovering) {
+        state.recovering = false; // taken over: the run announced itself again
+        showError(null);
+      }
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
     })

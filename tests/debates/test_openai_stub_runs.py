@@ -6,7 +6,7 @@ from django.test import override_settings
 
 from debates import services
 from debates.models import Argument
-from debates.runs.run import DebateRun
+from debates.runs.run import DebateRun, llm_turn_retries
 from streaming import protocol
 from tests.stubs.events import (
     BIG_LAYER,
@@ -84,7 +84,10 @@ async def test_chatopenai_streams_through_the_runner_in_order(stub, claimed):
 async def test_llm_failures_fail_the_debate_clearly_and_keep_finished_turns(
     stub, claimed, behaviour, error
 ):
-    stub.plan.extend(["ok", behaviour])
+    # The first turn succeeds; then the endpoint keeps failing: the turn is retried
+    # DEBATE_LLM_TURN_RETRIES times (tests/faults/test_llm_faults.py), then the debate fails.
+    stub.plan.append("ok")
+    stub.default = behaviour
     debate = await sync_to_async(claimed)(max_turns=3)
     async with EventCollector(debate.id) as events:
         assert await DebateRun(debate.id, runner_id="r1").run() == "failed"
@@ -97,3 +100,4 @@ async def test_llm_failures_fail_the_debate_clearly_and_keep_finished_turns(
     assert rows == [(1, stub.replies[0])]
     assert events.events[-1]["payload"]["status"] == "failed"
     assert [c["turn"] for c in events.of(protocol.ARGUMENT_COMPLETE)] == [1]
+    assert len(stub.requests) == 2 + llm_turn_retries()

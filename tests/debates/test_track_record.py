@@ -282,7 +282,7 @@ async def test_a_silent_market_api_holds_up_neither_other_verdicts_nor_the_janit
 ):
     stuck = await sync_to_async(make_forecast)(source="binance:BTCUSDT", due_in=timedelta(hours=-2))
     sample = await sync_to_async(make_forecast)()
-    with override_settings(DEBATE_STALE_AFTER_S=1, MARKET_DATA_URL=silent_market):
+    with override_settings(VERDICT_RESOLVE_INTERVAL_S=1, MARKET_DATA_URL=silent_market):
         tasks_before = set(janitor._tasks)
         janitor.ensure_janitor()
         started = [t for t in janitor._tasks - tasks_before if not t.done()]

@@ -171,6 +171,8 @@ WORDS = [
 async def _produce(
     debate_id: str, turns: int, tokens_per_turn: int, rate: float, token_chars: int = 0
 ) -> None:
+    from datetime import timedelta
+
     from asgiref.sync import sync_to_async
     from django.utils import timezone
 
@@ -178,8 +180,13 @@ async def _produce(
     from streaming import protocol
     from streaming.publisher import publish_event
 
+    # No run heartbeats for a synthetic debate: a heartbeat far ahead keeps every janitor's
+    # takeover (a sweep every DEBATE_SWEEP_S) away from it.
     await sync_to_async(Debate.objects.filter(pk=debate_id).update, thread_sensitive=False)(
-        status="running", started_at=timezone.now()
+        status="running",
+        started_at=timezone.now(),
+        runner_id="synthetic",
+        heartbeat_at=timezone.now() + timedelta(days=1),
     )
     await publish_event(debate_id, protocol.STATUS_UPDATE, {"status": "running"})
     for turn in range(1, turns + 1):

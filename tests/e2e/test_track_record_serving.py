@@ -32,7 +32,7 @@ def test_a_verdict_is_priced_then_resolved_by_the_serving_processs_timer(tmp_pat
         1,
         use_redis=False,
         OFFLINE_LLM_TOKENS_PER_S="0",
-        DEBATE_STALE_AFTER_S="1",
+        VERDICT_RESOLVE_INTERVAL_S="1",
         DB_CONN_MAX_AGE="0",  # one connection per request thread on PostgreSQL, none kept
     ) as (server,):
         access = server.token()["access"]

@@ -4,6 +4,9 @@ server's memory stays bounded meanwhile (RSS measured), and the viewer resumes e
 import asyncio
 import json
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,7 +17,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from streaming import protocol
-from tests.e2e.servers import ORIGIN, QA_TOKEN, RawSocket, daphne_cluster, synthetic_debate
+from tests.e2e.servers import (
+    ORIGIN,
+    QA_TOKEN,
+    ROOT,
+    RawSocket,
+    daphne_cluster,
+    synthetic_debate,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -152,4 +162,70 @@ async def test_a_viewer_that_stops_reading_is_dropped_with_memory_bounded(tmp_pa
             f"RSS growth during the stall {growth / MIB:.1f} MiB (bound {RSS_BOUND / MIB:.0f})"
         )
         assert stream > 2 * RSS_BOUND  # far more than the bound went past the stalled viewer
+        assert growth < RSS_BOUND
+
+
+STOPPED_S = 60
+
+
+async def test_a_client_process_stopped_for_a_minute_is_dropped_and_resumes(tmp_path):
+    """The same stall, caused for real: a viewer process SIGSTOPped for 60 s while the debate
+    streams past it, then SIGCONTed; it resumes by itself and ends with every event once."""
+    env = {"WS_SEND_BUFFER_LIMIT_BYTES": str(LIMIT), "WS_SEND_BUFFER_GRACE_S": str(GRACE_S)}
+    with daphne_cluster(tmp_path, 1, ping=(600, 600), **env) as (server,):
+        access = server.token()["access"]
+        status, debate = server.api("POST", "/api/debates/", {"asset": "AAPL"}, access)
+        assert status == 201, debate
+        debate_id = debate["id"]
+        output = tmp_path / "reader.jsonl"
+        reader = subprocess.Popen(  # noqa: ASYNC220 - started once, never waited for here
+            [
+                sys.executable,
+                "-m",
+                "tests.faults.ws_reader",
+                server.ws_url(debate_id),
+                output,
+                "4096",
+            ],
+            cwd=ROOT,
+        )
+        try:
+            deadline = time.monotonic() + DEADLINE_S
+            while not (output.exists() and "connected" in output.read_text()):
+                assert time.monotonic() < deadline, "the reader never connected"
+                assert reader.poll() is None, "the reader exited"
+                await asyncio.sleep(0.1)
+            reader.send_signal(signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            sampler = _RssSampler(server.proc.pid)
+            baseline = sampler.process.memory_info().rss
+            sampler.start()
+            producer = synthetic_debate(
+                server.env, debate_id, TURNS, TOKENS, rate=100, token_chars=TOKEN_CHARS
+            )
+            try:
+                assert await asyncio.to_thread(producer.wait, DEADLINE_S) == 0
+            finally:
+                if producer.poll() is None:
+                    producer.kill()
+            while not re.findall(DROPPED, server.logs()):
+                assert time.monotonic() < deadline, "the stopped viewer was never dropped"
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(max(0.0, STOPPED_S - (time.monotonic() - stopped_at)))
+            sampler.stopped.set()
+            await asyncio.to_thread(sampler.join)
+            reader.send_signal(signal.SIGCONT)
+            assert await asyncio.to_thread(reader.wait, DEADLINE_S) == 0
+        finally:
+            if reader.poll() is None:
+                reader.send_signal(signal.SIGCONT)
+                reader.kill()
+                reader.wait(timeout=10)
+        lines = [json.loads(line) for line in output.read_text().splitlines()]
+        events = [line for line in lines if "type" in line]
+        _check_exact(events)
+        assert any("dropped" in line for line in lines)  # it was dropped, then resumed
+        assert _counter(server, "ws_slow_viewers_dropped_total") >= 1
+        growth = sampler.peak - baseline
+        print(f"RSS growth while the viewer was stopped: {growth / MIB:.1f} MiB")
         assert growth < RSS_BOUND

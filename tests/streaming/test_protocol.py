@@ -72,7 +72,19 @@ def test_ping_and_pong_shapes():
 
 
 def test_close_codes_are_the_documented_ones():
-    assert {int(c) for c in Close} == {4001, 4003, 4004, 4008, 4029, 4400, 4429, 4500, 1008}
+    assert {int(c) for c in Close} == {
+        4001,
+        4003,
+        4004,
+        4008,
+        4029,
+        4400,
+        4429,
+        4500,
+        4503,
+        1008,
+        1001,
+    }
     for code in Close:
         if code != Close.BAD_FRAME:
             assert code in protocol.CLOSE_MESSAGES
@@ -89,6 +101,7 @@ def test_server_types_are_every_message_type_once():
             protocol.ERROR,
             protocol.PING,
             protocol.PONG,
+            protocol.RECOVERING,
         }
     )
 
@@ -150,3 +163,11 @@ def test_bad_client_frames_are_typed(text, binary, reason):
 def test_client_ping_and_pong_are_accepted():
     assert protocol.decode_client_frame('{"type": "DEBATE/PING"}')["type"] == protocol.PING
     assert protocol.decode_client_frame('{"type": "DEBATE/PONG", "x": 1}')["type"] == protocol.PONG
+
+
+def test_recovering_is_a_notice_without_seq_with_a_known_reason():
+    message = protocol.recovering("d1", "runner_stopped")
+    assert message["type"] == protocol.RECOVERING
+    assert message["payload"] == {"debateId": "d1", "reason": "runner_stopped"}
+    with pytest.raises(ValueError, match="reason"):
+        protocol.recovering("d1", "whatever")

@@ -4,7 +4,9 @@
 `data: [DONE]`, chunked transfer encoding). Each request takes the next behaviour from `plan`
 (then `default`): "ok", "500", "hang" (never answers until the stub stops, so a client timeout
 always fires), "drop" (closes the connection mid-stream), "malformed" (a chunk that is not JSON),
-"no_done" (the stream ends cleanly but without finish_reason or [DONE]).
+"no_done" (the stream ends cleanly but without finish_reason or [DONE]), "429" and "503" (with
+``Retry-After: 1``), "slow" (the first token after SLOW_FIRST_TOKEN_S, then as "ok"), "stall"
+(three tokens, then silence until the stub stops).
 """
 
 import json
@@ -13,6 +15,7 @@ import threading
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+SLOW_FIRST_TOKEN_S = 1.0
 VERDICT_REPLY = "RECOMMENDATION: BUY\nCONFIDENCE: 0.8\nRATIONALE: The bull cited stronger numbers."
 
 
@@ -37,6 +40,7 @@ class OpenAIStub:
         self.default = default
         self.plan: deque[str] = deque()
         self.requests: list[dict] = []
+        self.behaviours: list[str] = []  # what each request got
         self.replies: list[str] = []
         self.verdict_reply = VERDICT_REPLY  # what the moderator answers
         self._stopping = threading.Event()
@@ -65,10 +69,11 @@ class OpenAIStub:
         with self._lock:
             behaviour = self.plan.popleft() if self.plan else self.default
             self.requests.append(body)
+            self.behaviours.append(behaviour)
             text = reply_for(body, len(self.requests))
             if text == VERDICT_REPLY:
                 text = self.verdict_reply
-            if behaviour == "ok":
+            if behaviour in ("ok", "slow"):
                 self.replies.append(text)
             return behaviour, text
 
@@ -100,9 +105,11 @@ class OpenAIStub:
                     stub._stopping.wait(60)
                     self.close_connection = True
                     return
-                if behaviour == "500":
+                if behaviour in ("500", "429", "503"):
                     error = json.dumps({"error": {"message": "stub failure", "type": "server"}})
-                    self.send_response(500)
+                    self.send_response(int(behaviour))
+                    if behaviour != "500":
+                        self.send_header("Retry-After", "1")
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(error)))
                     self.end_headers()
@@ -115,7 +122,13 @@ class OpenAIStub:
                 tokens = tokens_of(text)
                 base = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0}
                 base["model"] = body.get("model", "stub")
+                if behaviour == "slow":
+                    stub._stopping.wait(SLOW_FIRST_TOKEN_S)
                 for i, token in enumerate(tokens):
+                    if behaviour == "stall" and i == 3:
+                        stub._stopping.wait(60)
+                        self.close_connection = True
+                        return
                     delta = {"content": token} if i else {"role": "assistant", "content": token}
                     self._event({**base, "choices": [{"index": 0, "delta": delta}]})
                     if behaviour == "drop" and i == 2:
