@@ -74,6 +74,26 @@ def test_an_unparsed_verdict_is_tracked_apart_never_as_a_hold(claimed):
     assert (overall["hit_rate"], overall["mean_brier"]) == (None, None)
 
 
+@pytest.mark.django_db
+def test_a_retried_verdict_save_tracks_the_verdict_once(claimed):
+    debate = claimed(asset="BTC")
+    verdict = {"recommendation": "buy", "confidence": 0.7, "rationale": "r", "parsed": True}
+    priced = {
+        "model": "m1",
+        "asset": "BTC",
+        "price": 100.0,
+        "priced_at": timezone.now(),
+        "source": "sample",
+        "is_sample": True,
+    }
+    save = {"debate_id": debate.pk, "runner_id": "r1", "turn": 3, "agent": "moderator"}
+    assert services.run_save_argument(**save, content="v", verdict=verdict, forecast=priced)
+    # The reply of that commit was lost: the run saves again, with the price it fetched again.
+    again = {**priced, "price": 101.0}
+    assert services.run_save_argument(**save, content="v", verdict=verdict, forecast=again)
+    assert list(Forecast.objects.values_list("price", flat=True)) == [100.0]
+
+
 # --- Aggregation (selectors) --------------------------------------------------------------------
 
 
