@@ -361,7 +361,8 @@ class BinanceMarketData:
         )
 
     async def price_at(self, asset: str, at: datetime, *, series_end: datetime | None = None):
-        """The open of the one-minute kline that holds ``at`` (``series_end`` is unused)."""
+        """The open of the one-minute kline that holds ``at``, or of the next one after a gap
+        (``series_end`` is unused)."""
         if not self.supports(asset):
             raise MarketDataError(f"{self.name} has no data for {asset!r}.")
         symbol = canonical_asset(asset)
@@ -372,8 +373,9 @@ class BinanceMarketData:
                 response = await client.get("/api/v3/klines", params=params)
                 response.raise_for_status()
                 rows = response.json()
-            if not rows or int(rows[0][0]) != minute_ms:
+            if not rows:
                 raise PriceNotYetKnown(f"No {symbol}USDT kline at {at.isoformat()} yet.")
+            # The first price at or after the time (the minute itself unless the market had a gap).
             return float(rows[0][1])
         except httpx.HTTPStatusError as exc:
             raise MarketDataError(

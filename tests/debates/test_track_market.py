@@ -80,6 +80,16 @@ async def test_binance_prices_a_time_with_the_open_of_its_minute(minute_stub):
     ]
 
 
+async def test_binance_after_a_gap_takes_the_next_minute(minute_stub):
+    at = datetime(2026, 3, 2, 14, 7, tzinfo=UTC)
+    minute_ms = int(at.timestamp() * 1000)
+    minute_stub.rows = [
+        _minute_row(minute_ms - 60_000, 99.0),
+        _minute_row(minute_ms + 180_000, 98.5),
+    ]
+    assert await BinanceMarketData(minute_stub.url).price_at("BTC", at) == 98.5
+
+
 async def test_binance_without_that_minute_yet_or_failing(minute_stub):
     at = datetime(2026, 3, 2, 14, 7, tzinfo=UTC)
     minute_stub.rows = []
