@@ -8,6 +8,25 @@ const message = document.getElementById("track-message");
 
 const score = (value) => formatNumber(value, 3);
 
+/** The chart's numbers as a table (what a screen reader reads): the bins that hold verdicts. */
+function calibrationTable(bins) {
+  const details = el("details", "calibration-table");
+  details.append(el("summary", "", "Calibration table"));
+  const table = el("table", "");
+  const head = el("tr", "");
+  for (const title of ["Stated confidence", "Verdicts", "Right", "Hit rate"]) head.append(el("th", "", title));
+  table.append(head);
+  for (const bin of bins.filter((b) => b.count)) {
+    const row = el("tr", "");
+    row.dataset.bin = String(bin.bin);
+    const range = `${bin.lower.toFixed(1)}–${bin.upper.toFixed(1)}`;
+    for (const value of [range, bin.count, bin.hits, formatPercent(bin.hitRate)]) row.append(el("td", "", value));
+    table.append(row);
+  }
+  details.append(table);
+  return details;
+}
+
 /** One group's figures and chart; `data-*` attributes carry the raw numbers. */
 function renderGroup(label, summary, kind) {
   const group = el("article", "track-group");
@@ -28,7 +47,7 @@ function renderGroup(label, summary, kind) {
   }
   group.append(facts);
   if (summary.resolved) {
-    group.append(calibrationChart(summary.calibration, label));
+    group.append(calibrationChart(summary.calibration, label), calibrationTable(summary.calibration));
   } else {
     group.append(el("p", "muted", "No verdict scored yet."));
   }

@@ -84,6 +84,12 @@ def test_the_calibration_chart_draws_the_right_bins(page, server):
         "pending": "0",
         "unparsed": "1",
     }
+    page.locator(f"{m1} .calibration-table summary").click()
+    rows = page.locator(f"{m1} .calibration-table tr[data-bin]").evaluate_all(
+        "(trs) => trs.map((tr) => [...tr.cells].map((c) => c.textContent))"
+    )
+    dash = "\u2013"
+    assert rows == [[f"0.6{dash}0.7", "2", "1", "50%"], [f"0.8{dash}0.9", "1", "1", "100%"]]
     assert [(b["bin"], b["hitRate"]) for b in bars(page, '[data-model="m2"]')] == [(9, 0.0)]
     eth = bars(page, '#track-by-asset [data-asset="ETH"]')
     assert [(b["bin"], b["count"]) for b in eth] == [(9, 1)]
