@@ -4,8 +4,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 
-from debates import lifecycle
-from debates.models import Argument, Debate, Forecast
+from debates import controls, lifecycle
+from debates.models import Argument, Debate, Forecast, Question
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -53,6 +53,19 @@ class ForecastInline(admin.StackedInline):
         return False
 
 
+class QuestionInline(admin.TabularInline):
+    """The moderator's questions, read-only (asked from the watch page or the API)."""
+
+    model = Question
+    extra = 0
+    can_delete = False
+    fields = ["turn", "text", "asked_by", "asked_at", "answered_in_turn"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(Debate)
 class DebateAdmin(admin.ModelAdmin):
     """Every debate with its status, turns, verdict and live viewers."""
@@ -70,8 +83,14 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline, ForecastInline]
-    actions = ["start_debates", "cancel_debates"]
+    inlines = [ArgumentInline, QuestionInline, ForecastInline]
+    actions = [
+        "start_debates",
+        "cancel_debates",
+        "pause_debates",
+        "resume_debates",
+        "conclude_debates",
+    ]
     readonly_fields = [
         "id",
         "status",
@@ -86,6 +105,8 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_recommendation",
         "verdict_confidence",
         "verdict_rationale",
+        "paused_at",
+        "conclusion_reason",
     ]
     fields = ["asset", "max_turns", "verdict_horizon_s", *readonly_fields]
 
@@ -146,3 +167,15 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected debates")
     def cancel_debates(self, request, queryset) -> None:
         self._control(request, queryset, lifecycle.cancel, "Cancelled")
+
+    @admin.action(description="Pause selected debates")
+    def pause_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.pause, "Paused")
+
+    @admin.action(description="Resume selected debates")
+    def resume_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.resume, "Resumed")
+
+    @admin.action(description="Conclude selected debates now (verdict after the current argument)")
+    def conclude_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.conclude, "Concluding")

@@ -49,6 +49,13 @@ class Recommendation(models.TextChoices):
     SELL = "sell", "Sell"
 
 
+class ConclusionReason(models.TextChoices):
+    """Why a debate was concluded before its last turn (DebateRun.conclude)."""
+
+    MODERATOR = "moderator", "Moderator"
+    PAUSE_TIMEOUT = "pause_timeout", "Paused too long"
+
+
 class Debate(models.Model):
     """One bull-vs-bear debate about an asset."""
 
@@ -79,6 +86,14 @@ class Debate(models.Model):
 
     # The market snapshot the debate is grounded in (typed in debates.engine.market).
     market_context = models.JSONField(null=True, blank=True)
+
+    # Moderator controls (debates.controls): set by services, acted on by the debate's run.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    conclusion_reason = models.CharField(
+        max_length=20, choices=ConclusionReason.choices, blank=True
+    )
+    # When the run announced DEBATE/CONCLUDING (once, whichever run it was).
+    concluding_at = models.DateTimeField(null=True, blank=True)
 
     verdict_recommendation = models.CharField(
         max_length=4, choices=Recommendation.choices, blank=True
@@ -148,6 +163,37 @@ class Argument(models.Model):
 
     def __str__(self) -> str:
         return f"turn {self.turn} ({self.agent})"
+
+
+QUESTION_MAX_CHARS = 500
+
+
+class Question(models.Model):
+    """A moderator's question, which the next speaker addresses first."""
+
+    debate = models.ForeignKey(Debate, on_delete=models.CASCADE, related_name="questions")
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="debate_questions",
+    )
+    text = models.CharField(max_length=QUESTION_MAX_CHARS)
+    # The turn in progress (or about to start) when it was asked.
+    turn = models.PositiveSmallIntegerField()
+    asked_at = models.DateTimeField(default=timezone.now)
+    # The turn whose argument addressed it; saved with that argument, in one transaction.
+    answered_in_turn = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["debate", "asked_at", "id"]
+        indexes = [
+            models.Index(fields=["debate", "answered_in_turn"], name="question_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"question {self.pk} (turn {self.turn})"
 
 
 class Forecast(models.Model):

@@ -8,8 +8,8 @@ from django.db.models.functions import Cast, Floor, Least
 from django.utils import timezone
 
 from debates.engine.market import canonical_asset
-from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, DebateStatus, Forecast
+from debates.engine.state import ArgumentItem, QuestionItem
+from debates.models import Argument, Debate, DebateStatus, Forecast, Question
 from debates.scoring import CALIBRATION_BINS
 
 
@@ -17,7 +17,10 @@ def debate_list(*, status: str | None = None, asset: str | None = None) -> Query
     """Debates newest first, with arguments in order."""
     qs = (
         Debate.objects.select_related("created_by", "forecast")
-        .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
+        .prefetch_related(
+            Prefetch("arguments", queryset=Argument.objects.order_by("turn")),
+            Prefetch("questions", queryset=Question.objects.select_related("asked_by")),
+        )
         .order_by("-created_at")
     )
     if status:
@@ -58,6 +61,26 @@ def debates_silent() -> list:
             heartbeat_at__gte=stale_since,
         ).values_list("pk", flat=True)
     )
+
+
+def debate_controls(*, debate_id) -> dict | None:
+    """The moderator controls' state of a debate (what its run acts on), or None."""
+    return (
+        Debate.objects.filter(pk=debate_id)
+        .values("status", "paused_at", "conclusion_reason", "concluding_at")
+        .first()
+    )
+
+
+def debate_questions(*, debate_id) -> QuerySet[Question]:
+    """A debate's questions, oldest first."""
+    return Question.objects.filter(debate_id=debate_id).select_related("asked_by")
+
+
+def open_questions(*, debate_id) -> list[QuestionItem]:
+    """The questions no saved argument has answered yet, oldest first."""
+    rows = debate_questions(debate_id=debate_id).filter(answered_in_turn__isnull=True)
+    return [QuestionItem(id=q.pk, text=q.text) for q in rows]
 
 
 # --- Track record ---------------------------------------------------------------------------

@@ -11,9 +11,12 @@ from debates.models import (
     MAX_TURNS,
     MIN_HORIZON_S,
     MIN_TURNS,
+    QUESTION_MAX_CHARS,
     Argument,
+    ConclusionReason,
     Debate,
     Forecast,
+    Question,
     Recommendation,
 )
 from debates.validators import ASSET_HELP
@@ -26,6 +29,17 @@ class ArgumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Argument
         fields = ["turn", "agent", "content", "created_at"]
+        read_only_fields = fields
+
+
+class QuestionSerializer(serializers.ModelSerializer):
+    """A moderator's question: who asked it, during which turn, and which turn answered it."""
+
+    asked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Question
+        fields = ["id", "text", "asked_by", "turn", "asked_at", "answered_in_turn"]
         read_only_fields = fields
 
 
@@ -112,6 +126,7 @@ class DebateSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
     can_control = serializers.SerializerMethodField()
+    questions = QuestionSerializer(many=True, read_only=True)
     forecast = serializers.SerializerMethodField()
 
     class Meta:
@@ -131,6 +146,9 @@ class DebateSerializer(serializers.ModelSerializer):
             "verdict",
             "market",
             "can_control",
+            "paused_at",
+            "conclusion_reason",
+            "questions",
             "verdict_horizon_s",
             "forecast",
         ]
@@ -211,6 +229,24 @@ class QuotaExceededSerializer(serializers.Serializer):
     window = serializers.ChoiceField(
         choices=["24h", "running"],
         help_text="24h: debates created in any 24 hours; running: debates running at once.",
+    )
+
+
+class QuestionCreateSerializer(serializers.Serializer):
+    """Input for asking a question: plain text (markup is kept as text and shown as text)."""
+
+    text = StrictCharField(max_length=QUESTION_MAX_CHARS, allow_blank=False, trim_whitespace=True)
+
+
+class ModerationStateSerializer(serializers.Serializer):
+    """The answer to pause, resume and conclude: the debate's moderation state."""
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    paused_at = serializers.DateTimeField(allow_null=True)
+    conclusion_reason = serializers.ChoiceField(
+        choices=["", *ConclusionReason.values],
+        help_text="Why the debate is concluding early; empty when it is not.",
     )
 
 

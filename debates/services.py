@@ -26,7 +26,16 @@ from django.utils import timezone
 
 from debates import scoring
 from debates.engine.market import get_provider
-from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus, Forecast
+from debates.models import (
+    DEFAULT_TURNS,
+    Agent,
+    Argument,
+    ConclusionReason,
+    Debate,
+    DebateStatus,
+    Forecast,
+    Question,
+)
 from debates.selectors import debate_status
 from debates.validators import normalise_asset
 from streaming import protocol
@@ -304,11 +313,12 @@ def run_save_argument(
     agent: str,
     content: str,
     verdict: dict | None,
+    answered: tuple | list = (),
     forecast: dict | None = None,
 ) -> bool:
     """Save one finished turn (and the moderator's verdict with its turn, tracked as a Forecast
-    when ``forecast`` prices it: see ``_forecast_create``); False when the debate is no longer
-    the caller's (nothing is saved)."""
+    when ``forecast`` prices it: see ``_forecast_create``; and the questions it answered); False
+    when the debate is no longer the caller's (nothing is saved)."""
     fields = {"heartbeat_at": timezone.now()}
     if verdict is not None:
         fields.update(
@@ -326,6 +336,11 @@ def run_save_argument(
         Argument.objects.get_or_create(
             debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
         )
+        if answered:
+            # In the argument's transaction: a question is answered once, even across takeovers.
+            Question.objects.filter(
+                debate_id=debate_id, pk__in=list(answered), answered_in_turn__isnull=True
+            ).update(answered_in_turn=turn)
         if verdict is not None and forecast is not None:
             _forecast_create(debate_id=debate_id, verdict=verdict, **forecast)
     return True
@@ -412,3 +427,126 @@ def run_stopped(*, debate_id) -> str:
     if status == DebateStatus.CANCELLED:
         _announce(debate_id, status)
     return status
+
+
+# --- Moderator controls (debates.controls calls these; the debate's run acts on them) ---------
+
+
+def _announce_event(debate_id, action_type: str, payload: dict) -> None:
+    """Publish one debate event once the current transaction commits."""
+
+    def publish() -> None:
+        async_to_sync(publish_events)(debate_id, [(action_type, payload)])
+
+    transaction.on_commit(publish, robust=True)
+
+
+def _lock_running(debate: Debate) -> Debate:
+    """The debate's row, locked; DebateStateError unless it is running."""
+    current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
+    if current is None or current.status != DebateStatus.RUNNING:
+        debate.refresh_from_db()
+        raise DebateStateError(f"Debate is {debate.status}, not running.")
+    return current
+
+
+def _concluding(current: Debate) -> bool:
+    return (
+        bool(current.conclusion_reason) or current.arguments.filter(agent=Agent.MODERATOR).exists()
+    )
+
+
+@transaction.atomic
+def debate_pause(*, debate: Debate) -> str:
+    """Pause a running debate (no tokens until resumed); return its runner id.
+
+    Pausing a paused or concluding debate is a DebateStateError (409), not a no-op.
+    """
+    current = _lock_running(debate)
+    if current.paused_at is not None:
+        raise DebateStateError("Debate is already paused.")
+    if _concluding(current):
+        raise DebateStateError("Debate is concluding.")
+    Debate.objects.filter(pk=debate.pk).update(paused_at=timezone.now())
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def debate_resume(*, debate: Debate) -> str:
+    """Resume a paused debate; return its runner id (DebateStateError unless paused)."""
+    current = _lock_running(debate)
+    if current.paused_at is None:
+        raise DebateStateError("Debate is not paused.")
+    Debate.objects.filter(pk=debate.pk).update(paused_at=None)
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def debate_conclude(*, debate: Debate, reason: str = ConclusionReason.MODERATOR) -> str:
+    """Ask for the verdict now: the current argument finishes, then the moderator decides on
+    what has been said; a paused debate resumes for that. Return the runner id."""
+    current = _lock_running(debate)
+    if _concluding(current):
+        raise DebateStateError("Debate is already concluding.")
+    Debate.objects.filter(pk=debate.pk).update(conclusion_reason=reason, paused_at=None)
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def question_ask(*, debate: Debate, asked_by: AbstractBaseUser | None, text: str) -> Question:
+    """Put a question to a pending or running debate: the next speaker addresses it first;
+    every viewer sees it at once (DEBATE/QUESTION)."""
+    current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
+    if current is None or current.status not in (DebateStatus.PENDING, DebateStatus.RUNNING):
+        debate.refresh_from_db()
+        raise DebateStateError(f"Debate is already {debate.status}.")
+    if current.arguments.filter(agent=Agent.MODERATOR).exists():
+        raise DebateStateError("The verdict has been given.")
+    spoken = current.arguments.exclude(agent=Agent.MODERATOR).count()
+    question = Question(
+        debate=current,
+        asked_by=asked_by if asked_by is not None and asked_by.is_authenticated else None,
+        text=(text or "").strip(),
+        turn=spoken + 1,
+    )
+    question.full_clean(exclude=["debate", "asked_by"])
+    question.save()
+    _announce_event(
+        debate.pk,
+        protocol.QUESTION,
+        {
+            "questionId": question.pk,
+            "text": question.text,
+            "askedBy": question.asked_by.get_username() if question.asked_by else "",
+            "turn": question.turn,
+        },
+    )
+    return question
+
+
+def run_pause_expired(*, debate_id, runner_id: str, paused_at) -> bool:
+    """A pause that lasted DEBATE_PAUSE_MAX_S concludes the debate; False when it was resumed
+    meanwhile or the debate is no longer the caller's."""
+    return (
+        _owned(debate_id, runner_id)
+        .filter(paused_at=paused_at, conclusion_reason="")
+        .update(conclusion_reason=ConclusionReason.PAUSE_TIMEOUT)
+        == 1
+    )
+
+
+def run_conclude(*, debate_id, runner_id: str, reason: str) -> str | None:
+    """The run concludes its debate (any reason; a recorded one wins) and ends any pause;
+    return the reason to announce, or None when it was announced before (or not the caller's)."""
+    with transaction.atomic():
+        row = _owned(debate_id, runner_id).select_for_update().first()
+        if row is None or row.concluding_at is not None:
+            return None
+        reason = row.conclusion_reason or reason
+        _owned(debate_id, runner_id).update(
+            conclusion_reason=reason, concluding_at=timezone.now(), paused_at=None
+        )
+    return reason

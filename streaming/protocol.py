@@ -1,7 +1,8 @@
 """The wire protocol: every WebSocket message type and shape, defined once (DESIGN §3).
 
 Server messages are Redux-style actions ``{type, payload, timestamp}``. Debate events
-(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE) carry ``payload.seq``; the
+(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE, and the moderator's PAUSED,
+RESUMED, QUESTION, CONCLUDING) carry ``payload.seq``; the
 other messages (CONNECTED, ERROR, PING, PONG) do not. A debate event's ``timestamp`` is when it
 was created (a merged token frame: its first token), and the events the publisher sent carry
 ``publishedAt`` too (added): when they left the coalescing outbox.
@@ -46,6 +47,12 @@ PONG = "DEBATE/PONG"
 RECOVERING = "DEBATE/RECOVERING"
 # RECOVERING.reason: the runner's process shut down and released it, or stopped heartbeating.
 RECOVERING_REASONS = ("runner_stopped", "runner_silent")
+# Moderator controls (added): the run announces pause, resume and concluding; a question is
+# announced as it is asked.
+PAUSED = "DEBATE/PAUSED"
+RESUMED = "DEBATE/RESUMED"
+QUESTION = "DEBATE/QUESTION"
+CONCLUDING = "DEBATE/CONCLUDING"
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -53,6 +60,10 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     ARGUMENT_COMPLETE: ("agent", "content", "turn"),
     TURN_CHANGE: ("currentAgent", "turn"),
     STATUS_UPDATE: ("status",),
+    PAUSED: ("pausedAt",),
+    RESUMED: (),
+    QUESTION: ("questionId", "text", "askedBy", "turn"),
+    CONCLUDING: ("reason",),
 }
 EVENT_TYPES = tuple(EVENT_FIELDS)
 

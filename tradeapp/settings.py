@@ -213,6 +213,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+        # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
+        "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
     },
 }
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
@@ -287,6 +289,8 @@ DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 # Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
 DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
+# Moderator controls: a debate paused longer than this concludes by itself (the verdict).
+DEBATE_PAUSE_MAX_S = env_float("DEBATE_PAUSE_MAX_S", 600.0)
 # Track record: a verdict is checked this long after it is given (per debate: verdictHorizonS);
 # hold is a hit while the return stays within +/- the band, buy above it, sell below it.
 VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)

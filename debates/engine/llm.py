@@ -81,7 +81,29 @@ def read_brief(messages: list[BaseMessage]) -> dict:
         "is_sample": bool(source and source.group(1).endswith(prompts.SAMPLE_NOTE)),
         "opponent": _between(text, prompts.QUOTE_BEGIN, prompts.QUOTE_END),
         "transcript": _between(text, prompts.TRANSCRIPT_BEGIN, prompts.TRANSCRIPT_END),
+        "questions": _questions(_between(text, prompts.QUESTIONS_BEGIN, prompts.QUESTIONS_END)),
     }
+
+
+def _questions(block: str | None) -> list[str]:
+    """The moderator's questions quoted in a prompt's questions block."""
+    if not block:
+        return []
+    return [line[2:].strip() for line in block.splitlines() if line.startswith("- ")]
+
+
+def answer_questions(brief: dict, role: str) -> str:
+    """The opening sentence that addresses the moderator's questions, quoting them ("" if none)."""
+    questions = brief.get("questions") or []
+    if not questions:
+        return ""
+    quoted = "; ".join(
+        q if len(q) <= MAX_QUOTE_CHARS else q[:MAX_QUOTE_CHARS].rstrip() + "…" for q in questions
+    )
+    stance = {"bull": "the data says buy", "bear": "the data says sell"}.get(
+        role, "the verdict below answers it"
+    )
+    return f'To the moderator\'s question "{quoted}": as the {role}, {stance}. '
 
 
 # Words that only link a sentence to the one before it; a quote reads badly starting with one.
@@ -325,21 +347,22 @@ def write_argument(brief: dict, rng: random.Random) -> str:
     role = brief["role"]
     signals = market_signals(brief["market"])
     closer = rng.choice(CLOSERS[role])
+    answer = answer_questions(brief, role)
     if not brief["opponent"]:
         sample = SAMPLE_TAG if brief.get("is_sample") and brief["turn"] == 1 else ""
         head = rng.choice(OPENERS[role]).format(asset=brief["asset"], sample=sample)
         parts = _own_points(signals, role, rng, 3)
-        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+        return f"{answer}{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
     quote = last_point(brief["opponent"])
     key = cited_indicator(quote)
     answered = next((s for s in signals if s.key == key), None)
     if answered is None:
         head = rng.choice(REBUTTALS[role]).format(quote=quote)
         parts = _own_points(signals, role, rng, 3)
-        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+        return f"{answer}{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
     head = rng.choice(COUNTERS[role]).format(quote=quote, counter=answered.reading(role))
     parts = _own_points([s for s in signals if s is not answered], role, rng, 2)
-    return f"{head}Also, {parts[0]}; {parts[1]}. {closer}"
+    return f"{answer}{head}Also, {parts[0]}; {parts[1]}. {closer}"
 
 
 def write_verdict(brief: dict, rng: random.Random) -> str:
@@ -362,6 +385,7 @@ def write_verdict(brief: dict, rng: random.Random) -> str:
             if score <= -2
             else "Neither side made a decisive case, so waiting is prudent."
         )
+        + (" " + answer_questions(brief, "moderator").strip() if brief.get("questions") else "")
     )
 
 

@@ -16,6 +16,7 @@ from debates.engine.state import (
     MODERATOR,
     ArgumentItem,
     DebateState,
+    QuestionItem,
     Speaker,
     Verdict,
 )
@@ -39,8 +40,23 @@ def opponent_last_argument(state: DebateState, agent: Speaker) -> ArgumentItem |
     return None
 
 
-def speaker_messages(state: DebateState, agent: Speaker, turn: int) -> list[BaseMessage]:
-    """The prompt of one bull or bear turn; after the opening it quotes the opponent verbatim."""
+def _with_questions(human: str, questions: list[QuestionItem] | None) -> str:
+    block = prompts.questions_block([q["text"] for q in questions or []])
+    return f"{human}\n{block}" if block else human
+
+
+async def pending_questions(config: RunnableConfig) -> list[QuestionItem]:
+    """The moderator's open questions, from the callable the runner puts in the config
+    (``configurable.questions``); none without one."""
+    source = (config or {}).get("configurable", {}).get("questions")
+    return list(await source()) if source is not None else []
+
+
+def speaker_messages(
+    state: DebateState, agent: Speaker, turn: int, questions: list[QuestionItem] | None = None
+) -> list[BaseMessage]:
+    """The prompt of one bull or bear turn; after the opening it quotes the opponent verbatim,
+    and it ends with the moderator's open questions, to be addressed first."""
     market = state["market"]
     values = {
         "agent": agent,
@@ -60,11 +76,13 @@ def speaker_messages(state: DebateState, agent: Speaker, turn: int) -> list[Base
             opponent_argument=prompts.quoted(previous["content"]),
             **values,
         )
-    return [SystemMessage(content=system), HumanMessage(content=human)]
+    return [SystemMessage(content=system), HumanMessage(content=_with_questions(human, questions))]
 
 
-def moderator_messages(state: DebateState) -> list[BaseMessage]:
-    """The moderator's prompt: the market data and the whole transcript."""
+def moderator_messages(
+    state: DebateState, questions: list[QuestionItem] | None = None
+) -> list[BaseMessage]:
+    """The moderator's prompt: the market data, the whole transcript and any open questions."""
     values = {
         "turn": state["max_turns"] + 1,
         "max_turns": state["max_turns"],
@@ -84,7 +102,10 @@ def moderator_messages(state: DebateState) -> list[BaseMessage]:
     return [
         SystemMessage(content=prompts.render(prompts.MODERATOR_SYSTEM, **values)),
         HumanMessage(
-            content=prompts.render(prompts.MODERATOR_PROMPT, transcript=transcript, **values)
+            content=_with_questions(
+                prompts.render(prompts.MODERATOR_PROMPT, transcript=transcript, **values),
+                questions,
+            )
         ),
     ]
 
@@ -106,9 +127,15 @@ def make_speaker(agent: Speaker, llm: BaseChatModel):
 
     async def speak(state: DebateState, config: RunnableConfig) -> dict:
         turn = state["turn"] + 1
-        content = await _ask(llm, speaker_messages(state, agent, turn), config)
+        questions = await pending_questions(config)
+        content = await _ask(llm, speaker_messages(state, agent, turn, questions), config)
         item = ArgumentItem(turn=turn, agent=agent, content=content)
-        return {"arguments": [item], "turn": turn, "next_agent": OPPONENT[agent]}
+        return {
+            "arguments": [item],
+            "turn": turn,
+            "next_agent": OPPONENT[agent],
+            "answered": [q["id"] for q in questions],
+        }
 
     speak.__name__ = agent
     return speak
@@ -118,9 +145,14 @@ def make_moderator(llm: BaseChatModel):
     """The verdict node bound to a chat model."""
 
     async def moderate(state: DebateState, config: RunnableConfig) -> dict:
-        content = await _ask(llm, moderator_messages(state), config)
+        questions = await pending_questions(config)
+        content = await _ask(llm, moderator_messages(state, questions), config)
         item = ArgumentItem(turn=state["max_turns"] + 1, agent=MODERATOR, content=content)
-        return {"arguments": [item], "verdict": parse_verdict(content)}
+        return {
+            "arguments": [item],
+            "verdict": parse_verdict(content),
+            "answered": [q["id"] for q in questions],
+        }
 
     return moderate
 

@@ -19,6 +19,13 @@ class ArgumentItem(TypedDict):
     content: str
 
 
+class QuestionItem(TypedDict):
+    """A moderator's question the next speaker must address first."""
+
+    id: int
+    text: str
+
+
 class Verdict(TypedDict):
     """The moderator's structured verdict."""
 
@@ -38,6 +45,7 @@ class DebateState(TypedDict, total=False):
     max_turns: int
     next_agent: Speaker
     verdict: Verdict | None
+    answered: Annotated[list[int], operator.add]  # ids of the questions a turn addressed
 
 
 def speaker_for_turn(turn: int) -> Speaker:

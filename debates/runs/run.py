@@ -28,24 +28,41 @@ finished node for ``idle_timeout_s()``; and a model that writes past MAX_ARGUMEN
 turn fails it too. A CancelledError nobody asked for fails the debate; only the process's own
 shutdown (the run task itself cancelled) leaves it `running` for takeover.
 
+Moderator controls (debates.controls). The commands live in the database (``Debate.paused_at``,
+``conclusion_reason``, Question rows); a ``debate.controls`` control message (``poke``) and every
+heartbeat make the run read them. Paused: the run announces DEBATE/PAUSED, then holds the model
+between tokens (``_PauseGate``, a LangChain callback awaited after each token) and publishes no
+token until it announces DEBATE/RESUMED; the stall detector does not count the pause; a pause
+older than DEBATE_PAUSE_MAX_S concludes the debate (``pause_timeout``). ``conclude(reason)`` is
+the one way to end a debate early: the run records the reason and announces DEBATE/CONCLUDING
+once (``services.run_conclude``), the argument being written finishes, then the graph is run
+again from the saved arguments with ``max_turns`` cut to the turns spoken, so its router goes
+to the moderator, whose verdict weighs what was said. Questions: each turn's node asks the run
+for the open questions (``configurable.questions``) as it builds its prompt, and the node's
+update names the ones it addressed, marked answered with the argument's save (one transaction).
+
 Takeover. A run of a debate taken over from a dead runner rebuilds the graph's state from the
 saved arguments and the stored market context and continues after the last saved argument; it
 announces ``running`` again and re-sends the unfinished turn's TURN_CHANGE, which restarts that
-turn's text (docs/streaming.md).
+turn's text (docs/streaming.md). A paused debate is announced paused again and stays paused; a
+concluded one goes to the verdict (its CONCLUDING is announced only if the dead run had not).
 """
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from langchain_core.callbacks import AsyncCallbackHandler
 
 from debates import selectors, services
 from debates.engine.graph import build_graph
@@ -56,8 +73,14 @@ from debates.engine.market import (
     get_provider,
     provider_for_source,
 )
-from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
-from debates.models import DebateStatus
+from debates.engine.state import (
+    MODERATOR,
+    ArgumentItem,
+    QuestionItem,
+    initial_state,
+    speaker_for_turn,
+)
+from debates.models import ConclusionReason, DebateStatus
 from debates.runs.errors import (
     RunawayOutputError,
     StopRun,
@@ -117,6 +140,31 @@ def model_label(llm, kind: str) -> str:
 def llm_turn_retries() -> int:
     """How many times a turn whose model failed mid-way is tried again (DEBATE_LLM_TURN_RETRIES)."""
     return max(int(getattr(settings, "DEBATE_LLM_TURN_RETRIES", 2)), 0)
+
+
+def notify_local(debate_id) -> bool:
+    """Make this process's run of the debate read its moderator controls (thread-safe)."""
+    run = local_run(debate_id)
+    if run is None or run.loop is None or run.loop.is_closed():
+        return False
+    run.loop.call_soon_threadsafe(run.poke)
+    return True
+
+
+def on_controls_command(message: dict) -> None:
+    """The ``debate.controls`` control command: a moderator changed the debate's controls."""
+    notify_local(message["debate"])
+
+
+class _PauseGate(AsyncCallbackHandler):
+    """Holds the model after each token while the debate is paused (no token is written)."""
+
+    def __init__(self, run: "DebateRun") -> None:
+        self.run = run
+
+    async def on_llm_new_token(self, token: str, **kwargs) -> None:
+        """Called after each token the model streams: wait while the debate is paused."""
+        await self.run.unpaused.wait()
 
 
 def idle_timeout_s() -> float:
@@ -181,6 +229,18 @@ class DebateRun:
         self._asset = ""
         self._turn = 0
         self._agent = ""
+        # Moderator controls: this run's view of the debate's row (see the module docstring).
+        self.unpaused = asyncio.Event()
+        self.unpaused.set()
+        self._paused_at = None
+        self._pause_timer: asyncio.Task | None = None
+        self._conclude_reason: str | None = None
+        self._concluding = False
+        self._sync_task: asyncio.Task | None = None
+        self._sync_again = False
+        self._max_turns = 0
+        self._handed: set[int] = set()  # questions put to a turn of the current graph stream
+        self._context = contextvars.Context()  # the run's own, from run() on
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -190,6 +250,104 @@ class DebateRun:
             self._stop_reason = reason
         if self._work is not None and not self._work.done() and not self._saving:
             self._work.cancel()
+
+    # Called on the run's loop (notify_local hops there), or by the run itself.
+    def poke(self) -> None:
+        """Read the moderator controls from the database now and act on them."""
+        if self._sync_task is not None and not self._sync_task.done():
+            self._sync_again = True
+            return
+        # In the run's own context: a poke handed over from a sync view's thread would otherwise
+        # carry asgiref's executor of that thread, and the run's database calls would refuse.
+        self._sync_task = self.loop.create_task(
+            self._sync_controls_loop(), context=self._context.copy()
+        )
+
+    def conclude(self, reason: str) -> None:
+        """End the debate early (reason: 'moderator', 'pause_timeout', ...): the argument being
+        written finishes, then the moderator gives the verdict on what was said; idempotent,
+        the first reason recorded on the debate wins. Call on the run's loop."""
+        if self._conclude_reason is None:
+            self._conclude_reason = reason
+        self.poke()
+
+    async def _sync_controls_loop(self) -> None:
+        while True:
+            self._sync_again = False
+            try:
+                await self._sync_controls()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reading the controls of debate %s failed", self.debate_id)
+            if not self._sync_again:
+                return
+
+    async def _sync_controls(self) -> None:
+        """Bring the run in line with the debate's controls (the row is the source of truth)."""
+        row = await _service(selectors.debate_controls, debate_id=self.debate_id)
+        if row is None or row["status"] != DebateStatus.RUNNING:
+            return
+        paused_at = row["paused_at"]
+        if self._conclude_reason is None and row["conclusion_reason"]:
+            self._conclude_reason = row["conclusion_reason"]
+        if self._conclude_reason is not None and not self._concluding:
+            self._concluding = True
+            reason = await _service(
+                services.run_conclude,
+                debate_id=self.debate_id,
+                runner_id=self.runner_id,
+                reason=self._conclude_reason,
+            )
+            if reason is not None:
+                self._conclude_reason = reason
+                await self._publish(protocol.CONCLUDING, {"reason": reason})
+            paused_at = None  # concluding ends a pause (run_conclude cleared it)
+        if paused_at is not None and paused_at != self._paused_at:
+            announce = self._paused_at is None
+            self._paused_at = paused_at
+            self.unpaused.clear()  # before anything awaits: no token passes from now on
+            self._restart_pause_timer(paused_at)
+            if announce:
+                paused_iso = protocol.iso_at(paused_at.timestamp())
+                await self._publish(protocol.PAUSED, {"pausedAt": paused_iso})
+        elif paused_at is None and self._paused_at is not None:
+            self._paused_at = None
+            self._restart_pause_timer(None)
+            await self._publish(protocol.RESUMED, {})
+            self._progress_at = self.loop.time()
+            self.unpaused.set()
+
+    def _restart_pause_timer(self, paused_at) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        self._pause_timer = None
+        if paused_at is not None:
+            self._pause_timer = self.loop.create_task(
+                self._expire_pause(paused_at), context=self._context.copy()
+            )
+
+    async def _expire_pause(self, paused_at) -> None:
+        """A pause older than DEBATE_PAUSE_MAX_S concludes the debate."""
+        ends = paused_at + timedelta(seconds=float(settings.DEBATE_PAUSE_MAX_S))
+        await asyncio.sleep(max(0.0, (ends - timezone.now()).total_seconds()))
+        expired = await _service(
+            services.run_pause_expired,
+            debate_id=self.debate_id,
+            runner_id=self.runner_id,
+            paused_at=paused_at,
+        )
+        if expired:
+            self.conclude(ConclusionReason.PAUSE_TIMEOUT)
+        else:
+            self.poke()  # resumed (or concluded) meanwhile: catch up with the row
+
+    async def _open_questions(self) -> list[QuestionItem]:
+        """The open questions not yet put to a turn of this graph stream (a node's prompt)."""
+        items = await _service(selectors.open_questions, debate_id=self.debate_id)
+        fresh = [q for q in items if q["id"] not in self._handed]
+        self._handed.update(q["id"] for q in fresh)
+        return fresh
 
     @contextlib.contextmanager
     def _uninterrupted(self):
@@ -222,6 +380,7 @@ class DebateRun:
     async def run(self) -> str:
         """Run to the end; return the final status (the DB row is the source of truth)."""
         self.loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         self.register()
         try:
             await control.ensure_listening()
@@ -230,6 +389,10 @@ class DebateRun:
             with _active_lock:
                 if _active.get(self.debate_id) is self:
                     del _active[self.debate_id]
+            for task in (self._sync_task, self._pause_timer):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             publisher.release(self.debate_id)
             # The run's DB calls share one worker thread: release its connection like a request.
             await sync_to_async(close_old_connections)()
@@ -329,14 +492,24 @@ class DebateRun:
             services.run_begin, debate_id=self.debate_id, runner_id=self.runner_id
         ):
             raise StopRun
+        spoken = state["turn"]
+        self._max_turns = debate.max_turns
+        if debate.conclusion_reason:
+            self._max_turns = min(debate.max_turns, max(spoken, 1))
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
-        await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
-        config = {"recursion_limit": 2 * debate.max_turns + 10}
+        await self._turn_change(spoken + 1, self._max_turns, hold_s=services.OPENING_HOLD_S)
+        # A debate taken over paused or concluding is announced so, and honoured, before a token.
+        await self._sync_controls()
+        saved = list(state["arguments"])
         backoff, failed_at, attempts = delays(first=1.0, cap=8.0), None, 0
         while True:
+            state = initial_state(
+                asset=debate.asset, market=market, max_turns=self._max_turns, arguments=saved
+            )
             try:
-                await self._stream(graph, state, config, debate.max_turns)
-                break
+                if not await self._stream_graph(graph, state, saved):
+                    break
+                continue
             except Exception as exc:
                 # A model that failed mid-turn (a dropped or malformed stream, a timeout, 429 or
                 # 5xx past the client's own retries) gets the turn again, a bounded number of
@@ -355,51 +528,66 @@ class DebateRun:
                     attempts,
                     llm_turn_retries(),
                 )
-                await asyncio.sleep(delay)
-                self._progress_at = self.loop.time()
-                saved = await _service(selectors.debate_transcript, debate_id=self.debate_id)
-                state = initial_state(
-                    asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
-                )
-                # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
-                await self._turn_change(state["turn"] + 1, debate.max_turns)
+            await asyncio.sleep(delay)
+            self._progress_at = self.loop.time()
+            # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
+            await self._turn_change(len(saved) + 1, self._max_turns)
         if not self._verdict_saved:
             raise UnfinishedGraphError(
                 f"the graph stopped at turn {self._turn}, before the verdict."
             )
 
-    async def _stream(self, graph, state, config, max_turns: int) -> None:
-        """Stream the graph from `state`: publish tokens, save and announce finished turns."""
+    async def _stream_graph(self, graph, state, saved: list) -> bool:
+        """Stream the graph from `state`, appending each saved argument to `saved`; True when
+        it must run again because the debate was concluded (max_turns cut to the turns spoken)."""
+        self._handed = set()
         buffer: list[str] = []
+        config = {
+            "recursion_limit": 2 * state["max_turns"] + 10,
+            "callbacks": [_PauseGate(self)],
+            "configurable": {"questions": self._open_questions},
+        }
         size = 0
-        async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
-            self._progress_at = self.loop.time()
-            if mode == "messages":
-                chunk, meta = data
-                token = message_text(chunk)
-                if token and meta.get("langgraph_node") == self._agent:
-                    buffer.append(token)
-                    size += len(token)
-                    if size > MAX_ARGUMENT_CHARS:
-                        raise RunawayOutputError(
-                            f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+        stream = graph.astream(state, config, stream_mode=["messages", "updates"])
+        async with contextlib.aclosing(stream):
+            async for mode, data in stream:
+                self._progress_at = self.loop.time()
+                if mode == "messages":
+                    chunk, meta = data
+                    token = message_text(chunk)
+                    if token and meta.get("langgraph_node") == self._agent:
+                        buffer.append(token)
+                        size += len(token)
+                        if size > MAX_ARGUMENT_CHARS:
+                            raise RunawayOutputError(
+                                f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+                            )
+                        await self.unpaused.wait()  # no token goes out while paused
+                        await self._publish(
+                            protocol.TOKEN_RECEIVED,
+                            {"agent": self._agent, "token": token, "turn": self._turn},
                         )
-                    await self._publish(
-                        protocol.TOKEN_RECEIVED,
-                        {"agent": self._agent, "token": token, "turn": self._turn},
-                    )
-                continue
-            for update in data.values():
-                if not update or not update.get("arguments"):
                     continue
-                item = update["arguments"][-1]
-                with self._uninterrupted():
-                    await self._complete(item, "".join(buffer), update.get("verdict"))
-                buffer, size = [], 0
-                if item["agent"] != MODERATOR:
-                    await self._turn_change(item["turn"] + 1, max_turns)
-                else:
-                    self._verdict_saved = True
+                for update in data.values():
+                    if not update or not update.get("arguments"):
+                        continue
+                    item = update["arguments"][-1]
+                    with self._uninterrupted():
+                        await self._complete(
+                            item, "".join(buffer), update.get("verdict"), update.get("answered")
+                        )
+                    saved.append(item)
+                    buffer, size = [], 0
+                    if item["agent"] == MODERATOR:
+                        self._verdict_saved = True
+                        continue
+                    concluded = self._conclude_reason is not None
+                    if concluded and self._max_turns > item["turn"]:
+                        self._max_turns = item["turn"]  # the verdict comes next
+                        await self._turn_change(item["turn"] + 1, self._max_turns)
+                        return True
+                    await self._turn_change(item["turn"] + 1, self._max_turns)
+        return False
 
     async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
         """Move to `turn` and publish its TURN_CHANGE."""
@@ -409,7 +597,13 @@ class DebateRun:
             protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn}, hold_s=hold_s
         )
 
-    async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
+    async def _complete(
+        self,
+        item: ArgumentItem,
+        streamed: str,
+        verdict: dict | None,
+        answered: list[int] | None = None,
+    ) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]
         if len(content) > MAX_ARGUMENT_CHARS:
             raise RunawayOutputError(f"turn {turn} passed {MAX_ARGUMENT_CHARS} characters.")
@@ -435,6 +629,7 @@ class DebateRun:
             agent=agent,
             content=content,
             verdict=verdict,
+            answered=tuple(answered or ()),
             forecast=await self._price_verdict() if verdict is not None else None,
         ):
             raise StopRun
@@ -470,6 +665,8 @@ class DebateRun:
         idle_limit = idle_timeout_s()
         while True:
             await asyncio.sleep(interval)
+            if self._paused_at is not None:
+                self._progress_at = self.loop.time()  # a pause is not a stall
             if self.loop.time() - self._progress_at > idle_limit:
                 # A hung model or service must not keep a heartbeating debate running forever.
                 logger.warning("debate %s stalled for %.0f s", self.debate_id, idle_limit)
@@ -486,6 +683,7 @@ class DebateRun:
                 status = await _service(selectors.debate_status, debate_id=self.debate_id)
                 self.request_stop("cancelled" if status == DebateStatus.CANCELLED else "lost")
                 return
+            self.poke()  # the controls, in case a wake-up message was lost
 
 
 def _items(debate) -> list[dict]:

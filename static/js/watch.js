@@ -6,6 +6,10 @@ import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedP
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
+const CONCLUSION_LABELS = {
+  moderator: "Concluding at the moderator's request: the current argument finishes, then the verdict.",
+  pause_timeout: "Paused too long: the current argument finishes, then the verdict.",
+};
 const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
@@ -39,6 +43,10 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  paused: false, // moderator controls, from DEBATE/PAUSED, RESUMED, CONCLUDING (REST until then)
+  concluding: null, // the reason, once the debate is concluding early
+  controlsFromEvents: false,
+  questions: new Map(), // questionId -> {id, text, askedBy, turn}
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -106,6 +114,12 @@ function resetTranscript() {
   for (const { item } of argumentNodes.values()) item.remove();
   argumentNodes.clear();
   state.arguments.clear();
+  state.questions.clear();
+  $("question-list").replaceChildren();
+  $("questions").hidden = true;
+  state.paused = false;
+  state.concluding = null;
+  renderModeration();
   state.currentTurn = null;
   state.currentAgent = null;
   renderTurn();
@@ -143,6 +157,7 @@ function onStatus(status) {
     loadDetails(); // the runner stores the market snapshot as the run starts
   }
   renderCancel();
+  renderModeration();
   renderTurn();
 }
 
@@ -264,6 +279,125 @@ function renderMarket(market) {
   renderSparkline(market.recentCloses);
 }
 
+// --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
+
+function questionMeta({ askedBy, turn, answeredInTurn }) {
+  const asked = `Asked by ${askedBy || "the moderator"} during turn ${turn}`;
+  return answeredInTurn ? `${asked} · answered in turn ${answeredInTurn}` : asked;
+}
+
+function renderQuestion({ id, questionId, text, askedBy, turn, answeredInTurn = null }) {
+  const key = String(questionId ?? id);
+  const known = state.questions.get(key);
+  if (known) {
+    if (answeredInTurn && !known.answeredInTurn) {
+      known.answeredInTurn = answeredInTurn;
+      known.meta.textContent = questionMeta(known);
+    }
+    return;
+  }
+  const item = el("li", "question");
+  item.dataset.questionId = key;
+  const meta = el("span", "question__meta", questionMeta({ askedBy, turn, answeredInTurn }));
+  state.questions.set(key, { id: key, text, askedBy, turn, answeredInTurn, meta });
+  item.append(meta);
+  item.append(el("span", "question__text", text)); // text, never HTML
+  const list = $("question-list");
+  const after = [...list.children].find((child) => Number(child.dataset.questionId) > Number(key));
+  list.insertBefore(item, after || null);
+  $("questions").hidden = false;
+}
+
+function setPaused(paused, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.paused = paused;
+  root.dataset.paused = String(paused);
+  renderModeration();
+}
+
+function setConcluding(reason, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.concluding = reason || null;
+  root.dataset.concluding = reason || "";
+  if (reason) state.paused = false;
+  renderModeration();
+}
+
+function renderModeration() {
+  const live = !TERMINAL_STATUSES.has(state.status);
+  const running = state.status === "running";
+  $("paused-banner").hidden = !(live && state.paused);
+  const banner = $("concluding-banner");
+  banner.hidden = !(live && state.concluding);
+  banner.textContent = state.concluding ? CONCLUSION_LABELS[state.concluding] || "Concluding: the verdict comes next." : "";
+  $("moderation").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  $("pause-debate").hidden = !(running && !state.paused && !state.concluding);
+  $("resume-debate").hidden = !(running && state.paused);
+  $("conclude-debate").hidden = !(running && !state.concluding);
+  $("conclude-help").hidden = $("conclude-debate").hidden;
+}
+
+function showModerationMessage(message) {
+  const box = $("moderation-message");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function moderate(action, body) {
+  showModerationMessage(null);
+  const buttons = document.querySelectorAll("#moderation button");
+  for (const button of buttons) button.disabled = true;
+  try {
+    const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/${action}/`, {
+      method: "POST",
+      body,
+    });
+    if (ok) return data;
+    const fields = data && typeof data === "object" ? data.text || data.detail : null;
+    const detail = Array.isArray(fields) ? fields.join(" ") : fields;
+    if (status === 429) showModerationMessage(detail || "Too many controls; wait a moment.");
+    else showModerationMessage(detail || `The server refused (HTTP ${status}).`);
+    if (status === 409) loadDetails().catch(() => {});
+  } catch {
+    showModerationMessage("Could not reach the server.");
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+  return null;
+}
+
+async function pauseDebate() {
+  const data = await moderate("pause");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function resumeDebate() {
+  const data = await moderate("resume");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function concludeDebate() {
+  const data = await moderate("conclude");
+  if (data && !state.controlsFromEvents) setConcluding(data.conclusionReason, false);
+}
+
+async function askQuestion(event) {
+  event.preventDefault();
+  const input = $("question-text");
+  const text = input.value.trim();
+  if (!text) {
+    input.setAttribute("aria-invalid", "true");
+    showModerationMessage("Write a question first.");
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  const question = await moderate("ask", { text });
+  if (question) {
+    input.value = "";
+    renderQuestion(question);
+  }
+}
+
 function renderCancel() {
   $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
 }
@@ -324,7 +458,13 @@ async function loadDetails() {
   if (data.verdict) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
   state.canControl = data.canControl === true;
+  for (const question of data.questions || []) renderQuestion(question);
+  if (!state.controlsFromEvents) {
+    state.paused = Boolean(data.pausedAt);
+    state.concluding = data.conclusionReason || null;
+  }
   renderCancel();
+  renderModeration();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
 }
@@ -371,6 +511,10 @@ function start() {
       state.recovering = true;
       showError("The server running this debate stopped; another one is taking it over…");
     })
+    .on("paused", () => setPaused(true))
+    .on("resumed", () => setPaused(false))
+    .on("question", renderQuestion)
+    .on("concluding", (payload) => setConcluding(payload.reason))
     .on("status", (payload) => {
       if (state.recovering) {
         state.recovering = false; // taken over: the run announced itself again
@@ -406,6 +550,10 @@ function start() {
 
 if (requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
+  $("pause-debate").addEventListener("click", pauseDebate);
+  $("resume-debate").addEventListener("click", resumeDebate);
+  $("conclude-debate").addEventListener("click", concludeDebate);
+  $("ask-form").addEventListener("submit", askQuestion);
   renderConnection(State.CONNECTING);
   loadDetails().finally(schedulePoll);
   start();

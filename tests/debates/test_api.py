@@ -25,6 +25,9 @@ DEBATE_KEYS = {
     "verdict",
     "market",
     "canControl",
+    "pausedAt",
+    "conclusionReason",
+    "questions",
     "verdictHorizonS",
     "forecast",
 }

@@ -96,6 +96,7 @@ def test_a_debate_carries_its_tracked_verdict(auth_client, django_assert_max_num
     assert (body["forecast"]["hit"], body["forecast"]["isSample"]) == (False, True)
     assert body["forecast"]["brier"] == pytest.approx(0.49)
     Debate.objects.create(asset="ETH")  # no verdict yet
-    with django_assert_max_num_queries(4):  # user, count, debates (+ forecasts), arguments
+    # user, count, debates (and their forecasts, one join), arguments, questions
+    with django_assert_max_num_queries(5):
         listed = auth_client.get("/api/debates/").json()["results"]
     assert [d["forecast"] is None for d in listed] == [True, False]
