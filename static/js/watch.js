@@ -2,6 +2,7 @@
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
 import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import { renderVerdictCheck } from "./verdict-check.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
@@ -456,6 +457,7 @@ async function loadDetails() {
   renderViewers(data.viewerCount ?? 0);
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
+  renderVerdictCheck($("verdict-check"), data.forecast);
   if (data.market) renderMarket(data.market);
   state.canControl = data.canControl === true;
   for (const question of data.questions || []) renderQuestion(question);

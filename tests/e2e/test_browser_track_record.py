@@ -10,11 +10,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 # Hand-made verdicts, scored by the real service (1 % band). m1 on BTC: buy 0.8 +3 % (right),
 # sell 0.6 +1 % (wrong), hold 0.65 +0.5 % (right), one unreadable; m2 on ETH: buy 0.9 -2 % (wrong).
 VERDICTS = """
+from debates.models import Debate
 from tests.debates.forecasts import resolved
-resolved(103.0, recommendation="buy", confidence=0.8)
+right = resolved(103.0, recommendation="buy", confidence=0.8)
 resolved(101.0, recommendation="sell", confidence=0.6)
 resolved(201.0, recommendation="hold", confidence=0.65, price=200.0)
-resolved(90.0, recommendation="hold", confidence=0.0, parsed=False)
+unread = resolved(90.0, recommendation="hold", confidence=0.0, parsed=False)
+Debate.objects.filter(pk=right.pk).update(
+    verdict_recommendation="buy", verdict_confidence=0.8, verdict_rationale="Momentum.")
+Debate.objects.filter(pk=unread.pk).update(
+    verdict_recommendation="hold", verdict_confidence=0.0, verdict_rationale="Unreadable.")
 resolved(49.0, recommendation="buy", confidence=0.9, price=50.0, model="m2", asset="ETH")
 """
 
@@ -103,6 +108,23 @@ def test_the_calibration_chart_draws_the_right_bins(page, server):
     expect(page.locator("#track-by-model [data-model]")).to_have_count(1)
     expect(page.locator('#track-by-model [data-model="m2"]')).to_be_visible()
     assert [(b["bin"], b["count"]) for b in bars(page, "#track-overall")] == [(9, 1)]
+
+
+def test_the_watch_page_says_how_the_verdict_turned_out(page, server):
+    access = server.token()["access"]
+    _, listed = server.api("GET", "/api/debates/?pageSize=50", token=access)
+    by_exit = {d["forecast"]["exitPrice"]: d["id"] for d in listed["results"] if d["forecast"]}
+    sign_in(page, server, next_path=f"/debates/{by_exit[103.0]}/")
+    check = page.locator("#verdict-check")
+    expect(check).to_have_attribute("data-outcome", "right")
+    expect(check).to_contain_text("+3% since the verdict (sample market data), so it was right")
+    expect(check).to_contain_text("Brier score 0.04")
+    expect(check.get_by_role("link", name="Track record")).to_have_attribute(
+        "href", "/track-record/"
+    )
+    page.goto(f"{server.base_url}/debates/{by_exit[90.0]}/")
+    expect(check).to_have_attribute("data-outcome", "unparsed")
+    expect(check).to_contain_text("counts it apart, never as a hold")
 
 
 def test_the_screenshot_script_captures_the_track_record_page(tmp_path):
