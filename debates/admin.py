@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q, Sum
 
 from debates import controls, lifecycle
 from debates.models import Argument, Debate, Forecast, Question
@@ -16,7 +16,17 @@ class ArgumentInline(admin.TabularInline):
     model = Argument
     extra = 0
     can_delete = False
-    fields = ["turn", "agent", "content", "created_at"]
+    fields = [
+        "turn",
+        "agent",
+        "content",
+        "created_at",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage_estimated",
+        "model",
+        "cost",
+    ]
     readonly_fields = fields
     ordering = ["turn"]
 
@@ -76,6 +86,8 @@ class DebateAdmin(admin.ModelAdmin):
         "status",
         "turns",
         "verdict_recommendation",
+        "tokens",
+        "cost",
         "live_viewers",
         "created_by",
         "created_at",
@@ -108,14 +120,30 @@ class DebateAdmin(admin.ModelAdmin):
         "paused_at",
         "conclusion_reason",
     ]
-    fields = ["asset", "max_turns", "verdict_horizon_s", *readonly_fields]
+    fields = [
+        "asset",
+        "max_turns",
+        "verdict_horizon_s",
+        "budget_tokens",
+        "budget_cost",
+        *readonly_fields,
+    ]
 
     def get_queryset(self, request):
         return (
             super()
             .get_queryset(request)
             .select_related("created_by")
-            .annotate(argument_count=Count("arguments", distinct=True))
+            .annotate(
+                argument_count=Count("arguments", distinct=True),
+                prompt_total=Sum("arguments__prompt_tokens"),
+                completion_total=Sum("arguments__completion_tokens"),
+                cost_total=Sum("arguments__cost"),
+                unpriced=Count(
+                    "arguments",
+                    filter=Q(arguments__cost__isnull=True, arguments__prompt_tokens__isnull=False),
+                ),
+            )
         )
 
     def get_changelist_instance(self, request):
@@ -127,7 +155,14 @@ class DebateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ["asset", "max_turns", "verdict_horizon_s", *self.readonly_fields]
+            return [
+                "asset",
+                "max_turns",
+                "verdict_horizon_s",
+                "budget_tokens",
+                "budget_cost",
+                *self.readonly_fields,
+            ]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
@@ -142,6 +177,16 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.display(description="turns", ordering="argument_count")
     def turns(self, obj: Debate) -> str:
         return f"{obj.argument_count}/{obj.max_turns}"
+
+    @admin.display(description="tokens")
+    def tokens(self, obj: Debate) -> int:
+        return (obj.prompt_total or 0) + (obj.completion_total or 0)
+
+    @admin.display(description="cost (USD)", ordering="cost_total")
+    def cost(self, obj: Debate) -> str:
+        if obj.unpriced:
+            return "unknown"  # a model without a price: never shown as free
+        return f"{obj.cost_total or 0:.6f}"
 
     @admin.display(description="live viewers")
     def live_viewers(self, obj: Debate) -> int:

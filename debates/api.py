@@ -31,8 +31,9 @@ from debates.serializers import (
 
 QUOTA_RESPONSE = OpenApiResponse(
     QuotaExceededSerializer,
-    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER); "
-    "`Retry-After` when the daily one frees up.",
+    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER), "
+    "or the daily usage budget (USER_DAILY_TOKEN_BUDGET, USER_DAILY_COST_BUDGET); "
+    "`Retry-After` when a daily one frees up.",
 )
 
 

@@ -1,6 +1,7 @@
 """Debate and Argument models."""
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -10,6 +11,12 @@ from django.utils import timezone
 MIN_TURNS = 1
 MAX_TURNS = 20
 DEFAULT_TURNS = 6
+MIN_BUDGET_TOKENS = 1
+MAX_BUDGET_TOKENS = 100_000_000
+COST_DIGITS, COST_PLACES = 14, 8  # US dollars, to a hundred-millionth (per-token prices)
+MIN_BUDGET_COST = Decimal("0.00000001")
+MAX_BUDGET_COST = Decimal("100000")
+
 # How long after its verdict a debate's call is checked against the market (REST bounds).
 MIN_HORIZON_S = 60
 MAX_HORIZON_S = 366 * 24 * 3600
@@ -54,6 +61,7 @@ class ConclusionReason(models.TextChoices):
 
     MODERATOR = "moderator", "Moderator"
     PAUSE_TIMEOUT = "pause_timeout", "Paused too long"
+    BUDGET = "budget", "Budget reached"
 
 
 class Debate(models.Model):
@@ -106,6 +114,20 @@ class Debate(models.Model):
         validators=[MinValueValidator(MIN_HORIZON_S), MaxValueValidator(MAX_HORIZON_S)],
     )
 
+    # Budget: the debate concludes early once its usage reaches either (null: no limit).
+    budget_tokens = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(MIN_BUDGET_TOKENS), MaxValueValidator(MAX_BUDGET_TOKENS)],
+    )
+    budget_cost = models.DecimalField(
+        max_digits=COST_DIGITS,
+        decimal_places=COST_PLACES,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(MIN_BUDGET_COST), MaxValueValidator(MAX_BUDGET_COST)],
+    )
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -154,6 +176,16 @@ class Argument(models.Model):
     agent = models.CharField(max_length=10, choices=Agent.choices)
     content = models.TextField()
     created_at = models.DateTimeField(default=timezone.now)
+
+    # What the model call cost: the endpoint's own counts, or ours when usage_estimated.
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    usage_estimated = models.BooleanField(default=False)
+    model = models.CharField(max_length=100, blank=True)
+    # US dollars from the price table when saved; null when the model has no price.
+    cost = models.DecimalField(
+        max_digits=COST_DIGITS, decimal_places=COST_PLACES, null=True, blank=True
+    )
 
     class Meta:
         ordering = ["debate", "turn"]

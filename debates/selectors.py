@@ -1,9 +1,10 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet
+from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Cast, Floor, Least
 from django.utils import timezone
 
@@ -46,6 +47,25 @@ def debate_transcript(*, debate_id) -> list[ArgumentItem]:
 def debate_status(*, debate_id) -> str:
     """The debate's current status ("" when it does not exist)."""
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
+
+
+def user_usage_since(*, user, since: datetime) -> tuple[int, Decimal]:
+    """Tokens and (known) US dollars of the user's debates' calls saved since `since`."""
+    totals = Argument.objects.filter(debate__created_by=user, created_at__gte=since).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+    )
+    tokens = (totals["prompt"] or 0) + (totals["completion"] or 0)
+    return tokens, totals["cost"] or Decimal(0)
+
+
+def user_oldest_usage_since(*, user, since: datetime) -> datetime | None:
+    """When the oldest of the user's calls saved since `since` was saved."""
+    return (
+        Argument.objects.filter(debate__created_by=user, created_at__gte=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
 
 
 def debates_silent() -> list:

@@ -14,6 +14,7 @@ taken over can never write into a debate it no longer owns.
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -24,7 +25,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from debates import scoring
+from debates import costs, scoring
 from debates.engine.market import get_provider
 from debates.models import (
     DEFAULT_TURNS,
@@ -36,7 +37,7 @@ from debates.models import (
     Forecast,
     Question,
 )
-from debates.selectors import debate_status
+from debates.selectors import debate_status, user_oldest_usage_since, user_usage_since
 from debates.validators import normalise_asset
 from streaming import protocol
 from streaming.publisher import publish_events
@@ -152,6 +153,61 @@ def check_running_quota(*, user: AbstractBaseUser | None, starting: Debate) -> N
         )
 
 
+def _daily_budgets(user: AbstractBaseUser | None) -> tuple[int, Decimal]:
+    """The user's daily token and cost budgets (0: none; staff and trusted callers: none)."""
+    tokens = int(settings.USER_DAILY_TOKEN_BUDGET)
+    cost = Decimal(str(settings.USER_DAILY_COST_BUDGET))
+    if user is None or not user.is_authenticated or user.is_staff:
+        return 0, Decimal(0)
+    return max(tokens, 0), max(cost, Decimal(0))
+
+
+def daily_budget_left(*, user: AbstractBaseUser | None) -> tuple[int | None, Decimal | None]:
+    """What is left of the user's daily budgets, in tokens and US dollars (None: no limit)."""
+    token_budget, cost_budget = _daily_budgets(user)
+    if not token_budget and not cost_budget:
+        return None, None
+    used_tokens, used_cost = user_usage_since(user=user, since=timezone.now() - QUOTA_WINDOW)
+    return (
+        max(token_budget - used_tokens, 0) if token_budget else None,
+        max(cost_budget - used_cost, Decimal(0)) if cost_budget else None,
+    )
+
+
+def check_usage_budget(*, user: AbstractBaseUser | None) -> None:
+    """Raise QuotaExceeded when the user's debates used USER_DAILY_TOKEN_BUDGET tokens or
+    USER_DAILY_COST_BUDGET US dollars within the last 24 hours (staff are exempt)."""
+    tokens_left, cost_left = daily_budget_left(user=user)
+    token_budget, cost_budget = _daily_budgets(user)
+    if tokens_left == 0:
+        detail = f"You may use {token_budget} tokens in 24 hours; try again later."
+        quota, limit = "daily_tokens", token_budget
+    elif cost_left == 0:
+        detail = f"You may spend {cost_budget} US dollars in 24 hours; try again later."
+        quota, limit = "daily_cost", float(cost_budget)
+    else:
+        return
+    oldest = user_oldest_usage_since(user=user, since=timezone.now() - QUOTA_WINDOW)
+    retry_after = (oldest + QUOTA_WINDOW - timezone.now()).total_seconds() if oldest else 0
+    raise QuotaExceeded(
+        detail, quota=quota, limit=limit, window="24h", retry_after_s=max(1, int(retry_after) + 1)
+    )
+
+
+def run_budget(*, debate: Debate) -> tuple[int | None, Decimal | None]:
+    """The limits a run of the debate stops at: its own budget, or what is left of its
+    creator's daily budget, whichever is lower (None: no limit)."""
+    tokens_left, cost_left = daily_budget_left(user=debate.created_by)
+    used = costs.DebateUsage.of_arguments(debate.arguments.all())
+    if tokens_left is not None:
+        tokens_left += used.total.tokens  # the debate's own usage so far is in the daily sum
+    if cost_left is not None and used.total.cost is not None:
+        cost_left += used.total.cost
+    tokens = [b for b in (debate.budget_tokens, tokens_left) if b is not None]
+    money = [b for b in (debate.budget_cost, cost_left) if b is not None]
+    return (min(tokens) if tokens else None), (min(money) if money else None)
+
+
 # --- Debates, as users and operators change them --------------------------------------------
 
 
@@ -161,19 +217,25 @@ def debate_create(
     asset: str,
     max_turns: int = DEFAULT_TURNS,
     created_by: AbstractBaseUser | None,
+    budget_tokens: int | None = None,
+    budget_cost: Decimal | None = None,
     verdict_horizon_s: int | None = None,
 ) -> Debate:
-    """Create a pending debate after validating its fields and the creator's daily quota."""
+    """Create a pending debate after validating its fields, the creator's daily quota and
+    daily usage budget."""
     debate = Debate(
         asset=validate_supported_asset(asset),
         max_turns=max_turns,
         created_by=created_by,
+        budget_tokens=budget_tokens,
+        budget_cost=budget_cost,
         verdict_horizon_s=(
             settings.VERDICT_HORIZON_S if verdict_horizon_s is None else verdict_horizon_s
         ),
     )
     debate.full_clean(exclude=["created_by"])
     check_create_quota(user=created_by)
+    check_usage_budget(user=created_by)
     debate.save()
     return debate
 
@@ -205,6 +267,7 @@ def debate_claim(*, debate: Debate, runner_id: str) -> Debate:
     if debate.created_by_id is not None:
         # Raising rolls the claim back with the transaction.
         check_running_quota(user=debate.created_by, starting=debate)
+        check_usage_budget(user=debate.created_by)
     return debate
 
 
@@ -314,11 +377,22 @@ def run_save_argument(
     content: str,
     verdict: dict | None,
     answered: tuple | list = (),
+    usage: dict | None = None,
     forecast: dict | None = None,
 ) -> bool:
-    """Save one finished turn (and the moderator's verdict with its turn, tracked as a Forecast
-    when ``forecast`` prices it: see ``_forecast_create``; and the questions it answered); False
-    when the debate is no longer the caller's (nothing is saved)."""
+    """Save one finished turn with its usage and cost (and the moderator's verdict with its
+    turn, tracked as a Forecast when ``forecast`` prices it: see ``_forecast_create``; and the
+    questions it answered); False when the debate is no longer the caller's (nothing is saved)."""
+    recorded = {}
+    if usage is not None:
+        prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        recorded = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "usage_estimated": bool(usage["estimated"]),
+            "model": str(usage["model"])[:100],
+            "cost": costs.cost_of(str(usage["model"]), prompt, completion),
+        }
     fields = {"heartbeat_at": timezone.now()}
     if verdict is not None:
         fields.update(
@@ -334,7 +408,9 @@ def run_save_argument(
         # get_or_create: a retry after a commit whose reply was lost (a dropped connection)
         # finds the turn saved and saves nothing twice.
         Argument.objects.get_or_create(
-            debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
+            debate_id=debate_id,
+            turn=turn,
+            defaults={"agent": agent, "content": content, **recorded},
         )
         if answered:
             # In the argument's transaction: a question is answered once, even across takeovers.

@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 
-from tradeapp.env import env_bool, env_float, env_int, env_list, env_str
+from tradeapp.env import env_bool, env_float, env_int, env_list, env_prices, env_str
 from tradeapp.secret_key import install_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -291,6 +291,26 @@ DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
 # Moderator controls: a debate paused longer than this concludes by itself (the verdict).
 DEBATE_PAUSE_MAX_S = env_float("DEBATE_PAUSE_MAX_S", 600.0)
+# Usage and cost (debates.costs): US dollars per million tokens per model, merged over these
+# defaults (OpenAI's list prices); a model in neither has an unknown cost, never zero.
+DEFAULT_LLM_PRICES = {
+    "offline-analyst": {"prompt": 0, "completion": 0},
+    "gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},
+    "gpt-4o": {"prompt": 2.50, "completion": 10.00},
+    "gpt-4.1": {"prompt": 2.00, "completion": 8.00},
+    "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60},
+    "gpt-4.1-nano": {"prompt": 0.10, "completion": 0.40},
+    "o4-mini": {"prompt": 1.10, "completion": 4.40},
+    "o3-mini": {"prompt": 1.10, "completion": 4.40},
+    "gpt-3.5-turbo": {"prompt": 0.50, "completion": 1.50},
+}
+LLM_PRICES = {**DEFAULT_LLM_PRICES, **env_prices("LLM_PRICES")}
+# Per non-staff user, over any 24 hours (0: no limit): past it, create and start get 429, and a
+# run concludes once the rest of it is used.
+USER_DAILY_TOKEN_BUDGET = env_int("USER_DAILY_TOKEN_BUDGET", 0)
+USER_DAILY_COST_BUDGET = env_float("USER_DAILY_COST_BUDGET", 0.0)
+# The live usage meter (DEBATE/USAGE): at each argument's end and every this many tokens.
+USAGE_EVERY_N_TOKENS = env_int("USAGE_EVERY_N_TOKENS", 25)
 # Track record: a verdict is checked this long after it is given (per debate: verdictHorizonS);
 # hold is a hit while the return stays within +/- the band, buy above it, sell below it.
 VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)

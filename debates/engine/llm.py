@@ -25,6 +25,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from debates.engine import prompts
 
+# The offline model's name in usage records and the price table (it costs nothing).
+OFFLINE_MODEL = "offline-analyst"
 TOKEN_PATTERN = re.compile(r"\S+\s*|\s+")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 MAX_QUOTE_CHARS = 220
@@ -33,6 +35,16 @@ MAX_QUOTE_CHARS = 220
 def tokenize(text: str) -> list[str]:
     """Split text into word-ish tokens whose concatenation is exactly the text."""
     return TOKEN_PATTERN.findall(text)
+
+
+def estimate_tokens(text: str) -> int:
+    """Our own token count of a text: one per 4 characters, rounded up (OpenAI's rule of thumb)."""
+    return -(-len(text) // 4)
+
+
+def prompt_text(messages: list[BaseMessage]) -> str:
+    """Every message's text of a prompt, joined by newlines."""
+    return "\n".join(message_text(m) for m in messages)
 
 
 def message_text(message: BaseMessage) -> str:
@@ -394,6 +406,7 @@ class OfflineAnalystModel(BaseChatModel):
 
     seed: str = ""
     tokens_per_s: float = 40.0
+    model_name: str = OFFLINE_MODEL
 
     @property
     def _llm_type(self) -> str:
@@ -412,17 +425,39 @@ class OfflineAnalystModel(BaseChatModel):
             return write_verdict(brief, rng)
         return write_argument(brief, rng)
 
+    def usage(self, messages: list[BaseMessage], answer: str) -> dict:
+        """Its own counts, in its own tokens: the prompt's and the answer's word-ish tokens."""
+        prompt, completion = len(tokenize(prompt_text(messages))), len(tokenize(answer))
+        return {
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        answer = self.answer(messages)
         message = AIMessage(
-            content=self.answer(messages), response_metadata={"finish_reason": "stop"}
+            content=answer,
+            response_metadata={"finish_reason": "stop", "model_name": self.model_name},
+            usage_metadata=self.usage(messages, answer),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
-        tokens = tokenize(self.answer(messages))
+        answer = self.answer(messages)
+        tokens = tokenize(answer)
         for i, token in enumerate(tokens):
-            info = {"finish_reason": "stop"} if i == len(tokens) - 1 else None
-            yield ChatGenerationChunk(message=AIMessageChunk(content=token), generation_info=info)
+            if i < len(tokens) - 1:
+                yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+                continue
+            # The last chunk says the answer is finished and carries the usage, as OpenAI's
+            # stream does with stream_options.include_usage.
+            last = AIMessageChunk(
+                content=token,
+                response_metadata={"model_name": self.model_name},
+                usage_metadata=self.usage(messages, answer),
+            )
+            yield ChatGenerationChunk(message=last, generation_info={"finish_reason": "stop"})
 
     def _stream(
         self, messages, stop=None, run_manager=None, **kwargs
@@ -470,6 +505,9 @@ def build_llm(
             raise ValueError("DEBATE_LLM=openai needs OPENAI_API_KEY (or an OPENAI_BASE_URL).")
         return ChatOpenAI(
             streaming=True,
+            # The endpoint's own usage in the stream's last chunk (langchain-openai leaves it off
+            # when a base URL is set); an endpoint that does not send it gets our estimate.
+            stream_usage=True,
             # Local OpenAI-compatible servers (vLLM, Ollama, llama.cpp) accept any key.
             api_key=api_key or "not-needed",
             base_url=base_url or None,

@@ -5,11 +5,11 @@ import logging
 import re
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from debates.engine import prompts
-from debates.engine.llm import message_text
+from debates.engine.llm import estimate_tokens, message_text, prompt_text
 from debates.engine.state import (
     BEAR,
     BULL,
@@ -18,6 +18,7 @@ from debates.engine.state import (
     DebateState,
     QuestionItem,
     Speaker,
+    Usage,
     Verdict,
 )
 
@@ -110,8 +111,39 @@ def moderator_messages(
     ]
 
 
-async def _ask(llm: BaseChatModel, messages: list[BaseMessage], config: RunnableConfig) -> str:
-    """Call the model (streaming through the graph's callbacks) and return its finished text."""
+def model_name(llm: BaseChatModel) -> str:
+    """The name a chat model is priced under: its model name, else its LangChain type."""
+    for attribute in ("model_name", "model"):
+        name = getattr(llm, attribute, None)
+        if isinstance(name, str) and name:
+            return name
+    return llm._llm_type
+
+
+def reply_usage(reply: AIMessage, messages: list[BaseMessage], llm: BaseChatModel) -> Usage:
+    """The call's usage: the endpoint's own counts when it sent them, else our estimate."""
+    model = str(reply.response_metadata.get("model_name") or model_name(llm))
+    counted = reply.usage_metadata
+    if counted and (counted.get("input_tokens") or counted.get("output_tokens")):
+        return Usage(
+            prompt_tokens=int(counted.get("input_tokens") or 0),
+            completion_tokens=int(counted.get("output_tokens") or 0),
+            estimated=False,
+            model=model,
+        )
+    # No usage chunk (an endpoint that does not send one, or a stream that lost it).
+    return Usage(
+        prompt_tokens=estimate_tokens(prompt_text(messages)),
+        completion_tokens=estimate_tokens(message_text(reply)),
+        estimated=True,
+        model=model,
+    )
+
+
+async def _ask(
+    llm: BaseChatModel, messages: list[BaseMessage], config: RunnableConfig
+) -> tuple[str, Usage]:
+    """Call the model (streaming through the graph's callbacks); its finished text and usage."""
     reply = await llm.ainvoke(messages, config)
     if not reply.response_metadata.get("finish_reason"):
         # A stream cut short (closed connection, missing [DONE]) must not pass as an argument.
@@ -119,7 +151,7 @@ async def _ask(llm: BaseChatModel, messages: list[BaseMessage], config: Runnable
     text = message_text(reply)
     if not text.strip():
         raise IncompleteResponseError("The model returned an empty answer.")
-    return text
+    return text, reply_usage(reply, messages, llm)
 
 
 def make_speaker(agent: Speaker, llm: BaseChatModel):
@@ -128,13 +160,14 @@ def make_speaker(agent: Speaker, llm: BaseChatModel):
     async def speak(state: DebateState, config: RunnableConfig) -> dict:
         turn = state["turn"] + 1
         questions = await pending_questions(config)
-        content = await _ask(llm, speaker_messages(state, agent, turn, questions), config)
+        content, usage = await _ask(llm, speaker_messages(state, agent, turn, questions), config)
         item = ArgumentItem(turn=turn, agent=agent, content=content)
         return {
             "arguments": [item],
             "turn": turn,
             "next_agent": OPPONENT[agent],
             "answered": [q["id"] for q in questions],
+            "usage": usage,
         }
 
     speak.__name__ = agent
@@ -146,12 +179,13 @@ def make_moderator(llm: BaseChatModel):
 
     async def moderate(state: DebateState, config: RunnableConfig) -> dict:
         questions = await pending_questions(config)
-        content = await _ask(llm, moderator_messages(state, questions), config)
+        content, usage = await _ask(llm, moderator_messages(state, questions), config)
         item = ArgumentItem(turn=state["max_turns"] + 1, agent=MODERATOR, content=content)
         return {
             "arguments": [item],
             "verdict": parse_verdict(content),
             "answered": [q["id"] for q in questions],
+            "usage": usage,
         }
 
     return moderate

@@ -35,6 +35,15 @@ class Verdict(TypedDict):
     parsed: bool  # False when the moderator's text was unusable and we fell back to hold
 
 
+class Usage(TypedDict):
+    """What one model call cost in tokens: the endpoint's own counts, or our estimate."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool  # True when the endpoint sent no usage and the counts are ours
+    model: str
+
+
 class DebateState(TypedDict, total=False):
     """Everything the nodes need; `arguments` accumulates one item per node run."""
 
@@ -46,6 +55,7 @@ class DebateState(TypedDict, total=False):
     next_agent: Speaker
     verdict: Verdict | None
     answered: Annotated[list[int], operator.add]  # ids of the questions a turn addressed
+    usage: Usage | None  # the last node's model call
 
 
 def speaker_for_turn(turn: int) -> Speaker:

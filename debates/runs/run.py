@@ -41,6 +41,13 @@ to the moderator, whose verdict weighs what was said. Questions: each turn's nod
 for the open questions (``configurable.questions``) as it builds its prompt, and the node's
 update names the ones it addressed, marked answered with the argument's save (one transaction).
 
+Usage and budgets. Each finished argument is saved with its model call's usage (the endpoint's
+counts, or our estimate) and cost (debates.costs), and a DEBATE/USAGE reading goes out with its
+ARGUMENT_COMPLETE and with every USAGE_EVERY_N_TOKENS-th token. A reading that reaches the run's
+budget (``services.run_budget``: the debate's own, or what is left of its creator's daily one)
+before the last bull/bear turn concludes the debate with reason ``budget``, through the same
+``conclude`` as the moderator's (CONCLUDING is announced at once).
+
 Takeover. A run of a debate taken over from a dead runner rebuilds the graph's state from the
 saved arguments and the stored market context and continues after the last saved argument; it
 announces ``running`` again and re-sends the unfinished turn's TURN_CHANGE, which restarts that
@@ -64,7 +71,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from langchain_core.callbacks import AsyncCallbackHandler
 
-from debates import selectors, services
+from debates import costs, selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
 from debates.engine.market import (
@@ -73,6 +80,7 @@ from debates.engine.market import (
     get_provider,
     provider_for_source,
 )
+from debates.engine.nodes import model_name
 from debates.engine.state import (
     MODERATOR,
     ArgumentItem,
@@ -128,13 +136,6 @@ def stop_local(debate_id, reason: str) -> bool:
 def on_stop_command(message: dict) -> None:
     """The ``debate.stop`` control command: stop this process's run of the debate."""
     stop_local(message["debate"], message.get("reason", "cancelled"))
-
-
-def model_label(llm, kind: str) -> str:
-    """The name the track record gives the model of a run ('offline' or the endpoint's model)."""
-    return str(
-        getattr(llm, "model_name", "") or (settings.OPENAI_MODEL if kind == "openai" else kind)
-    )
 
 
 def llm_turn_retries() -> int:
@@ -225,7 +226,6 @@ class DebateRun:
         self._first_token_sent = False
         self._verdict_saved = False
         self._market: dict = {}  # the snapshot the debate is grounded in (prices its verdict)
-        self._model = ""  # which model gives the verdict (the track record groups by it)
         self._asset = ""
         self._turn = 0
         self._agent = ""
@@ -241,6 +241,11 @@ class DebateRun:
         self._max_turns = 0
         self._handed: set[int] = set()  # questions put to a turn of the current graph stream
         self._context = contextvars.Context()  # the run's own, from run() on
+        # Usage: the saved arguments', the budget it concludes at, the argument in progress.
+        self._usage = costs.DebateUsage()
+        self._budget: tuple = (None, None)  # (tokens, US dollars)
+        self._model = ""  # the model's name: prices the argument in progress, names the verdict
+        self._live_tokens = 0
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -360,13 +365,18 @@ class DebateRun:
         if self._stop_reason is not None and self._work is asyncio.current_task():
             self._work.cancel()
 
-    async def _publish(self, action_type: str, payload: dict, *, hold_s: float = 0.0) -> None:
-        await publisher.publish_events(self.debate_id, [(action_type, payload)], hold_s=hold_s)
+    async def _publish(
+        self, action_type: str, payload: dict, *, hold_s: float = 0.0, also: tuple = ()
+    ) -> None:
+        """Publish an event (and `also`, events that go out with it, e.g. a USAGE reading)."""
+        events = [(action_type, payload), *also]
+        await publisher.publish_events(self.debate_id, events, hold_s=hold_s)
         if action_type == protocol.TOKEN_RECEIVED and not self._first_token_sent:
             self._first_token_sent = True
             metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
-            self.observer(action_type, payload)
+            for kind, fields in events:
+                self.observer(kind, fields)
 
     def is_active(self) -> bool:
         """Whether this run is still the process's run of its debate (it has not ended)."""
@@ -475,9 +485,12 @@ class DebateRun:
             timeout=settings.OPENAI_TIMEOUT_S,
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
-        self._market, self._model = market, model_label(llm, self.llm_kind)
+        self._market = market
         self._asset = debate.asset
         saved = [ArgumentItem(**a) for a in _items(debate)]
+        self._usage = costs.DebateUsage.of_arguments(debate.arguments.all())
+        self._budget = await _service(services.run_budget, debate=debate)
+        self._model = model_name(llm)
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
         )
@@ -530,6 +543,7 @@ class DebateRun:
                 )
             await asyncio.sleep(delay)
             self._progress_at = self.loop.time()
+            self._live_tokens = 0  # the failed call's tokens are not known: counted again
             # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
             await self._turn_change(len(saved) + 1, self._max_turns)
         if not self._verdict_saved:
@@ -563,10 +577,14 @@ class DebateRun:
                                 f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
                             )
                         await self.unpaused.wait()  # no token goes out while paused
+                        reading = self._count_token()
                         await self._publish(
                             protocol.TOKEN_RECEIVED,
                             {"agent": self._agent, "token": token, "turn": self._turn},
+                            also=(self._usage_event(reading),) if reading else (),
                         )
+                        if reading:
+                            await self._check_budget(reading)
                     continue
                 for update in data.values():
                     if not update or not update.get("arguments"):
@@ -574,7 +592,11 @@ class DebateRun:
                     item = update["arguments"][-1]
                     with self._uninterrupted():
                         await self._complete(
-                            item, "".join(buffer), update.get("verdict"), update.get("answered")
+                            item,
+                            "".join(buffer),
+                            update.get("verdict"),
+                            update.get("answered"),
+                            usage=update.get("usage"),
                         )
                     saved.append(item)
                     buffer, size = [], 0
@@ -603,6 +625,8 @@ class DebateRun:
         streamed: str,
         verdict: dict | None,
         answered: list[int] | None = None,
+        *,
+        usage: dict | None = None,
     ) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]
         if len(content) > MAX_ARGUMENT_CHARS:
@@ -630,12 +654,56 @@ class DebateRun:
             content=content,
             verdict=verdict,
             answered=tuple(answered or ()),
+            usage=usage,
             forecast=await self._price_verdict() if verdict is not None else None,
         ):
             raise StopRun
+        self._live_tokens = 0
+        if usage is not None:
+            prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+            cost = costs.cost_of(usage["model"], prompt, completion)
+            self._usage.add(agent, prompt, completion, cost, estimated=usage["estimated"])
+        # The argument's USAGE reading goes out with it, in one message.
         await self._publish(
-            protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
+            protocol.ARGUMENT_COMPLETE,
+            {"agent": agent, "content": content, "turn": turn},
+            also=(self._usage_event(self._usage),) if usage is not None else (),
         )
+        if usage is not None:
+            await self._check_budget(self._usage)
+
+    # --- Usage and budget ---------------------------------------------------------------------
+
+    def _count_token(self) -> costs.DebateUsage | None:
+        """Count a token of the argument in progress; every USAGE_EVERY_N_TOKENS tokens, the
+        reading to publish with it (the call's tokens so far, its prompt not known yet)."""
+        self._live_tokens += 1
+        every = int(settings.USAGE_EVERY_N_TOKENS)
+        if every <= 0 or self._live_tokens % every:
+            return None
+        current = self._usage.copy()
+        current.add(self._agent, 0, self._live_tokens, self._live_cost(), estimated=True)
+        return current
+
+    def _live_cost(self):
+        """The argument in progress's completion tokens priced (None: the model has no price)."""
+        return costs.cost_of(self._model, 0, self._live_tokens) if self._model else None
+
+    def _usage_event(self, usage: costs.DebateUsage) -> tuple[str, dict]:
+        """The DEBATE/USAGE event of a reading, with the budget the run concludes at."""
+        tokens, cost = self._budget
+        budget = protocol.usage_budget(tokens, None if cost is None else float(cost))
+        return protocol.USAGE, {**usage.wire(), "budget": budget}
+
+    async def _check_budget(self, usage: costs.DebateUsage) -> None:
+        """A reading that reaches the budget before the last bull/bear turn concludes the
+        debate (reason ``budget``), announced now, before the next event."""
+        last = self._agent == MODERATOR or self._turn >= self._max_turns
+        if last or not usage.reached(*self._budget):
+            return
+        if self._conclude_reason is None:
+            self._conclude_reason = ConclusionReason.BUDGET
+        await self._sync_controls()  # records the reason, announces CONCLUDING (once)
 
     async def _price_verdict(self) -> dict:
         """The asset's price now, for the track record: from the provider of the debate's

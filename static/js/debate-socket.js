@@ -10,7 +10,8 @@
 //
 // Events (CustomEvent, payload in `detail`): "state" {state, previous, code, reason},
 // "action" (every action applied or received), "connected", "token", "argument", "turn", "status",
-// "paused", "resumed", "question", "concluding" (moderator controls), "error", "ping", "gap".
+// "paused", "resumed", "question", "concluding" (moderator controls), "usage", "error", "ping",
+// "gap".
 
 import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
 
@@ -48,6 +49,7 @@ const EVENT_FOR_TYPE = {
   [ActionType.PAUSED]: "paused",
   [ActionType.RESUMED]: "resumed",
   [ActionType.QUESTION]: "question",
+  [ActionType.USAGE]: "usage",
   [ActionType.CONCLUDING]: "concluding",
 };
 

@@ -1,7 +1,16 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
-import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import {
+  agentLabel,
+  el,
+  formatCost,
+  formatNumber,
+  formatPercent,
+  formatPrice,
+  formatSignedPercent,
+  formatTime,
+} from "./format.js";
 import { renderVerdictCheck } from "./verdict-check.js";
 
 const POLL_MS = 5000;
@@ -10,6 +19,7 @@ const CANCELLABLE = new Set(["pending", "running"]);
 const CONCLUSION_LABELS = {
   moderator: "Concluding at the moderator's request: the current argument finishes, then the verdict.",
   pause_timeout: "Paused too long: the current argument finishes, then the verdict.",
+  budget: "The debate's budget was reached: the current argument finishes, then the verdict on what was said.",
 };
 const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
@@ -48,6 +58,8 @@ const state = {
   concluding: null, // the reason, once the debate is concluding early
   controlsFromEvents: false,
   questions: new Map(), // questionId -> {id, text, askedBy, turn}
+  usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
+  budget: null, // {tokens, cost} | null: what the run concludes at
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -280,6 +292,34 @@ function renderMarket(market) {
   renderSparkline(market.recentCloses);
 }
 
+function tallyTokens(tally) {
+  return (tally?.promptTokens || 0) + (tally?.completionTokens || 0);
+}
+
+/** The usage meter: tokens and cost per agent and in total, and the budget. */
+function renderUsage(usage, budget) {
+  if (!usage?.total) return;
+  // REST knows only saved arguments: never let it roll back a newer live reading.
+  if (state.usage && tallyTokens(usage.total) < tallyTokens(state.usage.total)) return;
+  state.usage = usage;
+  if (budget !== undefined) state.budget = budget;
+  $("usage-meter").hidden = false;
+  for (const row of $("usage-meter").querySelectorAll("tbody tr")) {
+    const agent = row.dataset.row;
+    const tally = agent === "total" ? usage.total : usage.perAgent?.[agent];
+    for (const cell of row.querySelectorAll("td")) {
+      const value = tally ? tally[cell.dataset.field] : null;
+      cell.textContent = cell.dataset.field === "cost" ? formatCost(value) : formatNumber(value ?? 0, 0);
+    }
+  }
+  $("meter-estimated").hidden = usage.estimated !== true;
+  const limits = [];
+  if (typeof state.budget?.tokens === "number") limits.push(`${formatNumber(state.budget.tokens, 0)} tokens`);
+  if (typeof state.budget?.cost === "number") limits.push(formatCost(state.budget.cost));
+  $("meter-budget").textContent = limits.length ? `Budget ${limits.join(" or ")}` : "";
+  root.dataset.totalTokens = String(tallyTokens(usage.total));
+}
+
 // --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
 
 function questionMeta({ askedBy, turn, answeredInTurn }) {
@@ -459,6 +499,10 @@ async function loadDetails() {
   if (data.verdict) renderVerdict(data.verdict);
   renderVerdictCheck($("verdict-check"), data.forecast);
   if (data.market) renderMarket(data.market);
+  if (data.usage) {
+    const hasBudget = data.budgetTokens != null || data.budgetCost != null;
+    renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
+  }
   state.canControl = data.canControl === true;
   for (const question of data.questions || []) renderQuestion(question);
   if (!state.controlsFromEvents) {
@@ -525,6 +569,7 @@ function start() {
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
     })
+    .on("usage", (payload) => renderUsage(payload, payload.budget ?? null))
     .on("error", (payload) => {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })

@@ -28,6 +28,9 @@ DEBATE_KEYS = {
     "pausedAt",
     "conclusionReason",
     "questions",
+    "usage",
+    "budgetTokens",
+    "budgetCost",
     "verdictHorizonS",
     "forecast",
 }
@@ -164,7 +167,17 @@ def test_detail_returns_arguments_in_order_and_verdict(auth_client, user):
         (1, "bull", "Up."),
         (2, "bear", "Down."),
     ]
-    assert set(body["arguments"][0]) == {"turn", "agent", "content", "createdAt"}
+    assert set(body["arguments"][0]) == {
+        "turn",
+        "agent",
+        "content",
+        "createdAt",
+        "promptTokens",
+        "completionTokens",
+        "usageEstimated",
+        "model",
+        "cost",
+    }
     assert body["verdict"] == {
         "recommendation": "hold",
         "confidence": 0.55,

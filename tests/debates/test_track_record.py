@@ -338,7 +338,7 @@ async def test_a_run_prices_its_verdict_and_the_sample_series_resolves_it(user):
     forecast = await Forecast.objects.aget(pk=debate.pk)
     series_end = datetime.fromisoformat(debate.market_context["as_of"].replace("Z", "+00:00"))
     assert forecast.series_end == series_end
-    assert (forecast.model, forecast.asset, forecast.source) == ("offline", "ETH", "sample")
+    assert (forecast.model, forecast.asset, forecast.source) == ("offline-analyst", "ETH", "sample")
     assert forecast.is_sample
     assert forecast.parsed
     assert (forecast.recommendation, forecast.confidence) == (

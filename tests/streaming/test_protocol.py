@@ -129,6 +129,7 @@ def test_server_types_are_every_message_type_once():
             protocol.ARGUMENT_COMPLETE,
             protocol.TURN_CHANGE,
             protocol.STATUS_UPDATE,
+            protocol.USAGE,
             protocol.ERROR,
             protocol.PING,
             protocol.PONG,
@@ -139,6 +140,26 @@ def test_server_types_are_every_message_type_once():
             protocol.CONCLUDING,
         }
     )
+
+
+def test_usage_shape():
+    tally = {"promptTokens": 10, "completionTokens": 4, "cost": None}
+    message = protocol.event(
+        protocol.USAGE,
+        DEBATE,
+        5,
+        perAgent={"bull": tally, "bear": tally, "moderator": tally},
+        total=tally,
+        estimated=False,
+        budget=protocol.usage_budget(100, None),
+    )
+    _check_action(
+        message, "DEBATE/USAGE", {"debateId", "perAgent", "total", "estimated", "budget", "seq"}
+    )
+    assert message["payload"]["budget"] == {"tokens": 100, "cost": None}
+    assert protocol.usage_budget(None, None) is None
+    with pytest.raises(ValueError, match="budget"):
+        protocol.event_payload(protocol.USAGE, DEBATE, {"perAgent": {}, "total": tally})
 
 
 def test_final_statuses_are_the_finished_debate_statuses():
