@@ -5,7 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 
 from debates import controls, lifecycle, selectors, services
-from debates.models import Argument, Debate, Question, ShareLink, Vote
+from debates.models import Argument, Debate, Forecast, Question, ShareLink, Vote
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -29,6 +29,35 @@ class ArgumentInline(admin.TabularInline):
     ]
     readonly_fields = fields
     ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ForecastInline(admin.StackedInline):
+    """The verdict as a call on the market (the track record), read-only."""
+
+    model = Forecast
+    extra = 0
+    can_delete = False
+    fields = [
+        "model",
+        "recommendation",
+        "confidence",
+        "parsed",
+        "price",
+        "priced_at",
+        "source",
+        "is_sample",
+        "due_at",
+        "resolved_at",
+        "exit_price",
+        "return_pct",
+        "band_pct",
+        "hit",
+        "brier",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -80,7 +109,7 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline, QuestionInline, ShareLinkInline]
+    inlines = [ArgumentInline, QuestionInline, ForecastInline, ShareLinkInline]
     actions = [
         "start_debates",
         "cancel_debates",
@@ -107,7 +136,14 @@ class DebateAdmin(admin.ModelAdmin):
         "conclusion_reason",
         "audience_vote",
     ]
-    fields = ["asset", "max_turns", "budget_tokens", "budget_cost", *readonly_fields]
+    fields = [
+        "asset",
+        "max_turns",
+        "verdict_horizon_s",
+        "budget_tokens",
+        "budget_cost",
+        *readonly_fields,
+    ]
 
     def get_queryset(self, request):
         return (
@@ -135,7 +171,14 @@ class DebateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ["asset", "max_turns", "budget_tokens", "budget_cost", *self.readonly_fields]
+            return [
+                "asset",
+                "max_turns",
+                "verdict_horizon_s",
+                "budget_tokens",
+                "budget_cost",
+                *self.readonly_fields,
+            ]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -36,6 +37,8 @@ from debates.serializers import (
     QuotaExceededSerializer,
     ShareLinkCreatedSerializer,
     ShareLinkSerializer,
+    TrackRecordQuerySerializer,
+    TrackRecordSerializer,
     VoteCreateSerializer,
     VoteResultSerializer,
     votes_data,
@@ -496,3 +499,23 @@ class SharedDebateExportApi(_SharedView, _ExportView):
     def get(self, request: Request) -> Response:
         """Export the shared debate (JSON or Markdown)."""
         return self.export(self.shared_debate())
+
+
+class TrackRecordApi(APIView):
+    """How right the verdicts were: hit rate, Brier score, calibration, per model and asset."""
+
+    @extend_schema(
+        parameters=[TrackRecordQuerySerializer],
+        responses={200: TrackRecordSerializer},
+    )
+    def get(self, request: Request) -> Response:
+        """The track record of resolved verdicts (filter by model and asset)."""
+        query = TrackRecordQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        record = selectors.track_record(**query.validated_data)
+        record.update(
+            sample_data=record["overall"]["sample"] > 0,
+            hold_band_pct=float(settings.VERDICT_HOLD_BAND_PCT),
+            default_horizon_s=int(settings.VERDICT_HORIZON_S),
+        )
+        return Response(TrackRecordSerializer(record).data)

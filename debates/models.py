@@ -18,6 +18,15 @@ COST_DIGITS, COST_PLACES = 14, 8  # US dollars, to a hundred-millionth (per-toke
 MIN_BUDGET_COST = Decimal("0.00000001")
 MAX_BUDGET_COST = Decimal("100000")
 
+# How long after its verdict a debate's call is checked against the market (REST bounds).
+MIN_HORIZON_S = 60
+MAX_HORIZON_S = 366 * 24 * 3600
+
+
+def default_horizon_s() -> int:
+    """The verdict horizon of a debate created without one (VERDICT_HORIZON_S)."""
+    return int(settings.VERDICT_HORIZON_S)
+
 
 class DebateStatus(models.TextChoices):
     """Lifecycle of a debate."""
@@ -100,6 +109,11 @@ class Debate(models.Model):
     )
     verdict_confidence = models.FloatField(null=True, blank=True)
     verdict_rationale = models.TextField(blank=True)
+    # When the verdict is checked against the market (a Forecast's due time), after the verdict.
+    verdict_horizon_s = models.PositiveIntegerField(
+        default=default_horizon_s,
+        validators=[MinValueValidator(MIN_HORIZON_S), MaxValueValidator(MAX_HORIZON_S)],
+    )
 
     # Budget: the debate concludes early once its usage reaches either (null: no limit).
     budget_tokens = models.PositiveIntegerField(
@@ -288,3 +302,57 @@ class ShareLink(models.Model):
     def is_active(self) -> bool:
         """True until revoked."""
         return self.revoked_at is None
+
+
+class Forecast(models.Model):
+    """A debate's verdict as a call on the market: priced when given, resolved once due.
+
+    Resolution (debates.services.forecast_resolve) fills the ``resolved_at`` group once, by a
+    conditional update. An unparsed verdict (the moderator's text was unusable) is tracked with
+    its realised return but never scored: it is counted apart, not as a hold.
+    """
+
+    debate = models.OneToOneField(
+        Debate, on_delete=models.CASCADE, primary_key=True, related_name="forecast"
+    )
+    asset = models.CharField(max_length=15)
+    model = models.CharField(max_length=100)
+    recommendation = models.CharField(max_length=4, choices=Recommendation.choices)
+    confidence = models.FloatField()
+    parsed = models.BooleanField()
+    made_at = models.DateTimeField()
+    horizon_s = models.PositiveIntegerField()
+    due_at = models.DateTimeField()
+    # The price when the verdict was given, and where it came from.
+    price = models.FloatField()
+    priced_at = models.DateTimeField()
+    source = models.CharField(max_length=40)
+    is_sample = models.BooleanField()
+    series_end = models.DateTimeField(null=True, blank=True)  # the sample series' last hour
+
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    exit_price = models.FloatField(null=True, blank=True)
+    return_pct = models.FloatField(null=True, blank=True)
+    band_pct = models.FloatField(null=True, blank=True)
+    hit = models.BooleanField(null=True, blank=True)
+    brier = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-made_at"]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="forecast_unresolved_due_idx",
+            ),
+            models.Index(fields=["model", "asset"], name="forecast_model_asset_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0, confidence__lte=1),
+                name="forecast_confidence_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.recommendation} {self.asset} at {self.price} ({self.model})"

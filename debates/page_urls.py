@@ -14,4 +14,5 @@ urlpatterns = [
     path("debates/<uuid:pk>/", views.debate_watch, name="debate-watch"),
     # The token follows a '#', so it never reaches the server or its logs.
     path("shared/", views.shared_watch, name="shared-watch"),
+    path("track-record/", views.track_record, name="track-record"),
 ]

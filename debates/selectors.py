@@ -5,20 +5,24 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
+from django.db.models import Avg, Count, F, IntegerField, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import Cast, Floor, Least
 from django.utils import timezone
 
+from debates.engine.market import canonical_asset
 from debates.engine.state import ArgumentItem, QuestionItem
 from debates.models import (
     Argument,
     Debate,
     DebateStatus,
+    Forecast,
     Question,
     ShareLink,
     Vote,
     VotePhase,
     VoteSide,
 )
+from debates.scoring import CALIBRATION_BINS
 
 # Longer than any token this server issues (secrets.token_urlsafe(32): 43 characters).
 SHARE_TOKEN_MAX_CHARS = 128
@@ -27,7 +31,7 @@ SHARE_TOKEN_MAX_CHARS = 128
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
     """Debates newest first, with arguments in order."""
     qs = (
-        Debate.objects.select_related("created_by")
+        Debate.objects.select_related("created_by", "forecast")
         .prefetch_related(
             Prefetch("arguments", queryset=Argument.objects.order_by("turn")),
             Prefetch("questions", queryset=Question.objects.select_related("asked_by")),
@@ -246,3 +250,100 @@ def vote_swing(tallies: VoteTallies) -> dict:
         best = max(swing, key=swing.get)
         moved_to = best if swing[best] > 0 else None
     return {"before": before, "after": after, "swing": swing, "moved_to": moved_to}
+
+
+# --- Track record ---------------------------------------------------------------------------
+
+
+def forecasts_due(*, now) -> QuerySet[Forecast]:
+    """Unresolved forecasts whose due time has come, oldest due first."""
+    return Forecast.objects.filter(resolved_at__isnull=True, due_at__lte=now).order_by("due_at")
+
+
+# Every forecast is in exactly one of: resolved (scored), pending (parsed, not resolved yet),
+# unparsed (never scored, counted apart whether resolved or not).
+_SCORED = Q(parsed=True, resolved_at__isnull=False)
+_SUMMARY = {
+    "total": Count("pk"),
+    "resolved": Count("pk", filter=_SCORED),
+    "hits": Count("pk", filter=_SCORED & Q(hit=True)),
+    "mean_brier": Avg("brier", filter=_SCORED),
+    "mean_return_pct": Avg("return_pct", filter=_SCORED),
+    "pending": Count("pk", filter=Q(parsed=True, resolved_at__isnull=True)),
+    "unparsed": Count("pk", filter=Q(parsed=False)),
+    "sample": Count("pk", filter=Q(is_sample=True)),
+}
+
+
+def _summary(row: dict, bins: dict) -> dict:
+    resolved = row["resolved"]
+    return {
+        **{k: row[k] for k in _SUMMARY},
+        "hit_rate": row["hits"] / resolved if resolved else None,
+        "calibration": _calibration(bins),
+    }
+
+
+def _calibration(found: dict) -> list[dict]:
+    """Every confidence bin, empty ones included (hit rate null)."""
+    out = []
+    for i in range(CALIBRATION_BINS):
+        count, hits, mean_conf = found.get(i, (0, 0, None))
+        out.append(
+            {
+                "bin": i,
+                "lower": i / CALIBRATION_BINS,
+                "upper": (i + 1) / CALIBRATION_BINS,
+                "count": count,
+                "hits": hits,
+                "hit_rate": hits / count if count else None,
+                "mean_confidence": mean_conf,
+            }
+        )
+    return out
+
+
+def _grouped(qs: QuerySet[Forecast], key: str | None) -> list[tuple[str | None, dict]]:
+    """Summaries and calibration bins of ``qs`` grouped by ``key`` (None: all of it), counted
+    in the database."""
+    keys = [key] if key else []
+    rows = (
+        qs.values(*keys).annotate(**_SUMMARY).order_by(*keys) if key else [qs.aggregate(**_SUMMARY)]
+    )
+    binned = (
+        qs.filter(_SCORED)
+        .annotate(
+            bin=Cast(
+                Least(Floor(F("confidence") * CALIBRATION_BINS), CALIBRATION_BINS - 1),
+                IntegerField(),
+            )
+        )
+        .values(*keys, "bin")
+        .annotate(n=Count("pk"), hit_n=Count("pk", filter=Q(hit=True)), conf=Avg("confidence"))
+        .order_by()
+    )
+    bins: dict = {}
+    for b in binned:
+        bins.setdefault(b[key] if key else None, {})[int(b["bin"])] = (
+            b["n"],
+            b["hit_n"],
+            b["conf"],
+        )
+    return [
+        (row[key] if key else None, _summary(row, bins.get(row[key] if key else None, {})))
+        for row in rows
+    ]
+
+
+def track_record(*, model: str | None = None, asset: str | None = None) -> dict:
+    """Hit rate, mean Brier score, counts and calibration bins: overall, per model, per asset."""
+    qs = Forecast.objects.all()
+    if model:
+        qs = qs.filter(model=model)
+    if asset:
+        qs = qs.filter(asset=canonical_asset(asset))  # BTC/USDT is BTC, as the verdict saw it
+    return {
+        "overall": _grouped(qs, None)[0][1],
+        "by_model": [{"model": k, **v} for k, v in _grouped(qs, "model")],
+        "by_asset": [{"asset": k, **v} for k, v in _grouped(qs, "asset")],
+    }

@@ -11,14 +11,17 @@ from debates.models import (
     DEFAULT_TURNS,
     MAX_BUDGET_COST,
     MAX_BUDGET_TOKENS,
+    MAX_HORIZON_S,
     MAX_TURNS,
     MIN_BUDGET_COST,
     MIN_BUDGET_TOKENS,
+    MIN_HORIZON_S,
     MIN_TURNS,
     QUESTION_MAX_CHARS,
     Argument,
     ConclusionReason,
     Debate,
+    Forecast,
     Question,
     Recommendation,
     ShareLink,
@@ -194,6 +197,31 @@ def votes_data(*, debate: Debate, tallies, mine: dict) -> dict:
     }
 
 
+class ForecastSerializer(serializers.ModelSerializer):
+    """The verdict as a call on the market: priced when given, scored once due (the track
+    record). `hit` and `brier` stay null for an unparsed verdict, and until it is resolved."""
+
+    class Meta:
+        model = Forecast
+        fields = [
+            "model",
+            "parsed",
+            "price",
+            "priced_at",
+            "source",
+            "is_sample",
+            "horizon_s",
+            "due_at",
+            "resolved_at",
+            "exit_price",
+            "return_pct",
+            "band_pct",
+            "hit",
+            "brier",
+        ]
+        read_only_fields = fields
+
+
 class DebateListSerializer(serializers.ListSerializer):
     """Debates, with the live audience and the votes of all of them read at once."""
 
@@ -215,6 +243,7 @@ class DebateSerializer(serializers.ModelSerializer):
     viewer_count = serializers.SerializerMethodField()
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
+    forecast = serializers.SerializerMethodField()
     can_control = serializers.SerializerMethodField()
     usage = serializers.SerializerMethodField()
     budget_cost = serializers.FloatField(allow_null=True, read_only=True)
@@ -245,6 +274,8 @@ class DebateSerializer(serializers.ModelSerializer):
             "usage",
             "budget_tokens",
             "budget_cost",
+            "verdict_horizon_s",
+            "forecast",
         ]
         read_only_fields = fields
         list_serializer_class = DebateListSerializer
@@ -267,6 +298,12 @@ class DebateSerializer(serializers.ModelSerializer):
         if not isinstance(obj.market_context, dict):
             return None
         return MarketSerializer(obj.market_context).data
+
+    @extend_schema_field(ForecastSerializer(allow_null=True))
+    def get_forecast(self, obj: Debate) -> dict | None:
+        """The tracked verdict, or null until the verdict is given."""
+        forecast = getattr(obj, "forecast", None)
+        return ForecastSerializer(forecast).data if forecast is not None else None
 
     def get_can_control(self, obj: Debate) -> bool:
         """Whether the requesting user may start or cancel this debate (creator or staff)."""
@@ -319,6 +356,13 @@ class DebateCreateSerializer(serializers.Serializer):
         help_text="Concludes the debate once its cost in US dollars reaches this (calls of a "
         "model without a price are not counted).",
     )
+    verdict_horizon_s = serializers.IntegerField(
+        min_value=MIN_HORIZON_S,
+        max_value=MAX_HORIZON_S,
+        required=False,
+        help_text="Seconds after the verdict at which it is checked against the market "
+        "(default VERDICT_HORIZON_S, 24 h).",
+    )
 
     def validate_asset(self, value: str) -> str:
         """Normalise to an upper-case ticker the market data provider supports."""
@@ -368,6 +412,73 @@ class ModerationStateSerializer(serializers.Serializer):
         choices=["", *ConclusionReason.values],
         help_text="Why the debate is concluding early; empty when it is not.",
     )
+
+
+# --- Track record -------------------------------------------------------------------------------
+
+
+class TrackRecordQuerySerializer(serializers.Serializer):
+    """Filters of the track record."""
+
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    asset = serializers.CharField(max_length=15, required=False, allow_blank=True)
+
+
+class CalibrationBinSerializer(serializers.Serializer):
+    """Scored verdicts whose confidence is in [lower, upper) (the top bin includes 1.0)."""
+
+    bin = serializers.IntegerField()
+    lower = serializers.FloatField()
+    upper = serializers.FloatField()
+    count = serializers.IntegerField()
+    hits = serializers.IntegerField()
+    hit_rate = serializers.FloatField(allow_null=True)
+    mean_confidence = serializers.FloatField(allow_null=True)
+
+
+class TrackSummarySerializer(serializers.Serializer):
+    """Counts, hit rate and mean Brier score of a set of verdicts, with calibration bins.
+
+    total = resolved + pending + unparsed: `resolved` are scored; `pending` are parsed verdicts
+    not due or not priced yet; `unparsed` verdicts (unreadable moderator text) are never
+    scored. `sample` counts verdicts priced on sample (made-up, offline) market data.
+    """
+
+    total = serializers.IntegerField()
+    resolved = serializers.IntegerField()
+    hits = serializers.IntegerField()
+    hit_rate = serializers.FloatField(allow_null=True)
+    mean_brier = serializers.FloatField(allow_null=True, help_text="(confidence - hit)^2.")
+    mean_return_pct = serializers.FloatField(allow_null=True)
+    pending = serializers.IntegerField()
+    unparsed = serializers.IntegerField()
+    sample = serializers.IntegerField()
+    calibration = CalibrationBinSerializer(many=True)
+
+
+class ModelTrackSerializer(TrackSummarySerializer):
+    """The track record of one model."""
+
+    model = serializers.CharField()
+
+
+class AssetTrackSerializer(TrackSummarySerializer):
+    """The track record on one asset."""
+
+    asset = serializers.CharField()
+
+
+class TrackRecordSerializer(serializers.Serializer):
+    """Verdicts scored against the market: overall, per model and per asset."""
+
+    sample_data = serializers.BooleanField(
+        help_text="True when any verdict counted here was priced on sample market data."
+    )
+    hold_band_pct = serializers.FloatField()
+    default_horizon_s = serializers.IntegerField()
+    overall = TrackSummarySerializer()
+    by_model = ModelTrackSerializer(many=True)
+    by_asset = AssetTrackSerializer(many=True)
 
 
 class VoteCreateSerializer(serializers.Serializer):

@@ -26,7 +26,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from debates import costs
+from debates import costs, scoring
 from debates.engine.market import get_provider
 from debates.models import (
     DEFAULT_TURNS,
@@ -35,6 +35,7 @@ from debates.models import (
     ConclusionReason,
     Debate,
     DebateStatus,
+    Forecast,
     Question,
     ShareLink,
     Vote,
@@ -234,6 +235,7 @@ def debate_create(
     created_by: AbstractBaseUser | None,
     budget_tokens: int | None = None,
     budget_cost: Decimal | None = None,
+    verdict_horizon_s: int | None = None,
 ) -> Debate:
     """Create a pending debate after validating its fields, the creator's daily quota and
     daily usage budget."""
@@ -243,6 +245,9 @@ def debate_create(
         created_by=created_by,
         budget_tokens=budget_tokens,
         budget_cost=budget_cost,
+        verdict_horizon_s=(
+            settings.VERDICT_HORIZON_S if verdict_horizon_s is None else verdict_horizon_s
+        ),
     )
     debate.full_clean(exclude=["created_by"])
     check_create_quota(user=created_by)
@@ -389,10 +394,11 @@ def run_save_argument(
     verdict: dict | None,
     answered: tuple | list = (),
     usage: dict | None = None,
+    forecast: dict | None = None,
 ) -> bool:
     """Save one finished turn with its usage and cost (and the moderator's verdict with its
-    turn, and the questions it answered); False when the debate is no longer the caller's
-    (nothing is saved)."""
+    turn, tracked as a Forecast when ``forecast`` prices it: see ``_forecast_create``; and the
+    questions it answered); False when the debate is no longer the caller's (nothing is saved)."""
     recorded = {}
     if usage is not None:
         prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
@@ -427,7 +433,71 @@ def run_save_argument(
             Question.objects.filter(
                 debate_id=debate_id, pk__in=list(answered), answered_in_turn__isnull=True
             ).update(answered_in_turn=turn)
+        if verdict is not None and forecast is not None:
+            _forecast_create(debate_id=debate_id, verdict=verdict, **forecast)
     return True
+
+
+# --- Track record: verdicts as calls on the market ------------------------------------------
+
+
+def _forecast_create(
+    *,
+    debate_id,
+    verdict: dict,
+    model: str,
+    asset: str,
+    price: float,
+    priced_at,
+    source: str,
+    is_sample: bool,
+    series_end=None,
+) -> Forecast:
+    """Track a verdict given now at ``price``: due after the debate's verdict horizon (once: a
+    retried save finds it tracked)."""
+    horizon_s = Debate.objects.filter(pk=debate_id).values_list("verdict_horizon_s", flat=True)[0]
+    now = timezone.now()
+    forecast, _ = Forecast.objects.get_or_create(
+        debate_id=debate_id,
+        defaults={
+            "asset": asset,
+            "model": model[:100],
+            "recommendation": verdict["recommendation"],
+            "confidence": verdict["confidence"],
+            "parsed": bool(verdict.get("parsed", True)),
+            "made_at": now,
+            "horizon_s": horizon_s,
+            "due_at": now + timedelta(seconds=horizon_s),
+            "price": price,
+            "priced_at": priced_at,
+            "source": source[:40],
+            "is_sample": is_sample,
+            "series_end": series_end,
+        },
+    )
+    return forecast
+
+
+def forecast_resolve(*, forecast: Forecast, exit_price: float, band_pct: float, now=None) -> bool:
+    """Score a due forecast against the price at its due time, once: a conditional update, so
+    of two processes resolving it at once one wins and the other changes nothing."""
+    outcome = scoring.score(
+        recommendation=forecast.recommendation,
+        confidence=forecast.confidence,
+        parsed=forecast.parsed,
+        entry=forecast.price,
+        exit=exit_price,
+        band_pct=band_pct,
+    )
+    won = Forecast.objects.filter(pk=forecast.pk, resolved_at__isnull=True).update(
+        resolved_at=now or timezone.now(),
+        exit_price=exit_price,
+        return_pct=outcome.return_pct,
+        band_pct=band_pct,
+        hit=outcome.hit,
+        brier=outcome.brier,
+    )
+    return won == 1
 
 
 def run_finish(*, debate_id, runner_id: str, status: str, error: str = "") -> bool:

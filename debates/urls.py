@@ -10,6 +10,7 @@ urlpatterns = [
     path("debates/", api.DebateListCreateApi.as_view(), name="debate-list"),
     path("debates/<str:pk>/", api.DebateDetailApi.as_view(), name="debate-detail"),
     path("debates/<str:pk>/start/", api.DebateStartApi.as_view(), name="debate-start"),
+    path("track-record/", api.TrackRecordApi.as_view(), name="track-record"),
     path("debates/<str:pk>/cancel/", api.DebateCancelApi.as_view(), name="debate-cancel"),
     path("debates/<str:pk>/export/", api.DebateExportApi.as_view(), name="debate-export"),
     path(

@@ -43,3 +43,8 @@ def shared_watch(request: HttpRequest) -> HttpResponse:
         shared=True,
         ping_interval_ms=int(settings.WS_PING_INTERVAL_S * 1000),
     )
+
+
+def track_record(request: HttpRequest) -> HttpResponse:
+    """How right the verdicts were: hit rate, Brier score and calibration per model and asset."""
+    return _page(request, "debates/track_record.html", page="track-record")

@@ -317,6 +317,13 @@ USER_DAILY_COST_BUDGET = env_float("USER_DAILY_COST_BUDGET", 0.0)
 USAGE_EVERY_N_TOKENS = env_int("USAGE_EVERY_N_TOKENS", 25)
 # Audience votes: the after-verdict vote stays open this long after the debate ends (0: no end).
 VOTE_AFTER_WINDOW_S = env_float("VOTE_AFTER_WINDOW_S", 600.0)
+# Track record: a verdict is checked this long after it is given (per debate: verdictHorizonS);
+# hold is a hit while the return stays within +/- the band, buy above it, sell below it.
+VERDICT_HORIZON_S = env_int("VERDICT_HORIZON_S", 24 * 3600)
+VERDICT_HOLD_BAND_PCT = env_float("VERDICT_HOLD_BAND_PCT", 1.0)
+# Each serving process's janitor resolves due verdicts this often, at most this many a pass.
+VERDICT_RESOLVE_INTERVAL_S = env_float("VERDICT_RESOLVE_INTERVAL_S", 30.0)
+VERDICTS_RESOLVED_PER_PASS = env_int("VERDICTS_RESOLVED_PER_PASS", 50)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 

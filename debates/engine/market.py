@@ -47,10 +47,15 @@ SAMPLE_ASSETS: dict[str, tuple[str, str, float, float]] = {
 QUOTE_CURRENCIES = ("USDT", "USDC", "USD")
 FX_CODES = {"EUR", "USD", "GBP", "JPY"}
 BINANCE_DEFAULT_URL = "https://api.binance.com"
+MAX_SAMPLE_HOURS_AHEAD = 24 * 400  # how far the sample walk is continued (bounds the work)
 
 
 class MarketDataError(Exception):
     """The market data provider could not produce a snapshot."""
+
+
+class PriceNotYetKnown(MarketDataError):
+    """The provider has no price for that time yet (it is still to come)."""
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,11 @@ class MarketDataProvider(Protocol):
     async def snapshot(self, asset: str) -> MarketSnapshot:
         """The current snapshot of a supported asset; MarketDataError otherwise."""
 
+    async def price_at(
+        self, asset: str, at: datetime, *, series_end: datetime | None = None
+    ) -> float:
+        """The asset's price at a time (PriceNotYetKnown when still to come)."""
+
 
 class SampleMarketData:
     """Deterministic offline candles: a seeded random walk per asset, flagged as sample data."""
@@ -230,8 +240,12 @@ class SampleMarketData:
         """True for the known sample assets (and their pairs)."""
         return canonical_asset(asset) in SAMPLE_ASSETS
 
-    def candles(self, asset: str, count: int = CANDLE_COUNT) -> list[Candle]:
-        """Hourly candles ending at the current hour; prices depend only on the asset."""
+    def candles(self, asset: str, count: int = CANDLE_COUNT, extra: int = 0) -> list[Candle]:
+        """Hourly candles ending at the current hour; prices depend only on the asset.
+
+        ``extra`` continues the same seeded walk that many hours past the current hour (the
+        series a snapshot saw, carried on: what resolves a sample verdict).
+        """
         symbol = canonical_asset(asset)
         if symbol not in SAMPLE_ASSETS:
             raise MarketDataError(f"No sample market data for {asset!r}.")
@@ -243,7 +257,7 @@ class SampleMarketData:
         end = (self._now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
         price = ref_price * rng.uniform(0.85, 1.15)
         out = []
-        for i in range(count):
+        for i in range(count + extra):
             ret = rng.gauss(drift, hourly_vol)
             close = price * math.exp(ret)
             wick = abs(rng.gauss(0, hourly_vol / 2))
@@ -263,6 +277,21 @@ class SampleMarketData:
             )
             price = close
         return out
+
+    async def price_at(self, asset: str, at: datetime, *, series_end: datetime | None = None):
+        """The sample price at ``at`` on the series that ended at ``series_end`` (a snapshot's
+        ``as_of``; default the current hour), continued past it: each hour's close, linear
+        in between (deterministic, so sample verdicts resolve offline)."""
+        end = (series_end or self._now or datetime.now(UTC)).replace(
+            minute=0, second=0, microsecond=0
+        )
+        hours = (at - end).total_seconds() / 3600
+        step = math.floor(hours)
+        if step < -(CANDLE_COUNT - 1) or step > MAX_SAMPLE_HOURS_AHEAD:
+            raise MarketDataError(f"No sample price {hours:.0f} hours from its series.")
+        closes = [c.c for c in SampleMarketData(end).candles(asset, extra=max(step + 1, 0))]
+        i = CANDLE_COUNT - 1 + step
+        return _round(closes[i] + (closes[i + 1] - closes[i]) * (hours - step))
 
     async def snapshot(self, asset: str) -> MarketSnapshot:
         """The sample snapshot of the asset."""
@@ -331,6 +360,32 @@ class BinanceMarketData:
             candles=candles,
         )
 
+    async def price_at(self, asset: str, at: datetime, *, series_end: datetime | None = None):
+        """The open of the one-minute kline that holds ``at``, or of the next one after a gap
+        (``series_end`` is unused)."""
+        if not self.supports(asset):
+            raise MarketDataError(f"{self.name} has no data for {asset!r}.")
+        symbol = canonical_asset(asset)
+        minute_ms = int(at.timestamp() // 60 * 60_000)
+        params = {"symbol": f"{symbol}USDT", "interval": "1m", "startTime": minute_ms, "limit": 1}
+        try:
+            async with httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout) as client:
+                response = await client.get("/api/v3/klines", params=params)
+                response.raise_for_status()
+                rows = response.json()
+            if not rows:
+                raise PriceNotYetKnown(f"No {symbol}USDT kline at {at.isoformat()} yet.")
+            # The first price at or after the time (the minute itself unless the market had a gap).
+            return float(rows[0][1])
+        except httpx.HTTPStatusError as exc:
+            raise MarketDataError(
+                f"Market data request failed: HTTP {exc.response.status_code}."
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise MarketDataError(f"Market data request failed: {type(exc).__name__}.") from exc
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise MarketDataError("Market data response was malformed.") from exc
+
 
 def get_provider(name: str, url: str = "") -> MarketDataProvider:
     """The provider for a MARKET_DATA_PROVIDER value."""
@@ -339,3 +394,8 @@ def get_provider(name: str, url: str = "") -> MarketDataProvider:
     if name == "binance":
         return BinanceMarketData(url)
     raise ValueError(f"Unknown MARKET_DATA_PROVIDER {name!r} (use 'sample' or 'binance').")
+
+
+def provider_for_source(source: str, url: str = "") -> MarketDataProvider:
+    """The provider that produced a snapshot's ``source`` ('sample', 'binance:BTCUSDT')."""
+    return get_provider(source.partition(":")[0], url)

@@ -68,12 +68,18 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from langchain_core.callbacks import AsyncCallbackHandler
 
 from debates import costs, selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
-from debates.engine.market import get_provider
+from debates.engine.market import (
+    MarketDataError,
+    canonical_asset,
+    get_provider,
+    provider_for_source,
+)
 from debates.engine.nodes import model_name
 from debates.engine.state import (
     MODERATOR,
@@ -221,6 +227,8 @@ class DebateRun:
         self._started_at = 0.0  # monotonic time the run started, for time to first token
         self._first_token_sent = False
         self._verdict_saved = False
+        self._market: dict = {}  # the snapshot the debate is grounded in (prices its verdict)
+        self._asset = ""
         self._turn = 0
         self._agent = ""
         # Moderator controls: this run's view of the debate's row (see the module docstring).
@@ -238,7 +246,7 @@ class DebateRun:
         # Usage: the saved arguments', the budget it concludes at, the argument in progress.
         self._usage = costs.DebateUsage()
         self._budget: tuple = (None, None)  # (tokens, US dollars)
-        self._model = ""  # the model's name, to price the argument in progress
+        self._model = ""  # the model's name: prices the argument in progress, names the verdict
         self._live_tokens = 0
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
@@ -481,6 +489,8 @@ class DebateRun:
             timeout=settings.OPENAI_TIMEOUT_S,
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
+        self._market = market
+        self._asset = debate.asset
         saved = [ArgumentItem(**a) for a in _items(debate)]
         self._usage = costs.DebateUsage.of_arguments(debate.arguments.all())
         self._budget = await _service(services.run_budget, debate=debate)
@@ -649,6 +659,7 @@ class DebateRun:
             verdict=verdict,
             answered=tuple(answered or ()),
             usage=usage,
+            forecast=await self._price_verdict() if verdict is not None else None,
         ):
             raise StopRun
         self._live_tokens = 0
@@ -697,6 +708,29 @@ class DebateRun:
         if self._conclude_reason is None:
             self._conclude_reason = ConclusionReason.BUDGET
         await self._sync_controls()  # records the reason, announces CONCLUDING (once)
+
+    async def _price_verdict(self) -> dict:
+        """The asset's price now, for the track record: from the provider of the debate's
+        snapshot (the sample series it saw, continued), else the snapshot's own last price."""
+        market = self._market
+        now = timezone.now()
+        series_end = parse_datetime(market.get("as_of") or "")
+        priced = {
+            "model": self._model,
+            "asset": market.get("asset") or canonical_asset(self._asset),
+            "source": market.get("source") or "",
+            "is_sample": bool(market.get("is_sample")),
+            "series_end": series_end,
+        }
+        try:
+            provider = self.market_provider or provider_for_source(
+                priced["source"], settings.MARKET_DATA_URL
+            )
+            price = await provider.price_at(priced["asset"], now, series_end=series_end)
+            return {**priced, "price": price, "priced_at": now}
+        except (MarketDataError, ValueError) as exc:
+            logger.warning("debate %s: verdict priced from its snapshot (%s)", self.debate_id, exc)
+            return {**priced, "price": market["last_price"], "priced_at": series_end or now}
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)

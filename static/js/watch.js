@@ -21,6 +21,7 @@ import {
   formatTime,
 } from "./format.js";
 import { swingLabel, VotePanel } from "./votes.js";
+import { renderVerdictCheck } from "./verdict-check.js";
 
 const POLL_MS = 5000;
 // A share page polls less: its requests count per client IP (SHARE_RATE_PER_IP), and many
@@ -544,6 +545,7 @@ async function loadDetails() {
   if (!state.status && !state.replay) onStatus(data.status);
   // A replay shows the verdict when it reaches the end, not before.
   if (data.verdict && (!state.replay || TERMINAL_STATUSES.has(state.status))) renderVerdict(data.verdict);
+  renderVerdictCheck($("verdict-check"), data.forecast);
   if (data.market) renderMarket(data.market);
   if (data.usage) {
     const hasBudget = data.budgetTokens != null || data.budgetCost != null;

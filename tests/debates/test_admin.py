@@ -106,3 +106,21 @@ def test_debate_changelist_shows_tokens_and_cost(admin_client_logged_in, user):
     assert '<td class="field-cost">0.001500</td>' in html
     assert '<td class="field-tokens">10</td>' in html
     assert '<td class="field-cost">unknown</td>' in html
+
+
+def test_a_debate_page_shows_its_tracked_verdict_read_only(admin_client_logged_in):
+    from tests.debates.forecasts import resolved
+
+    made = resolved(103.0, recommendation="buy", confidence=0.8)
+    html = admin_client_logged_in.get(f"/admin/debates/debate/{made.pk}/change/").content.decode()
+    assert "Forecast" in html
+    assert "103.0" in html  # the price at its due time
+    assert 'name="forecast-0-price"' not in html  # read-only
+
+
+def test_a_debate_added_in_the_admin_takes_the_default_horizon(admin_client_logged_in, settings):
+    settings.VERDICT_HORIZON_S = 7200
+    html = admin_client_logged_in.get("/admin/debates/debate/add/").content.decode()
+    assert 'name="verdict_horizon_s"' in html
+    assert 'value="7200"' in html
+    assert Debate().verdict_horizon_s == 7200

@@ -32,6 +32,8 @@ DEBATE_KEYS = {
     "budgetTokens",
     "budgetCost",
     "votes",
+    "verdictHorizonS",
+    "forecast",
 }
 
 

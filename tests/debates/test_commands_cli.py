@@ -181,3 +181,26 @@ def test_run_debate_interrupted_cancels_the_debate_and_exits_non_zero(cli_env):
     status, saved = shown.stdout.split()
     assert status == "cancelled"
     assert int(saved) < 4
+
+
+def test_resolve_verdicts_as_a_process_exits_0_then_non_zero_when_a_price_fails(cli_env):
+    seeded = manage(
+        cli_env,
+        "shell",
+        "--no-imports",
+        "-c",
+        "from datetime import timedelta\n"
+        "from tests.debates.forecasts import forecast\n"
+        "forecast()\n"
+        "forecast(source='binance:BTCUSDT', due_in=timedelta(hours=-2))\n",
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    # The Binance verdict's market is unreachable (a closed port): priced later, exit 1.
+    failed = manage(cli_env, "resolve_verdicts", MARKET_DATA_URL="http://127.0.0.1:9")
+    assert failed.returncode == 1
+    assert "Resolved 1 verdict(s); 0 not priced yet; 1 failed." in failed.stdout
+    assert "Could not price 1 verdict(s)" in failed.stderr
+    again = manage(cli_env, "resolve_verdicts", MARKET_DATA_URL="http://127.0.0.1:9")
+    assert "Resolved 0 verdict(s)" in again.stdout  # the sample one was resolved once
+    assert manage(cli_env, "resolve_verdicts", "--help").returncode == 0
+    assert manage(cli_env, "resolve_verdicts", "--limit", "-1").returncode == 1

@@ -3,7 +3,12 @@
 import pytest
 from django.test import override_settings
 
-PAGES = ["/signin/", "/debates/", "/debates/5b1c8a9e-1f2e-4c1e-9b9e-111111111111/"]
+PAGES = [
+    "/signin/",
+    "/debates/",
+    "/debates/5b1c8a9e-1f2e-4c1e-9b9e-111111111111/",
+    "/track-record/",
+]
 
 
 @pytest.mark.parametrize("path", PAGES)
@@ -14,6 +19,14 @@ def test_pages_render_without_a_session(client, path):
     assert '<main id="main"' in body
     assert 'type="module"' in body
     assert "https://" not in body, "no external CDN"
+
+
+def test_the_list_links_to_the_track_record_which_labels_sample_data(client):
+    assert 'href="/track-record/"' in client.get("/debates/").content.decode()
+    body = client.get("/track-record/").content.decode()
+    assert 'id="track-sample"' in body
+    assert "Sample market data" in body
+    assert "js/track-record.js" in body
 
 
 def test_home_redirects_to_the_list(client):

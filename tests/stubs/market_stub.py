@@ -72,8 +72,14 @@ class MarketStub:
                 if url.path != "/api/v3/klines":
                     self.send_error(404)
                     return
-                stub.queries.append({k: v[0] for k, v in parse_qs(url.query).items()})
-                body = json.dumps(stub.rows if stub.status == 200 else {"msg": "stub error"})
+                query = {k: v[0] for k, v in parse_qs(url.query).items()}
+                stub.queries.append(query)
+                rows = stub.rows
+                if "startTime" in query:  # like Binance: klines opening at or after it
+                    start = int(query["startTime"])
+                    rows = [r for r in rows if not str(r[0]).isdigit() or int(r[0]) >= start]
+                    rows = rows[: int(query.get("limit", 500))]
+                body = json.dumps(rows if stub.status == 200 else {"msg": "stub error"})
                 self.send_response(stub.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

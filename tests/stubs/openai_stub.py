@@ -57,6 +57,7 @@ class OpenAIStub:
         self.requests: list[dict] = []
         self.behaviours: list[str] = []  # what each request got
         self.replies: list[str] = []
+        self.verdict_reply = VERDICT_REPLY  # what the moderator answers
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -85,6 +86,8 @@ class OpenAIStub:
             self.requests.append(body)
             self.behaviours.append(behaviour)
             text = reply_for(body, len(self.requests))
+            if text == VERDICT_REPLY:
+                text = self.verdict_reply
             if behaviour in ("ok", "slow", "no_usage"):
                 self.replies.append(text)
             return behaviour, text
