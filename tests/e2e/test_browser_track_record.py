@@ -128,10 +128,10 @@ def test_the_watch_page_says_how_the_verdict_turned_out(page, server):
 
 
 def test_the_screenshot_script_captures_the_track_record_page(tmp_path):
-    from scripts import screenshot_track_record
+    from scripts import screenshot
 
     out = tmp_path / "track.png"
-    assert screenshot_track_record.main(["--count", "12", "--out", str(out)]) == 0
-    width, height = screenshot_track_record.png_size(out)
+    assert screenshot.main(["track-record", "--count", "12", "--out", str(out)]) == 0
+    width, height = screenshot.png_size(out)
     assert width == 1280
     assert height > 900  # the whole page: per-model and per-asset charts below the fold
