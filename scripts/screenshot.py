@@ -9,6 +9,8 @@ and saves a PNG:
     paused        docs/images/paused-debate.png     a debate paused by its creator, with a question
     meter         docs/images/usage-meter.png       the usage meter after a token budget stop
     track-record  docs/images/track-record.png      the track record page on sample verdicts
+    votes         docs/images/vote-swing.png        the audience vote before and after, and the
+                                                    side that moved the room beside the verdict
 
     .venv/bin/python scripts/screenshot.py [SCENE ... | all] [--out PATH] [--asset BTC]
         [--turns 4] [--live] [--budget 800] [--count 80]
@@ -22,6 +24,7 @@ import json
 import struct
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,16 +61,27 @@ def png_size(path: Path) -> tuple[int, int]:
 # --- shared: debates, pages, captures ------------------------------------------------------------
 
 
-def start_debate(server, body: dict, token: str | None = None) -> str:
-    """Create a debate and start it; its id."""
-    token = token or server.token()["access"]
+def create_debate(server, body: dict, token: str) -> str:
+    """Create a (pending) debate; its id."""
     status, debate = server.api("POST", "/api/debates/", body, token=token)
     if status != 201:
         raise SceneError(f"creating the debate failed: {status} {debate}")
-    status, started = server.api("POST", f"/api/debates/{debate['id']}/start/", token=token)
+    return debate["id"]
+
+
+def start(server, debate_id: str, token: str) -> None:
+    """Start a pending debate."""
+    status, started = server.api("POST", f"/api/debates/{debate_id}/start/", token=token)
     if status != 202:
         raise SceneError(f"starting the debate failed: {status} {started}")
-    return debate["id"]
+
+
+def start_debate(server, body: dict) -> str:
+    """Create a debate as the server's user and start it; its id."""
+    token = server.token()["access"]
+    debate_id = create_debate(server, body, token)
+    start(server, debate_id, token)
+    return debate_id
 
 
 @contextlib.contextmanager
@@ -105,6 +119,19 @@ def save(page, out: Path, *, full_page: bool = True, around: list[str] | None = 
     else:
         page.screenshot(path=str(out), full_page=full_page)
     return out
+
+
+def wait_until_completed(server, debate_id: str, token: str) -> None:
+    """Poll the debate until its run has completed (its verdict is out)."""
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while time.monotonic() < deadline:
+        status, debate = server.api("GET", f"/api/debates/{debate_id}/", token=token)
+        if status == 200 and debate["status"] == "completed":
+            return
+        if status == 200 and debate["status"] in ("failed", "cancelled"):
+            raise SceneError(f"the debate ended {debate['status']}")
+        time.sleep(0.3)
+    raise SceneError("the debate did not complete in time")
 
 
 # --- the scenes ----------------------------------------------------------------------------------
@@ -213,6 +240,53 @@ def track_record(server, browser, args, out: Path) -> Path:
         return save(page, out)
 
 
+# The audience: (before, after) for each voter. The page's viewer (the debate's creator) keeps
+# bull and two bears are won over: before 2 bull / 3 bear (40 % bull), after 4 / 1 (80 %), so
+# bull moved the room by 40 points.
+VOTERS = {
+    USERNAME: (PASSWORD, ("bull", "bull")),
+    "ana": ("ana-votes-bull-1", ("bull", "bull")),
+    "ben": ("ben-votes-bear-1", ("bear", "bull")),
+    "cai": ("cai-votes-bear-1", ("bear", "bull")),
+    "dee": ("dee-votes-bear-1", ("bear", "bear")),
+}
+
+
+def cast_votes(server, debate_id: str, tokens: dict[str, str], phase: str) -> None:
+    """Every voter's vote in `phase` (before or after), through the REST API."""
+    for name, (_, sides) in VOTERS.items():
+        side = sides[0 if phase == "before" else 1]
+        path = f"/api/debates/{debate_id}/vote/"
+        status, body = server.api("POST", path, {"side": side}, token=tokens[name])
+        if status != 200 or body.get("phase") != phase:
+            raise SceneError(f"{name}'s {phase} vote failed: {status} {body}")
+
+
+def votes(server, browser, args, out: Path) -> Path:
+    """A short debate voted on before it starts and again after its verdict; from the vote panel
+    down to the verdict with the swing beside it."""
+    for name, (password, _) in VOTERS.items():
+        if name != USERNAME:
+            server.manage("ensure_demo_user", f"--username={name}", f"--password={password}")
+    tokens = {
+        name: server.token(name, password)["access"] for name, (password, _) in VOTERS.items()
+    }
+    owner = tokens[USERNAME]
+    debate_id = create_debate(server, {"asset": args.asset, "maxTurns": 2}, owner)
+    cast_votes(server, debate_id, tokens, "before")
+    start(server, debate_id, owner)
+    wait_until_completed(server, debate_id, owner)
+    cast_votes(server, debate_id, tokens, "after")
+    with signed_in_page(browser, server, f"/debates/{debate_id}/") as page:
+        wait_for(
+            page,
+            f"{VIEW}.dataset.status === 'completed' && {VIEW}.dataset.connection === 'ended'"
+            " && !document.getElementById('verdict-swing').hidden"
+            " && !document.getElementById('vote-swing').hidden",
+        )
+        return save(page, out, around=["#votes", "#verdict"])
+
+
 @dataclass(frozen=True)
 class Scene:
     """What a scene shows, where it goes, and the server it needs."""
@@ -239,6 +313,11 @@ SCENES = {
     "paused": Scene(paused, IMAGES / "paused-debate.png", {"OFFLINE_LLM_TOKENS_PER_S": "30"}),
     "meter": Scene(meter, IMAGES / "usage-meter.png", {**FAST, "LLM_PRICES": json.dumps(PRICES)}),
     "track-record": Scene(track_record, IMAGES / "track-record.png"),
+    "votes": Scene(
+        votes,
+        IMAGES / "vote-swing.png",
+        {**FAST, "VOTES_TALLY_INTERVAL_MS": "200", "LOGIN_RATE_PER_USERNAME": "1000/minute"},
+    ),
 }
 
 
@@ -251,7 +330,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "scenes", nargs="*", metavar="SCENE", help=f"{', '.join(SCENES)} or all (default: watch)"
     )
     parser.add_argument("--out", type=Path, help="where to save the picture (one scene only)")
-    parser.add_argument("--asset", default="BTC", help="watch, paused: the debate's asset")
+    parser.add_argument("--asset", default="BTC", help="watch, paused, votes: the debate's asset")
     parser.add_argument("--turns", type=int, default=4, help="watch: the debate's maxTurns")
     parser.add_argument("--live", action="store_true", help="watch: capture mid-debate")
     parser.add_argument("--budget", type=int, default=800, help="meter: the token budget")

@@ -1,6 +1,9 @@
 """Audience votes in real Chromium: vote before, see another viewer's vote live, vote after the
 verdict, and read the swing beside the verdict and on the list."""
 
+import subprocess
+import sys
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -124,3 +127,17 @@ def test_vote_before_and_after_and_see_the_swing(browser, server):
             assert page.errors == [], page.errors
     finally:
         context.close()
+
+
+def test_the_screenshot_script_captures_the_vote_swing(tmp_path):
+    # Its own process: this module's browser fixture already runs Playwright in this thread.
+    from scripts.screenshot import ROOT, png_size
+
+    out = tmp_path / "votes.png"
+    command = [sys.executable, "scripts/screenshot.py", "votes", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "votes: wrote" in done.stdout
+    width, height = png_size(out)
+    assert width > 1000  # the vote panel down to the verdict, across the page
+    assert height > 600
