@@ -12,6 +12,7 @@ final status reaches the viewer once Redis is back.
 import asyncio
 import json
 import re
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -28,9 +29,9 @@ OUTAGE_S = 10
 ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+|localhost|:\d{3,5}\b")
 
 
-def _start(server, turns: int) -> tuple[str, str]:
+def _start(server, turns: int, access: str | None = None) -> tuple[str, str]:
     """A started debate of `turns` turns: (id, access token)."""
-    access = server.token()["access"]
+    access = access or server.token()["access"]
     status, debate = server.api(
         "POST", "/api/debates/", {"asset": "AAPL", "maxTurns": turns}, access
     )
@@ -86,22 +87,35 @@ async def test_redis_killed_mid_debate_is_ridden_out(tmp_path):
         await _wait_for(lambda: viewer.arguments())  # the first argument is out: mid-debate
 
         await asyncio.to_thread(node.stop)
-        error, code = await _handshake_during_outage(server, debate_id)
-        assert error["type"] == protocol.ERROR, error
-        assert error["payload"]["code"] == 4503
-        assert code == 4503
-        assert not ADDRESS.search(json.dumps(error))
-        assert server.api("GET", "/readyz")[0] == 503
-        await asyncio.sleep(OUTAGE_S)  # the outage itself
-        await asyncio.to_thread(node.start)  # back, empty
+        try:
+            error, code = await _handshake_during_outage(server, debate_id)
+            assert error["type"] == protocol.ERROR, error
+            assert error["payload"]["code"] == 4503
+            assert code == 4503
+            assert not ADDRESS.search(json.dumps(error))
+            assert server.api("GET", "/readyz")[0] == 503
+            # A debate started during the outage is accepted and waits for Redis too (signing
+            # in needs Redis, for its throttle: 503 meanwhile).
+            assert (
+                server.api("POST", "/api/auth/token/", {"username": "x", "password": "y"})[0] == 503
+            )
+            during, _access = _start(server, turns=1, access=access)
+            await asyncio.sleep(OUTAGE_S)  # the outage itself
+        finally:
+            await asyncio.to_thread(node.start)  # back, empty
+        back_at = time.monotonic()
 
         await watching
+        resumed_after = min(at for at in viewer.arrived if at > back_at) - back_at
+        print(f"events flowed again {resumed_after:.2f} s after Redis came back")
         debate = _debate(server, debate_id, access)
         assert debate["status"] == "completed", debate["error"]
         assert viewer.final_status() == "completed"
         assert debate["verdict"] is not None
         _assert_transcript(viewer, debate)
         assert server.api("GET", "/readyz")[0] == 200
+        started_during = await Viewer(servers, during).watch()
+        assert started_during.final_status() == "completed"
 
         # Pooled connections recovered: the next debate and its viewer work at once.
         second, access = _start(server, turns=1)
