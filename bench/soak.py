@@ -32,7 +32,7 @@ from pathlib import Path
 import psutil
 import redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.launcher import Cluster, Server
 from streaming import protocol
@@ -137,7 +137,7 @@ class _Churn:
             watch_s = self.random.uniform(0.3, 4.0)
             try:
                 held[debate_id] = await self.watch(server, debate_id, last, watch_s)
-            except (InvalidStatus, OSError, TimeoutError):
+            except (InvalidHandshake, OSError, TimeoutError):  # e.g. a process restarting
                 self.tally.refused += 1
             if self.random.random() < 0.3:
                 held.pop(debate_id, None)  # left for good: a new page next time

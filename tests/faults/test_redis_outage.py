@@ -179,3 +179,38 @@ async def test_redis_down_past_the_limit_fails_and_tells_every_viewer(tmp_path):
         await watching  # the final status was re-sent until it reached the viewer
         assert viewer.final_status() == "failed"
         _assert_transcript(viewer, debate)
+
+
+async def test_pubsub_connections_killed_lose_nothing_and_the_end_is_not_late(tmp_path):
+    # Pings (and the hub's tick) every 60 s: only the quick tail repair can bring the end in time.
+    with (
+        redis_nodes(tmp_path, 1) as (node,),
+        daphne_cluster(
+            tmp_path,
+            1,
+            redis_url=node.url,
+            OFFLINE_LLM_TOKENS_PER_S="60",
+            WS_PING_INTERVAL_S="60",
+        ) as servers,
+    ):
+        server = servers[0]
+        debate_id, access = _start(server, turns=2)
+        viewer = Viewer(servers, debate_id)
+        watching = asyncio.create_task(viewer.watch(timeout_s=40))
+        # From the verdict's turn on, the subscriber is killed again and again: what is
+        # published meanwhile (the verdict, the final status) is lost from pub/sub.
+        await _wait_for(lambda: len(viewer.arguments()) >= 2)
+        client = node.client()
+        kills = 0
+        try:
+            while not watching.done():
+                kills += client.client_kill_filter(_type="pubsub")
+                await asyncio.sleep(0.1)
+        finally:
+            client.close()
+        await watching
+        assert kills > 0
+        debate = _debate(server, debate_id, access)
+        assert debate["status"] == "completed"
+        assert viewer.final_status() == "completed"
+        _assert_transcript(viewer, debate)

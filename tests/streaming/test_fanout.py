@@ -1,8 +1,10 @@
 """The hub's fan-out: events that arrive during a fan-out go out together, once, in seq order."""
 
+import asyncio
+
 import pytest
 
-from streaming import protocol
+from streaming import fanout, protocol
 from streaming.consumers import DebateConsumer
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
@@ -161,3 +163,19 @@ async def test_the_tick_pings_only_viewers_of_a_debate_quiet_for_an_interval(deb
     await hub.tick()
     assert (await comm.receive_json_from(timeout=5))["type"] == protocol.PING
     await comm.disconnect()
+
+
+async def test_a_lost_last_event_is_repaired_by_the_quick_pass_not_the_tick(monkeypatch, settings):
+    # The tick (pings, sweeps) is an hour away: only the quick pass may bring the lost tail.
+    settings.WS_PING_INTERVAL_S = 3600
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 0.05)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, _lost = await _log(2)  # the second never arrives through pub/sub
+    hub._on_event(first)
+    await _drained(hub)
+    for _ in range(200):
+        if viewer.deliveries == [[1], [2]]:
+            break
+        await asyncio.sleep(0.02)
+    assert viewer.deliveries == [[1], [2]]
