@@ -120,15 +120,24 @@ class Hub:
     async def join(self, debate_id: str, consumer) -> None:
         """Add a local consumer; returns once this process receives the debate's events."""
         await self._ensure_started()
-        state = self.debates.setdefault(debate_id, _Debate())
-        if state.subscribed and not state.lock.locked():
-            # The usual case, taken without the lock: in a storm, thousands of joiners would
-            # otherwise pass the lock one per loop iteration (a convoy of seconds).
-            if consumer not in state.members:
-                presence.joined(debate_id)
-            state.members.add(consumer)
-            return
+        while True:
+            state = self.debates.setdefault(debate_id, _Debate())
+            if state.subscribed and not state.lock.locked():
+                # The usual case, taken without the lock: in a storm, thousands of joiners would
+                # otherwise pass the lock one per loop iteration (a convoy of seconds).
+                if consumer not in state.members:
+                    presence.joined(debate_id)
+                state.members.add(consumer)
+                return
+            if await self._join_locked(debate_id, state, consumer):
+                return
+
+    async def _join_locked(self, debate_id: str, state: _Debate, consumer) -> bool:
+        """Join under the debate's lock; False when the last viewer's leave dropped this state
+        while we waited (joining it would leave us unsubscribed-for and never unsubscribed)."""
         async with state.lock:
+            if self.debates.get(debate_id) is not state:
+                return False
             if consumer not in state.members:
                 presence.joined(debate_id)
             state.members.add(consumer)
@@ -137,6 +146,7 @@ class Hub:
                 await self._probe(debate_id)
                 state.last_seq = await get_event_log().last_seq(debate_id)
                 state.subscribed = True
+        return True
 
     async def leave(self, debate_id: str, consumer) -> None:
         """Remove a local consumer; the last one out unsubscribes the process."""

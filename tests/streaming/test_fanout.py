@@ -179,3 +179,26 @@ async def test_a_lost_last_event_is_repaired_by_the_quick_pass_not_the_tick(monk
             break
         await asyncio.sleep(0.02)
     assert viewer.deliveries == [[1], [2]]
+
+
+async def test_a_viewer_joining_while_the_last_one_leaves_stays_subscribed(monkeypatch):
+    hub, first, second = get_hub(), RecordingViewer(), RecordingViewer()
+    await hub.join(DEBATE, first)
+    discard = hub.layer.group_discard
+
+    async def slow_discard(group, channel):
+        await asyncio.sleep(0.05)  # the unsubscribe takes a round trip: a join arrives meanwhile
+        await discard(group, channel)
+
+    monkeypatch.setattr(hub.layer, "group_discard", slow_discard)
+    leaving = asyncio.create_task(hub.leave(DEBATE, first))
+    await asyncio.sleep(0.01)
+    await hub.join(DEBATE, second)
+    await leaving
+    state = hub.debates[DEBATE]
+    assert state.subscribed
+    assert state.members == {second}
+    (message,) = await _log(1)
+    hub._on_event(message)
+    await _drained(hub)
+    assert second.deliveries == [[1]]
