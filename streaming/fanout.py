@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 5.0
 # How often debates that went quiet are checked for events lost from pub/sub.
 REPAIR_INTERVAL_S = 2.0
+# How long a repair waits for events the log lost (an empty Redis) before skipping them.
+HOLE_GRACE_S = 2.0
 # A long fan-out gives the loop back this often, so the debate, pings and handshakes go on.
 YIELD_EVERY = 50
 PROCESS_STARTED_AT = time.time()
@@ -72,6 +74,7 @@ class _Debate:
         self.pending: list[dict] = []  # received events waiting for the fan-out
         self.fanned_out_at = float("-inf")  # loop time of the last fan-out
         self.drainer: asyncio.Task | None = None
+        self.hole_since: float | None = None  # loop time a repair first found the log holed
 
 
 class Hub:
@@ -301,11 +304,21 @@ class Hub:
         if not state.subscribed:
             return
         latest = await get_event_log().last_seq(debate_id)
-        if latest > state.last_seq:
-            async with state.deliver_lock:
-                missing = await self._read_missing(debate_id, state.last_seq)
-                if missing:
-                    await self._fan_out(debate_id, state, missing, None)
+        if latest <= state.last_seq:
+            return
+        async with state.deliver_lock:
+            missing = await self._read_missing(debate_id, state.last_seq)
+            now = asyncio.get_running_loop().time()
+            holed = bool(missing) and missing[0][0] != state.last_seq + 1
+            # The log lacks the events before these (Redis came back empty): the publisher still
+            # holds them and sends them with these in its next message. Give it HOLE_GRACE_S
+            # before fanning out past the hole.
+            if holed and (state.hole_since is None or now - state.hole_since < HOLE_GRACE_S):
+                state.hole_since = state.hole_since or now
+                return
+            state.hole_since = None
+            if missing:
+                await self._fan_out(debate_id, state, missing, None)
 
     async def _repair_loop(self) -> None:
         # A debate quiet for REPAIR_INTERVAL_S may have lost its last events from pub/sub (the

@@ -202,3 +202,45 @@ async def test_a_viewer_joining_while_the_last_one_leaves_stays_subscribed(monke
     hub._on_event(message)
     await _drained(hub)
     assert second.deliveries == [[1]]
+
+
+def _lose_seq(monkeypatch, seq: int) -> None:
+    """The log forgets one event (Redis came back empty after the publisher logged it)."""
+    log = get_event_log()
+    read_after = log.read_after
+
+    async def holed(debate_id, after_seq):
+        return [event for event in await read_after(debate_id, after_seq) if event[0] != seq]
+
+    monkeypatch.setattr(log, "read_after", holed)
+
+
+async def test_a_repair_waits_a_pass_before_skipping_events_the_log_lost(monkeypatch):
+    # The log has seq 3 but not 2, which is still on its way from the publisher (it sends 2 and
+    # 3 together): the repair must not deliver 3 before 2 arrives.
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 3600)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, second, third = await _log(3)
+    hub._on_event(first)
+    await _drained(hub)
+    _lose_seq(monkeypatch, 2)
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])
+    assert viewer.deliveries == [[1]]
+    hub._on_event({**second, "events": [[2, second["text"]], [3, third["text"]]]})
+    await _drained(hub)
+    assert viewer.deliveries == [[1], [2, 3]]
+
+
+async def test_a_repair_skips_a_hole_that_stays(monkeypatch):
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 3600)
+    monkeypatch.setattr(fanout, "HOLE_GRACE_S", 0)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, _second, _third = await _log(3)
+    hub._on_event(first)
+    await _drained(hub)
+    _lose_seq(monkeypatch, 2)
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])  # sees the hole
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])  # a pass later: lost for good
+    assert viewer.deliveries == [[1], [3]]
