@@ -2,10 +2,10 @@
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.db.models import Count, Q, Sum
 
-from debates import lifecycle
-from debates.models import Argument, Debate
+from debates import controls, lifecycle
+from debates.models import Argument, Debate, Question
 from debates.services import DebateStateError, QuotaExceeded
 from streaming import presence
 
@@ -16,9 +16,32 @@ class ArgumentInline(admin.TabularInline):
     model = Argument
     extra = 0
     can_delete = False
-    fields = ["turn", "agent", "content", "created_at"]
+    fields = [
+        "turn",
+        "agent",
+        "content",
+        "created_at",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage_estimated",
+        "model",
+        "cost",
+    ]
     readonly_fields = fields
     ordering = ["turn"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class QuestionInline(admin.TabularInline):
+    """The moderator's questions, read-only (asked from the watch page or the API)."""
+
+    model = Question
+    extra = 0
+    can_delete = False
+    fields = ["turn", "text", "asked_by", "asked_at", "answered_in_turn"]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -34,6 +57,8 @@ class DebateAdmin(admin.ModelAdmin):
         "status",
         "turns",
         "verdict_recommendation",
+        "tokens",
+        "cost",
         "live_viewers",
         "created_by",
         "created_at",
@@ -41,8 +66,14 @@ class DebateAdmin(admin.ModelAdmin):
     list_filter = ["status", "verdict_recommendation", "created_at"]
     search_fields = ["asset", "id", "created_by__username"]
     date_hierarchy = "created_at"
-    inlines = [ArgumentInline]
-    actions = ["start_debates", "cancel_debates"]
+    inlines = [ArgumentInline, QuestionInline]
+    actions = [
+        "start_debates",
+        "cancel_debates",
+        "pause_debates",
+        "resume_debates",
+        "conclude_debates",
+    ]
     readonly_fields = [
         "id",
         "status",
@@ -57,15 +88,26 @@ class DebateAdmin(admin.ModelAdmin):
         "verdict_recommendation",
         "verdict_confidence",
         "verdict_rationale",
+        "paused_at",
+        "conclusion_reason",
     ]
-    fields = ["asset", "max_turns", *readonly_fields]
+    fields = ["asset", "max_turns", "budget_tokens", "budget_cost", *readonly_fields]
 
     def get_queryset(self, request):
         return (
             super()
             .get_queryset(request)
             .select_related("created_by")
-            .annotate(argument_count=Count("arguments", distinct=True))
+            .annotate(
+                argument_count=Count("arguments", distinct=True),
+                prompt_total=Sum("arguments__prompt_tokens"),
+                completion_total=Sum("arguments__completion_tokens"),
+                cost_total=Sum("arguments__cost"),
+                unpriced=Count(
+                    "arguments",
+                    filter=Q(arguments__cost__isnull=True, arguments__prompt_tokens__isnull=False),
+                ),
+            )
         )
 
     def get_changelist_instance(self, request):
@@ -77,7 +119,7 @@ class DebateAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None:
-            return ["asset", "max_turns", *self.readonly_fields]
+            return ["asset", "max_turns", "budget_tokens", "budget_cost", *self.readonly_fields]
         return self.readonly_fields
 
     def save_model(self, request, obj, form, change) -> None:
@@ -92,6 +134,16 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.display(description="turns", ordering="argument_count")
     def turns(self, obj: Debate) -> str:
         return f"{obj.argument_count}/{obj.max_turns}"
+
+    @admin.display(description="tokens")
+    def tokens(self, obj: Debate) -> int:
+        return (obj.prompt_total or 0) + (obj.completion_total or 0)
+
+    @admin.display(description="cost (USD)", ordering="cost_total")
+    def cost(self, obj: Debate) -> str:
+        if obj.unpriced:
+            return "unknown"  # a model without a price: never shown as free
+        return f"{obj.cost_total or 0:.6f}"
 
     @admin.display(description="live viewers")
     def live_viewers(self, obj: Debate) -> int:
@@ -117,3 +169,15 @@ class DebateAdmin(admin.ModelAdmin):
     @admin.action(description="Cancel selected debates")
     def cancel_debates(self, request, queryset) -> None:
         self._control(request, queryset, lifecycle.cancel, "Cancelled")
+
+    @admin.action(description="Pause selected debates")
+    def pause_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.pause, "Paused")
+
+    @admin.action(description="Resume selected debates")
+    def resume_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.resume, "Resumed")
+
+    @admin.action(description="Conclude selected debates now (verdict after the current argument)")
+    def conclude_debates(self, request, queryset) -> None:
+        self._control(request, queryset, controls.conclude, "Concluding")

@@ -9,22 +9,28 @@ from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import UserRateThrottle
 from rest_framework.views import APIView
 
-from debates import lifecycle, selectors, services
+from debates import controls, lifecycle, selectors, services
 from debates.filters import DebateFilter
 from debates.models import Debate
 from debates.serializers import (
     DebateCreateSerializer,
     DebateSerializer,
     DebateStateSerializer,
+    ModerationStateSerializer,
+    QuestionCreateSerializer,
+    QuestionSerializer,
     QuotaExceededSerializer,
 )
 
 QUOTA_RESPONSE = OpenApiResponse(
     QuotaExceededSerializer,
-    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER); "
-    "`Retry-After` when the daily one frees up.",
+    description="A debate quota is used up (DEBATES_PER_USER_PER_DAY, DEBATES_RUNNING_PER_USER), "
+    "or the daily usage budget (USER_DAILY_TOKEN_BUDGET, USER_DAILY_COST_BUDGET); "
+    "`Retry-After` when a daily one frees up.",
 )
 
 
@@ -119,3 +125,105 @@ class DebateCancelApi(APIView):
     def post(self, request: Request, pk: str) -> Response:
         """Cancel the debate (202), or 409 if it has already finished."""
         return _control(request, pk, lifecycle.cancel)
+
+
+# --- Moderator controls: pause, resume, ask, conclude (debates.controls) -----------------------
+
+
+class ControlThrottle(UserRateThrottle):
+    """Moderator controls per user (DEBATE_CONTROL_RATE), read when each request is checked."""
+
+    scope = "debate_control"
+
+    def get_rate(self) -> str:
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+
+THROTTLED = OpenApiResponse(description="Too many controls (DEBATE_CONTROL_RATE); see Retry-After.")
+MODERATION_RESPONSES = {
+    202: ModerationStateSerializer,
+    403: OpenApiResponse(description="Only the creator or staff may moderate the debate."),
+    404: OpenApiResponse(description="Unknown debate."),
+    409: OpenApiResponse(
+        description="Not running, finished, or already in that state (paused, not paused, "
+        "concluding)."
+    ),
+    429: THROTTLED,
+}
+
+
+class _ModerationApi(APIView):
+    """A moderator control on one debate: 202 with its moderation state, or 409."""
+
+    throttle_classes = [ControlThrottle]
+    control = None
+
+    @extend_schema(request=None, responses=MODERATION_RESPONSES)
+    def post(self, request: Request, pk: str) -> Response:
+        """Apply the control."""
+        debate = _debate_or_404(pk)
+        try:
+            type(self).control(debate=debate, user=request.user)
+        except services.DebateStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        debate.refresh_from_db()
+        data = ModerationStateSerializer(
+            {
+                "id": debate.id,
+                "status": debate.status,
+                "paused_at": debate.paused_at,
+                "conclusion_reason": debate.conclusion_reason,
+            }
+        ).data
+        return Response(data, status=status.HTTP_202_ACCEPTED)
+
+
+class DebatePauseApi(_ModerationApi):
+    """Pause a running debate: no token until it is resumed (409 if already paused)."""
+
+    control = controls.pause
+
+
+class DebateResumeApi(_ModerationApi):
+    """Resume a paused debate (409 if it is not paused)."""
+
+    control = controls.resume
+
+
+class DebateConcludeApi(_ModerationApi):
+    """Conclude now: the current argument finishes, then the moderator's verdict."""
+
+    control = controls.conclude
+
+
+class DebateAskApi(APIView):
+    """Ask a question the next speaker must address first; every viewer sees it at once."""
+
+    throttle_classes = [ControlThrottle]
+
+    @extend_schema(
+        request=QuestionCreateSerializer,
+        responses={
+            201: QuestionSerializer,
+            403: MODERATION_RESPONSES[403],
+            404: MODERATION_RESPONSES[404],
+            409: OpenApiResponse(description="The debate has finished or its verdict is given."),
+            429: THROTTLED,
+        },
+    )
+    def post(self, request: Request, pk: str) -> Response:
+        """Put the question to the debate (201)."""
+        debate = _debate_or_404(pk)
+        controls.check_moderator(debate=debate, user=request.user)  # 403 before any 400
+        serializer = QuestionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            question = controls.ask(
+                debate=debate, user=request.user, text=serializer.validated_data["text"]
+            )
+        except services.DebateStateError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        except DjangoValidationError as exc:
+            detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
+            raise ValidationError(detail) from None
+        return Response(QuestionSerializer(question).data, status=status.HTTP_201_CREATED)

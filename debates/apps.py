@@ -13,3 +13,4 @@ class DebatesConfig(AppConfig):
 
     def ready(self) -> None:
         control.handle("debate.stop", "debates.runs.run.on_stop_command")
+        control.handle("debate.controls", "debates.runs.run.on_controls_command")

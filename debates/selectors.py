@@ -1,20 +1,24 @@
 """Debate reads: every query the API, admin, pages and runs share."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Sum
 from django.utils import timezone
 
-from debates.engine.state import ArgumentItem
-from debates.models import Argument, Debate, DebateStatus
+from debates.engine.state import ArgumentItem, QuestionItem
+from debates.models import Argument, Debate, DebateStatus, Question
 
 
 def debate_list(*, status: str | None = None, asset: str | None = None) -> QuerySet[Debate]:
     """Debates newest first, with arguments in order."""
     qs = (
         Debate.objects.select_related("created_by")
-        .prefetch_related(Prefetch("arguments", queryset=Argument.objects.order_by("turn")))
+        .prefetch_related(
+            Prefetch("arguments", queryset=Argument.objects.order_by("turn")),
+            Prefetch("questions", queryset=Question.objects.select_related("asked_by")),
+        )
         .order_by("-created_at")
     )
     if status:
@@ -42,6 +46,25 @@ def debate_status(*, debate_id) -> str:
     return Debate.objects.filter(pk=debate_id).values_list("status", flat=True).first() or ""
 
 
+def user_usage_since(*, user, since: datetime) -> tuple[int, Decimal]:
+    """Tokens and (known) US dollars of the user's debates' calls saved since `since`."""
+    totals = Argument.objects.filter(debate__created_by=user, created_at__gte=since).aggregate(
+        prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"), cost=Sum("cost")
+    )
+    tokens = (totals["prompt"] or 0) + (totals["completion"] or 0)
+    return tokens, totals["cost"] or Decimal(0)
+
+
+def user_oldest_usage_since(*, user, since: datetime) -> datetime | None:
+    """When the oldest of the user's calls saved since `since` was saved."""
+    return (
+        Argument.objects.filter(debate__created_by=user, created_at__gte=since)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
 def debates_silent() -> list:
     """Ids of running debates whose runner missed two heartbeats but is not stale yet (their
     viewers are told the debate is being recovered)."""
@@ -55,3 +78,23 @@ def debates_silent() -> list:
             heartbeat_at__gte=stale_since,
         ).values_list("pk", flat=True)
     )
+
+
+def debate_controls(*, debate_id) -> dict | None:
+    """The moderator controls' state of a debate (what its run acts on), or None."""
+    return (
+        Debate.objects.filter(pk=debate_id)
+        .values("status", "paused_at", "conclusion_reason", "concluding_at")
+        .first()
+    )
+
+
+def debate_questions(*, debate_id) -> QuerySet[Question]:
+    """A debate's questions, oldest first."""
+    return Question.objects.filter(debate_id=debate_id).select_related("asked_by")
+
+
+def open_questions(*, debate_id) -> list[QuestionItem]:
+    """The questions no saved argument has answered yet, oldest first."""
+    rows = debate_questions(debate_id=debate_id).filter(answered_in_turn__isnull=True)
+    return [QuestionItem(id=q.pk, text=q.text) for q in rows]

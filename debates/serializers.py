@@ -4,18 +4,90 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from debates import services
-from debates.models import DEFAULT_TURNS, MAX_TURNS, MIN_TURNS, Argument, Debate, Recommendation
+from debates import costs, services
+from debates.models import (
+    COST_DIGITS,
+    COST_PLACES,
+    DEFAULT_TURNS,
+    MAX_BUDGET_COST,
+    MAX_BUDGET_TOKENS,
+    MAX_TURNS,
+    MIN_BUDGET_COST,
+    MIN_BUDGET_TOKENS,
+    MIN_TURNS,
+    QUESTION_MAX_CHARS,
+    Argument,
+    ConclusionReason,
+    Debate,
+    Question,
+    Recommendation,
+)
 from debates.validators import ASSET_HELP
 from streaming import presence
 
 
 class ArgumentSerializer(serializers.ModelSerializer):
-    """One saved turn."""
+    """One saved turn, with what its model call cost."""
+
+    prompt_tokens = serializers.IntegerField(allow_null=True, read_only=True)
+    completion_tokens = serializers.IntegerField(allow_null=True, read_only=True)
+    usage_estimated = serializers.BooleanField(
+        read_only=True, help_text="The endpoint sent no usage: the counts are our estimate."
+    )
+    cost = serializers.FloatField(
+        allow_null=True,
+        read_only=True,
+        help_text="US dollars from the price table (LLM_PRICES); null: the model has no price.",
+    )
 
     class Meta:
         model = Argument
-        fields = ["turn", "agent", "content", "created_at"]
+        fields = [
+            "turn",
+            "agent",
+            "content",
+            "created_at",
+            "prompt_tokens",
+            "completion_tokens",
+            "usage_estimated",
+            "model",
+            "cost",
+        ]
+        read_only_fields = fields
+
+
+class TallySerializer(serializers.Serializer):
+    """Tokens and US dollars (null when a model has no price)."""
+
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    cost = serializers.FloatField(allow_null=True)
+
+
+class PerAgentUsageSerializer(serializers.Serializer):
+    """Usage of each agent."""
+
+    bull = TallySerializer()
+    bear = TallySerializer()
+    moderator = TallySerializer()
+
+
+class UsageSerializer(serializers.Serializer):
+    """A debate's usage so far (saved arguments and verdict), per agent and in total."""
+
+    per_agent = PerAgentUsageSerializer()
+    total = TallySerializer()
+    estimated = serializers.BooleanField(help_text="Some counts are our estimate.")
+
+
+class QuestionSerializer(serializers.ModelSerializer):
+    """A moderator's question: who asked it, during which turn, and which turn answered it."""
+
+    asked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Question
+        fields = ["id", "text", "asked_by", "turn", "asked_at", "answered_in_turn"]
         read_only_fields = fields
 
 
@@ -77,6 +149,9 @@ class DebateSerializer(serializers.ModelSerializer):
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     market = serializers.SerializerMethodField()
     can_control = serializers.SerializerMethodField()
+    usage = serializers.SerializerMethodField()
+    budget_cost = serializers.FloatField(allow_null=True, read_only=True)
+    questions = QuestionSerializer(many=True, read_only=True)
 
     class Meta:
         model = Debate
@@ -95,9 +170,20 @@ class DebateSerializer(serializers.ModelSerializer):
             "verdict",
             "market",
             "can_control",
+            "paused_at",
+            "conclusion_reason",
+            "questions",
+            "usage",
+            "budget_tokens",
+            "budget_cost",
         ]
         read_only_fields = fields
         list_serializer_class = DebateListSerializer
+
+    @extend_schema_field(UsageSerializer)
+    def get_usage(self, obj: Debate) -> dict:
+        """Tokens and cost per agent and in total, from the saved arguments (prefetched)."""
+        return UsageSerializer(costs.DebateUsage.of_arguments(obj.arguments.all()).as_dict()).data
 
     def get_viewer_count(self, obj: Debate) -> int:
         """Sockets watching the debate now, over every server process (streaming.presence)."""
@@ -135,6 +221,23 @@ class DebateCreateSerializer(serializers.Serializer):
     max_turns = serializers.IntegerField(
         min_value=MIN_TURNS, max_value=MAX_TURNS, default=DEFAULT_TURNS, required=False
     )
+    budget_tokens = serializers.IntegerField(
+        min_value=MIN_BUDGET_TOKENS,
+        max_value=MAX_BUDGET_TOKENS,
+        required=False,
+        allow_null=True,
+        help_text="Concludes the debate once its prompt + completion tokens reach this.",
+    )
+    budget_cost = serializers.DecimalField(
+        max_digits=COST_DIGITS,
+        decimal_places=COST_PLACES,
+        min_value=MIN_BUDGET_COST,
+        max_value=MAX_BUDGET_COST,
+        required=False,
+        allow_null=True,
+        help_text="Concludes the debate once its cost in US dollars reaches this (calls of a "
+        "model without a price are not counted).",
+    )
 
     def validate_asset(self, value: str) -> str:
         """Normalise to an upper-case ticker the market data provider supports."""
@@ -155,9 +258,32 @@ class QuotaExceededSerializer(serializers.Serializer):
     """A 429: which of the user's debate quotas is used up, its limit and window."""
 
     detail = serializers.CharField()
-    quota = serializers.ChoiceField(choices=["debates_per_day", "running_debates"])
-    limit = serializers.IntegerField()
+    quota = serializers.ChoiceField(
+        choices=["debates_per_day", "running_debates", "daily_tokens", "daily_cost"]
+    )
+    limit = serializers.FloatField(
+        help_text="Debates, tokens, or US dollars (daily_cost); a whole number but for dollars."
+    )
     window = serializers.ChoiceField(
         choices=["24h", "running"],
-        help_text="24h: debates created in any 24 hours; running: debates running at once.",
+        help_text="24h: debates created, or tokens or dollars used, in any 24 hours; running: "
+        "debates running at once.",
+    )
+
+
+class QuestionCreateSerializer(serializers.Serializer):
+    """Input for asking a question: plain text (markup is kept as text and shown as text)."""
+
+    text = StrictCharField(max_length=QUESTION_MAX_CHARS, allow_blank=False, trim_whitespace=True)
+
+
+class ModerationStateSerializer(serializers.Serializer):
+    """The answer to pause, resume and conclude: the debate's moderation state."""
+
+    id = serializers.UUIDField()
+    status = serializers.CharField()
+    paused_at = serializers.DateTimeField(allow_null=True)
+    conclusion_reason = serializers.ChoiceField(
+        choices=["", *ConclusionReason.values],
+        help_text="Why the debate is concluding early; empty when it is not.",
     )

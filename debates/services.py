@@ -14,6 +14,7 @@ taken over can never write into a debate it no longer owns.
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -24,9 +25,18 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from debates import costs
 from debates.engine.market import get_provider
-from debates.models import DEFAULT_TURNS, Argument, Debate, DebateStatus
-from debates.selectors import debate_status
+from debates.models import (
+    DEFAULT_TURNS,
+    Agent,
+    Argument,
+    ConclusionReason,
+    Debate,
+    DebateStatus,
+    Question,
+)
+from debates.selectors import debate_status, user_oldest_usage_since, user_usage_since
 from debates.validators import normalise_asset
 from streaming import protocol
 from streaming.publisher import publish_events
@@ -142,19 +152,85 @@ def check_running_quota(*, user: AbstractBaseUser | None, starting: Debate) -> N
         )
 
 
+def _daily_budgets(user: AbstractBaseUser | None) -> tuple[int, Decimal]:
+    """The user's daily token and cost budgets (0: none; staff and trusted callers: none)."""
+    tokens = int(settings.USER_DAILY_TOKEN_BUDGET)
+    cost = Decimal(str(settings.USER_DAILY_COST_BUDGET))
+    if user is None or not user.is_authenticated or user.is_staff:
+        return 0, Decimal(0)
+    return max(tokens, 0), max(cost, Decimal(0))
+
+
+def daily_budget_left(*, user: AbstractBaseUser | None) -> tuple[int | None, Decimal | None]:
+    """What is left of the user's daily budgets, in tokens and US dollars (None: no limit)."""
+    token_budget, cost_budget = _daily_budgets(user)
+    if not token_budget and not cost_budget:
+        return None, None
+    used_tokens, used_cost = user_usage_since(user=user, since=timezone.now() - QUOTA_WINDOW)
+    return (
+        max(token_budget - used_tokens, 0) if token_budget else None,
+        max(cost_budget - used_cost, Decimal(0)) if cost_budget else None,
+    )
+
+
+def check_usage_budget(*, user: AbstractBaseUser | None) -> None:
+    """Raise QuotaExceeded when the user's debates used USER_DAILY_TOKEN_BUDGET tokens or
+    USER_DAILY_COST_BUDGET US dollars within the last 24 hours (staff are exempt)."""
+    tokens_left, cost_left = daily_budget_left(user=user)
+    token_budget, cost_budget = _daily_budgets(user)
+    if tokens_left == 0:
+        detail = f"You may use {token_budget} tokens in 24 hours; try again later."
+        quota, limit = "daily_tokens", token_budget
+    elif cost_left == 0:
+        detail = f"You may spend {cost_budget} US dollars in 24 hours; try again later."
+        quota, limit = "daily_cost", float(cost_budget)
+    else:
+        return
+    oldest = user_oldest_usage_since(user=user, since=timezone.now() - QUOTA_WINDOW)
+    retry_after = (oldest + QUOTA_WINDOW - timezone.now()).total_seconds() if oldest else 0
+    raise QuotaExceeded(
+        detail, quota=quota, limit=limit, window="24h", retry_after_s=max(1, int(retry_after) + 1)
+    )
+
+
+def run_budget(*, debate: Debate) -> tuple[int | None, Decimal | None]:
+    """The limits a run of the debate stops at: its own budget, or what is left of its
+    creator's daily budget, whichever is lower (None: no limit)."""
+    tokens_left, cost_left = daily_budget_left(user=debate.created_by)
+    used = costs.DebateUsage.of_arguments(debate.arguments.all())
+    if tokens_left is not None:
+        tokens_left += used.total.tokens  # the debate's own usage so far is in the daily sum
+    if cost_left is not None and used.total.cost is not None:
+        cost_left += used.total.cost
+    tokens = [b for b in (debate.budget_tokens, tokens_left) if b is not None]
+    money = [b for b in (debate.budget_cost, cost_left) if b is not None]
+    return (min(tokens) if tokens else None), (min(money) if money else None)
+
+
 # --- Debates, as users and operators change them --------------------------------------------
 
 
 @transaction.atomic
 def debate_create(
-    *, asset: str, max_turns: int = DEFAULT_TURNS, created_by: AbstractBaseUser | None
+    *,
+    asset: str,
+    max_turns: int = DEFAULT_TURNS,
+    created_by: AbstractBaseUser | None,
+    budget_tokens: int | None = None,
+    budget_cost: Decimal | None = None,
 ) -> Debate:
-    """Create a pending debate after validating its fields and the creator's daily quota."""
+    """Create a pending debate after validating its fields, the creator's daily quota and
+    daily usage budget."""
     debate = Debate(
-        asset=validate_supported_asset(asset), max_turns=max_turns, created_by=created_by
+        asset=validate_supported_asset(asset),
+        max_turns=max_turns,
+        created_by=created_by,
+        budget_tokens=budget_tokens,
+        budget_cost=budget_cost,
     )
     debate.full_clean(exclude=["created_by"])
     check_create_quota(user=created_by)
+    check_usage_budget(user=created_by)
     debate.save()
     return debate
 
@@ -186,6 +262,7 @@ def debate_claim(*, debate: Debate, runner_id: str) -> Debate:
     if debate.created_by_id is not None:
         # Raising rolls the claim back with the transaction.
         check_running_quota(user=debate.created_by, starting=debate)
+        check_usage_budget(user=debate.created_by)
     return debate
 
 
@@ -287,10 +364,29 @@ def run_save_market(*, debate_id, runner_id: str, market: dict) -> bool:
 
 
 def run_save_argument(
-    *, debate_id, runner_id: str, turn: int, agent: str, content: str, verdict: dict | None
+    *,
+    debate_id,
+    runner_id: str,
+    turn: int,
+    agent: str,
+    content: str,
+    verdict: dict | None,
+    answered: tuple | list = (),
+    usage: dict | None = None,
 ) -> bool:
-    """Save one finished turn (and the moderator's verdict with its turn); False when the
-    debate is no longer the caller's (nothing is saved)."""
+    """Save one finished turn with its usage and cost (and the moderator's verdict with its
+    turn, and the questions it answered); False when the debate is no longer the caller's
+    (nothing is saved)."""
+    recorded = {}
+    if usage is not None:
+        prompt, completion = int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+        recorded = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "usage_estimated": bool(usage["estimated"]),
+            "model": str(usage["model"])[:100],
+            "cost": costs.cost_of(str(usage["model"]), prompt, completion),
+        }
     fields = {"heartbeat_at": timezone.now()}
     if verdict is not None:
         fields.update(
@@ -306,8 +402,15 @@ def run_save_argument(
         # get_or_create: a retry after a commit whose reply was lost (a dropped connection)
         # finds the turn saved and saves nothing twice.
         Argument.objects.get_or_create(
-            debate_id=debate_id, turn=turn, defaults={"agent": agent, "content": content}
+            debate_id=debate_id,
+            turn=turn,
+            defaults={"agent": agent, "content": content, **recorded},
         )
+        if answered:
+            # In the argument's transaction: a question is answered once, even across takeovers.
+            Question.objects.filter(
+                debate_id=debate_id, pk__in=list(answered), answered_in_turn__isnull=True
+            ).update(answered_in_turn=turn)
     return True
 
 
@@ -330,3 +433,126 @@ def run_stopped(*, debate_id) -> str:
     if status == DebateStatus.CANCELLED:
         _announce(debate_id, status)
     return status
+
+
+# --- Moderator controls (debates.controls calls these; the debate's run acts on them) ---------
+
+
+def _announce_event(debate_id, action_type: str, payload: dict) -> None:
+    """Publish one debate event once the current transaction commits."""
+
+    def publish() -> None:
+        async_to_sync(publish_events)(debate_id, [(action_type, payload)])
+
+    transaction.on_commit(publish, robust=True)
+
+
+def _lock_running(debate: Debate) -> Debate:
+    """The debate's row, locked; DebateStateError unless it is running."""
+    current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
+    if current is None or current.status != DebateStatus.RUNNING:
+        debate.refresh_from_db()
+        raise DebateStateError(f"Debate is {debate.status}, not running.")
+    return current
+
+
+def _concluding(current: Debate) -> bool:
+    return (
+        bool(current.conclusion_reason) or current.arguments.filter(agent=Agent.MODERATOR).exists()
+    )
+
+
+@transaction.atomic
+def debate_pause(*, debate: Debate) -> str:
+    """Pause a running debate (no tokens until resumed); return its runner id.
+
+    Pausing a paused or concluding debate is a DebateStateError (409), not a no-op.
+    """
+    current = _lock_running(debate)
+    if current.paused_at is not None:
+        raise DebateStateError("Debate is already paused.")
+    if _concluding(current):
+        raise DebateStateError("Debate is concluding.")
+    Debate.objects.filter(pk=debate.pk).update(paused_at=timezone.now())
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def debate_resume(*, debate: Debate) -> str:
+    """Resume a paused debate; return its runner id (DebateStateError unless paused)."""
+    current = _lock_running(debate)
+    if current.paused_at is None:
+        raise DebateStateError("Debate is not paused.")
+    Debate.objects.filter(pk=debate.pk).update(paused_at=None)
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def debate_conclude(*, debate: Debate, reason: str = ConclusionReason.MODERATOR) -> str:
+    """Ask for the verdict now: the current argument finishes, then the moderator decides on
+    what has been said; a paused debate resumes for that. Return the runner id."""
+    current = _lock_running(debate)
+    if _concluding(current):
+        raise DebateStateError("Debate is already concluding.")
+    Debate.objects.filter(pk=debate.pk).update(conclusion_reason=reason, paused_at=None)
+    debate.refresh_from_db()
+    return current.runner_id
+
+
+@transaction.atomic
+def question_ask(*, debate: Debate, asked_by: AbstractBaseUser | None, text: str) -> Question:
+    """Put a question to a pending or running debate: the next speaker addresses it first;
+    every viewer sees it at once (DEBATE/QUESTION)."""
+    current = Debate.objects.select_for_update().filter(pk=debate.pk).first()
+    if current is None or current.status not in (DebateStatus.PENDING, DebateStatus.RUNNING):
+        debate.refresh_from_db()
+        raise DebateStateError(f"Debate is already {debate.status}.")
+    if current.arguments.filter(agent=Agent.MODERATOR).exists():
+        raise DebateStateError("The verdict has been given.")
+    spoken = current.arguments.exclude(agent=Agent.MODERATOR).count()
+    question = Question(
+        debate=current,
+        asked_by=asked_by if asked_by is not None and asked_by.is_authenticated else None,
+        text=(text or "").strip(),
+        turn=spoken + 1,
+    )
+    question.full_clean(exclude=["debate", "asked_by"])
+    question.save()
+    _announce_event(
+        debate.pk,
+        protocol.QUESTION,
+        {
+            "questionId": question.pk,
+            "text": question.text,
+            "askedBy": question.asked_by.get_username() if question.asked_by else "",
+            "turn": question.turn,
+        },
+    )
+    return question
+
+
+def run_pause_expired(*, debate_id, runner_id: str, paused_at) -> bool:
+    """A pause that lasted DEBATE_PAUSE_MAX_S concludes the debate; False when it was resumed
+    meanwhile or the debate is no longer the caller's."""
+    return (
+        _owned(debate_id, runner_id)
+        .filter(paused_at=paused_at, conclusion_reason="")
+        .update(conclusion_reason=ConclusionReason.PAUSE_TIMEOUT)
+        == 1
+    )
+
+
+def run_conclude(*, debate_id, runner_id: str, reason: str) -> str | None:
+    """The run concludes its debate (any reason; a recorded one wins) and ends any pause;
+    return the reason to announce, or None when it was announced before (or not the caller's)."""
+    with transaction.atomic():
+        row = _owned(debate_id, runner_id).select_for_update().first()
+        if row is None or row.concluding_at is not None:
+            return None
+        reason = row.conclusion_reason or reason
+        _owned(debate_id, runner_id).update(
+            conclusion_reason=reason, concluding_at=timezone.now(), paused_at=None
+        )
+    return reason

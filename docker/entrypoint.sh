@@ -9,7 +9,7 @@ case "${1:-daphne}" in
       rm -rf "$PROMETHEUS_MULTIPROC_DIR" && mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
     fi
     # The one production entry point: daphne with the tuned defaults (listen backlog, handshake
-    # timeout, pings, persistent database connections), each overridable by its variable.
+    # timeout, pings, pooled PostgreSQL connections), each overridable by its variable.
     export HOST="${HOST:-0.0.0.0}"
     exec python -m tradeapp.serve
     ;;

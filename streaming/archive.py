@@ -11,8 +11,11 @@ when a viewer first needs it. Synthesis happens here only, once per debate.
 
 Synthesis (deterministic): seq 1 is ``STATUS_UPDATE running``; then per saved Argument in turn
 order ``TURN_CHANGE {currentAgent, turn}``, ``TOKEN_RECEIVED`` whose ``token`` is the full
-content, and ``ARGUMENT_COMPLETE``; last ``STATUS_UPDATE`` with the final status. Timestamps are
-the debate's started_at, each argument's created_at and the debate's finished_at.
+content, and ``ARGUMENT_COMPLETE``, each followed by the moderator's ``QUESTION``s asked during
+that turn, and ``CONCLUDING {reason}`` before the verdict's turn of a debate concluded early;
+last ``STATUS_UPDATE`` with the final status (a pause leaves nothing: a finished debate is not
+paused). Timestamps are the debate's started_at, each argument's and question's creation time and
+the debate's finished_at.
 """
 
 import logging
@@ -22,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.db import transaction
 
 from debates.models import Debate
-from debates.selectors import debate_arguments
+from debates.selectors import debate_arguments, debate_questions
 from streaming import protocol
 from streaming.eventlog import get_event_log
 from streaming.models import DebateEventArchive
@@ -50,9 +53,27 @@ def synthesise_events(debate: Debate) -> Events:
     def add(action_type: str, timestamp: str | None, **fields) -> None:
         events.append(protocol.event(action_type, debate.id, len(events) + 1, timestamp, **fields))
 
+    def add_questions(questions) -> None:
+        for question in questions:
+            add(
+                protocol.QUESTION,
+                _iso(question.asked_at),
+                questionId=question.pk,
+                text=question.text,
+                askedBy=question.asked_by.get_username() if question.asked_by else "",
+                turn=question.turn,
+            )
+
+    questions = list(debate_questions(debate_id=debate.id))
     add(protocol.STATUS_UPDATE, _iso(debate.started_at or debate.created_at), status="running")
     for argument in debate_arguments(debate_id=debate.id):
         ts = _iso(argument.created_at)
+        if argument.agent == "moderator" and debate.conclusion_reason:
+            add(
+                protocol.CONCLUDING,
+                _iso(debate.concluding_at) or ts,
+                reason=debate.conclusion_reason,
+            )
         add(protocol.TURN_CHANGE, ts, currentAgent=argument.agent, turn=argument.turn)
         add(
             protocol.TOKEN_RECEIVED,
@@ -68,6 +89,9 @@ def synthesise_events(debate: Debate) -> Events:
             content=argument.content,
             turn=argument.turn,
         )
+        add_questions(q for q in questions if q.turn == argument.turn)
+    spoken = {a.turn for a in debate_arguments(debate_id=debate.id)}
+    add_questions(q for q in questions if q.turn not in spoken)
     add(protocol.STATUS_UPDATE, _iso(debate.finished_at), status=debate.status)
     return [(e["payload"]["seq"], protocol.encode(e)) for e in events]
 

@@ -1,7 +1,8 @@
 """The wire protocol: every WebSocket message type and shape, defined once (DESIGN §3).
 
 Server messages are Redux-style actions ``{type, payload, timestamp}``. Debate events
-(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE) carry ``payload.seq``; the
+(TOKEN_RECEIVED, ARGUMENT_COMPLETE, TURN_CHANGE, STATUS_UPDATE, USAGE, and the moderator's
+PAUSED, RESUMED, QUESTION, CONCLUDING) carry ``payload.seq``; the
 other messages (CONNECTED, ERROR, PING, PONG) do not. A debate event's ``timestamp`` is when it
 was created (a merged token frame: its first token), and the events the publisher sent carry
 ``publishedAt`` too (added): when they left the coalescing outbox.
@@ -38,6 +39,8 @@ TOKEN_RECEIVED = "DEBATE/TOKEN_RECEIVED"
 ARGUMENT_COMPLETE = "DEBATE/ARGUMENT_COMPLETE"
 TURN_CHANGE = "DEBATE/TURN_CHANGE"
 STATUS_UPDATE = "DEBATE/STATUS_UPDATE"
+# The usage meter (added): tokens and cost so far, per agent and in total.
+USAGE = "DEBATE/USAGE"
 ERROR = "DEBATE/ERROR"
 PING = "DEBATE/PING"
 PONG = "DEBATE/PONG"
@@ -46,6 +49,12 @@ PONG = "DEBATE/PONG"
 RECOVERING = "DEBATE/RECOVERING"
 # RECOVERING.reason: the runner's process shut down and released it, or stopped heartbeating.
 RECOVERING_REASONS = ("runner_stopped", "runner_silent")
+# Moderator controls (added): the run announces pause, resume and concluding; a question is
+# announced as it is asked.
+PAUSED = "DEBATE/PAUSED"
+RESUMED = "DEBATE/RESUMED"
+QUESTION = "DEBATE/QUESTION"
+CONCLUDING = "DEBATE/CONCLUDING"
 
 # Debate events, with the payload fields the producer must give (debateId and seq are added).
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -53,6 +62,14 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     ARGUMENT_COMPLETE: ("agent", "content", "turn"),
     TURN_CHANGE: ("currentAgent", "turn"),
     STATUS_UPDATE: ("status",),
+    # Tokens and US dollars so far (cost null when a model has no price): perAgent {bull, bear,
+    # moderator: {promptTokens, completionTokens, cost}}, total {same}, estimated (any count
+    # ours), budget {tokens, cost} | null; at each argument's end and every N tokens of one.
+    USAGE: ("perAgent", "total", "estimated", "budget"),
+    PAUSED: ("pausedAt",),
+    RESUMED: (),
+    QUESTION: ("questionId", "text", "askedBy", "turn"),
+    CONCLUDING: ("reason",),
 }
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
@@ -181,6 +198,13 @@ def event_text_parts(
     if published_at is not None:
         tail += ',"publishedAt":' + orjson.dumps(published_at).decode()
     return head, tail + "}"
+
+
+def usage_budget(tokens: int | None, cost: float | None) -> dict | None:
+    """USAGE.budget: the limits the debate concludes at, or None when it has none."""
+    if tokens is None and cost is None:
+        return None
+    return {"tokens": tokens, "cost": cost}
 
 
 def connected(debate_id, status: str, last_seq: int, viewers: int, reset: bool = False) -> dict:

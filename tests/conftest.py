@@ -1,12 +1,15 @@
 """Shared fixtures: users, API clients and the real Redis used by service-backed tests."""
 
 import os
+import threading
 import uuid
+import weakref
 
 import pytest
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.db.backends.signals import connection_created
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
@@ -37,6 +40,32 @@ def pytest_configure(config):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.WHITENOISE_USE_FINDERS = True
+
+
+# Connections opened by worker threads (asgiref's executors, runner threads): Django closes only
+# the main thread's, and one left open makes PostgreSQL refuse to drop the test database.
+_thread_connections: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _remember_thread_connection(sender, connection, **kwargs) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        _thread_connections.add(connection)
+
+
+connection_created.connect(_remember_thread_connection)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_connection_left_for_teardown(django_db_setup, django_db_blocker):
+    """Close worker threads' database connections before the test database is dropped."""
+    yield
+    with django_db_blocker.unblock():
+        for wrapper in list(_thread_connections):
+            wrapper.inc_thread_sharing()
+            try:
+                wrapper.close()
+            finally:
+                wrapper.dec_thread_sharing()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER_PACKAGES = ["tradeapp", "debates", "streaming"]
-ENV_READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "getenv"}
+ENV_READERS = {"env_str", "env_bool", "env_int", "env_float", "env_list", "env_prices", "getenv"}
 # Set by the process itself (manage.py, asgi.py), not read as configuration.
 NOT_CONFIGURATION = {"DJANGO_SETTINGS_MODULE"}
 

@@ -55,8 +55,8 @@ def test_the_options_default_to_the_settings(settings):
 
 
 def _python(code: str, **env: str) -> str:
-    """What `code` prints in a fresh interpreter (DB_CONN_MAX_AGE unset unless given)."""
-    clean = {k: v for k, v in os.environ.items() if k != "DB_CONN_MAX_AGE"}
+    """What `code` prints in a fresh interpreter (the pool's variables unset unless given)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("DB_")}
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -69,22 +69,42 @@ def _python(code: str, **env: str) -> str:
     return result.stdout.strip()
 
 
-def _conn_max_age(**env: str) -> str:
+def _served_database(**env: str) -> str:
     return _python(
         "from tradeapp import serve; serve.apply_serving_defaults(); "
-        "from django.conf import settings; "
-        "print(settings.DATABASES['default']['CONN_MAX_AGE'], "
-        "settings.DATABASES['default']['CONN_HEALTH_CHECKS'])",
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "pool = db.get('OPTIONS', {}).get('pool'); "
+        "print(db['CONN_MAX_AGE'], pool and pool['max_size'], db['CONN_HEALTH_CHECKS'])",
         **env,
     )
 
 
+POSTGRES = "postgres://postgres@127.0.0.1:5432/tradeapp"
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({}, "600 True"), ({"DB_CONN_MAX_AGE": ""}, "600 True"), ({"DB_CONN_MAX_AGE": "5"}, "5 True")],
+    [
+        ({"DATABASE_URL": POSTGRES}, "0 10 True"),
+        ({"DATABASE_URL": POSTGRES, "DB_POOL_MAX_SIZE": ""}, "0 10 True"),
+        ({"DATABASE_URL": POSTGRES, "DB_POOL_MAX_SIZE": "4"}, "0 4 True"),
+        # The pool excludes persistent connections (Django refuses both at once).
+        ({"DATABASE_URL": POSTGRES, "DB_CONN_MAX_AGE": "600"}, "0 10 True"),
+        ({"DATABASE_URL": POSTGRES, "DB_POOL_MAX_SIZE": "0"}, "0 None True"),
+        ({"DATABASE_URL": "sqlite:////tmp/served.sqlite3"}, "0 None True"),
+    ],
 )
-def test_served_processes_keep_database_connections_unless_told(env, expected):
-    assert _conn_max_age(**env) == expected
+def test_served_processes_pool_postgresql_connections_unless_told(env, expected):
+    assert _served_database(**env) == expected
+
+
+def test_without_the_entry_point_nothing_is_pooled():
+    printed = _python(
+        "from django.conf import settings; db = settings.DATABASES['default']; "
+        "print(db['CONN_MAX_AGE'], 'pool' in db.get('OPTIONS', {}))",
+        DATABASE_URL=POSTGRES,
+    )
+    assert printed == "0 False"
 
 
 @pytest.mark.e2e

@@ -1,5 +1,6 @@
 """Typed readers for settings that come from the environment."""
 
+import json
 import os
 
 from django.core.exceptions import ImproperlyConfigured
@@ -54,3 +55,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_prices(name: str) -> dict[str, dict[str, float]]:
+    """Return a JSON price table {model: {"prompt": usd, "completion": usd}} (per million
+    tokens, neither negative), or {} when unset; refuse anything else."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return {}
+    shape = f'{name} must be JSON {{"model": {{"prompt": usd, "completion": usd}}}} per 1M tokens'
+    try:
+        table = json.loads(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{shape}; it is not JSON.") from None
+    if not isinstance(table, dict):
+        raise ImproperlyConfigured(shape)
+    prices = {}
+    for model, entry in table.items():
+        values = [entry.get(k) for k in ("prompt", "completion")] if isinstance(entry, dict) else []
+        if len(values) != 2 or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v >= 0 for v in values
+        ):
+            raise ImproperlyConfigured(f"{shape}; {model!r} is not.")
+        prices[str(model)] = {"prompt": values[0], "completion": values[1]}
+    return prices

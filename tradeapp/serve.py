@@ -9,9 +9,10 @@ so a figure in docs/benchmarks.md is one a user gets. Everything comes from the 
 * a listen backlog of SERVER_LISTEN_BACKLOG (4096; the kernel caps it at net.core.somaxconn):
   daphne's default (50) overflows when thousands arrive at once, and the kernel drops their SYNs
   without a word to the client;
-* persistent database connections (DB_CONN_MAX_AGE 600 unless set, with Django's health checks):
-  the default, a new connection per use, puts a PostgreSQL connect (several ms) in front of every
-  batch of viewer rows on the one database thread;
+* pooled database connections on PostgreSQL (Django's psycopg pool, DB_POOL_MAX_SIZE 10 unless
+  set): the default, a new connection per use, puts a PostgreSQL connect (several ms) in front of
+  every batch of viewer rows on the one database thread, and persistent connections
+  (DB_CONN_MAX_AGE) leak one connection per finished request thread under ASGI;
 * daphne's handshake timeout (SERVER_WS_CONNECT_TIMEOUT_S, 30 s instead of 5 s), so a socket
   queued behind a storm is served late rather than killed unanswered;
 * protocol pings (SERVER_PING_INTERVAL_S / SERVER_PING_TIMEOUT_S, 20 / 30 s) and the access log
@@ -25,7 +26,7 @@ import sys
 from django.conf import settings  # lazy: read once main() has set the defaults below
 
 # Applied before the settings are read, unless the environment says otherwise.
-SERVING_DEFAULTS = {"DB_CONN_MAX_AGE": "600"}
+SERVING_DEFAULTS = {"DB_POOL_MAX_SIZE": "10"}
 ASGI_APP = "tradeapp.asgi:application"
 
 

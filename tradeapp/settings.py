@@ -11,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 
-from tradeapp.env import env_bool, env_float, env_int, env_list, env_str
+from tradeapp.env import env_bool, env_float, env_int, env_list, env_prices, env_str
 from tradeapp.secret_key import install_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -100,6 +100,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # a file's busy timeout waits.
     DATABASES["default"]["TEST"] = {
         "NAME": str(Path(tempfile.gettempdir()) / f"tradeapp-test-{os.getpid()}.sqlite3")
+    }
+# Django's psycopg pool (PostgreSQL only; DB_POOL_MAX_SIZE 0 = none, the default outside
+# tradeapp.serve). Under ASGI each request's sync code runs in a thread of its own, so persistent
+# connections (DB_CONN_MAX_AGE) would leave one open connection per finished request thread until
+# PostgreSQL refuses more ("too many clients"); the pool bounds them and keeps them warm.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 0)
+# With CONN_HEALTH_CHECKS on, Django gives the pool psycopg's check: a connection PostgreSQL
+# terminated is dropped when it is handed out, not used.
+if DB_POOL_MAX_SIZE > 0 and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # Django refuses a pool with persistent connections
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("DB_POOL_TIMEOUT_S", 10.0),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -199,6 +213,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login_ip": env_str("LOGIN_RATE_PER_IP", "30/minute"),
         "login_username": env_str("LOGIN_RATE_PER_USERNAME", "10/minute"),
+        # Moderator controls (pause, resume, ask, conclude) per user (debates.api).
+        "debate_control": env_str("DEBATE_CONTROL_RATE", "30/minute"),
     },
 }
 API_MAX_JSON_DEPTH = env_int("API_MAX_JSON_DEPTH", 32)
@@ -273,6 +289,28 @@ DEMO_USERNAME = env_str("DEMO_USERNAME", "demo")
 # Per user: debates created in any 24 hours, and running at once (0: no limit). Staff are exempt.
 DEBATES_PER_USER_PER_DAY = env_int("DEBATES_PER_USER_PER_DAY", 50)
 DEBATES_RUNNING_PER_USER = env_int("DEBATES_RUNNING_PER_USER", 3)
+# Moderator controls: a debate paused longer than this concludes by itself (the verdict).
+DEBATE_PAUSE_MAX_S = env_float("DEBATE_PAUSE_MAX_S", 600.0)
+# Usage and cost (debates.costs): US dollars per million tokens per model, merged over these
+# defaults (OpenAI's list prices); a model in neither has an unknown cost, never zero.
+DEFAULT_LLM_PRICES = {
+    "offline-analyst": {"prompt": 0, "completion": 0},
+    "gpt-4o-mini": {"prompt": 0.15, "completion": 0.60},
+    "gpt-4o": {"prompt": 2.50, "completion": 10.00},
+    "gpt-4.1": {"prompt": 2.00, "completion": 8.00},
+    "gpt-4.1-mini": {"prompt": 0.40, "completion": 1.60},
+    "gpt-4.1-nano": {"prompt": 0.10, "completion": 0.40},
+    "o4-mini": {"prompt": 1.10, "completion": 4.40},
+    "o3-mini": {"prompt": 1.10, "completion": 4.40},
+    "gpt-3.5-turbo": {"prompt": 0.50, "completion": 1.50},
+}
+LLM_PRICES = {**DEFAULT_LLM_PRICES, **env_prices("LLM_PRICES")}
+# Per non-staff user, over any 24 hours (0: no limit): past it, create and start get 429, and a
+# run concludes once the rest of it is used.
+USER_DAILY_TOKEN_BUDGET = env_int("USER_DAILY_TOKEN_BUDGET", 0)
+USER_DAILY_COST_BUDGET = env_float("USER_DAILY_COST_BUDGET", 0.0)
+# The live usage meter (DEBATE/USAGE): at each argument's end and every this many tokens.
+USAGE_EVERY_N_TOKENS = env_int("USAGE_EVERY_N_TOKENS", 25)
 
 # --- Streaming (the streaming app: WebSocket, event log, coalescing, fan-out) -------------------
 

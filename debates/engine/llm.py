@@ -25,6 +25,8 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from debates.engine import prompts
 
+# The offline model's name in usage records and the price table (it costs nothing).
+OFFLINE_MODEL = "offline-analyst"
 TOKEN_PATTERN = re.compile(r"\S+\s*|\s+")
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+")
 MAX_QUOTE_CHARS = 220
@@ -33,6 +35,16 @@ MAX_QUOTE_CHARS = 220
 def tokenize(text: str) -> list[str]:
     """Split text into word-ish tokens whose concatenation is exactly the text."""
     return TOKEN_PATTERN.findall(text)
+
+
+def estimate_tokens(text: str) -> int:
+    """Our own token count of a text: one per 4 characters, rounded up (OpenAI's rule of thumb)."""
+    return -(-len(text) // 4)
+
+
+def prompt_text(messages: list[BaseMessage]) -> str:
+    """Every message's text of a prompt, joined by newlines."""
+    return "\n".join(message_text(m) for m in messages)
 
 
 def message_text(message: BaseMessage) -> str:
@@ -81,7 +93,29 @@ def read_brief(messages: list[BaseMessage]) -> dict:
         "is_sample": bool(source and source.group(1).endswith(prompts.SAMPLE_NOTE)),
         "opponent": _between(text, prompts.QUOTE_BEGIN, prompts.QUOTE_END),
         "transcript": _between(text, prompts.TRANSCRIPT_BEGIN, prompts.TRANSCRIPT_END),
+        "questions": _questions(_between(text, prompts.QUESTIONS_BEGIN, prompts.QUESTIONS_END)),
     }
+
+
+def _questions(block: str | None) -> list[str]:
+    """The moderator's questions quoted in a prompt's questions block."""
+    if not block:
+        return []
+    return [line[2:].strip() for line in block.splitlines() if line.startswith("- ")]
+
+
+def answer_questions(brief: dict, role: str) -> str:
+    """The opening sentence that addresses the moderator's questions, quoting them ("" if none)."""
+    questions = brief.get("questions") or []
+    if not questions:
+        return ""
+    quoted = "; ".join(
+        q if len(q) <= MAX_QUOTE_CHARS else q[:MAX_QUOTE_CHARS].rstrip() + "…" for q in questions
+    )
+    stance = {"bull": "the data says buy", "bear": "the data says sell"}.get(
+        role, "the verdict below answers it"
+    )
+    return f'To the moderator\'s question "{quoted}": as the {role}, {stance}. '
 
 
 # Words that only link a sentence to the one before it; a quote reads badly starting with one.
@@ -325,21 +359,22 @@ def write_argument(brief: dict, rng: random.Random) -> str:
     role = brief["role"]
     signals = market_signals(brief["market"])
     closer = rng.choice(CLOSERS[role])
+    answer = answer_questions(brief, role)
     if not brief["opponent"]:
         sample = SAMPLE_TAG if brief.get("is_sample") and brief["turn"] == 1 else ""
         head = rng.choice(OPENERS[role]).format(asset=brief["asset"], sample=sample)
         parts = _own_points(signals, role, rng, 3)
-        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+        return f"{answer}{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
     quote = last_point(brief["opponent"])
     key = cited_indicator(quote)
     answered = next((s for s in signals if s.key == key), None)
     if answered is None:
         head = rng.choice(REBUTTALS[role]).format(quote=quote)
         parts = _own_points(signals, role, rng, 3)
-        return f"{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
+        return f"{answer}{head}{parts[0]}; {parts[1]}. Also, {parts[2]}. {closer}"
     head = rng.choice(COUNTERS[role]).format(quote=quote, counter=answered.reading(role))
     parts = _own_points([s for s in signals if s is not answered], role, rng, 2)
-    return f"{head}Also, {parts[0]}; {parts[1]}. {closer}"
+    return f"{answer}{head}Also, {parts[0]}; {parts[1]}. {closer}"
 
 
 def write_verdict(brief: dict, rng: random.Random) -> str:
@@ -362,6 +397,7 @@ def write_verdict(brief: dict, rng: random.Random) -> str:
             if score <= -2
             else "Neither side made a decisive case, so waiting is prudent."
         )
+        + (" " + answer_questions(brief, "moderator").strip() if brief.get("questions") else "")
     )
 
 
@@ -370,6 +406,7 @@ class OfflineAnalystModel(BaseChatModel):
 
     seed: str = ""
     tokens_per_s: float = 40.0
+    model_name: str = OFFLINE_MODEL
 
     @property
     def _llm_type(self) -> str:
@@ -388,17 +425,39 @@ class OfflineAnalystModel(BaseChatModel):
             return write_verdict(brief, rng)
         return write_argument(brief, rng)
 
+    def usage(self, messages: list[BaseMessage], answer: str) -> dict:
+        """Its own counts, in its own tokens: the prompt's and the answer's word-ish tokens."""
+        prompt, completion = len(tokenize(prompt_text(messages))), len(tokenize(answer))
+        return {
+            "input_tokens": prompt,
+            "output_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
+
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        answer = self.answer(messages)
         message = AIMessage(
-            content=self.answer(messages), response_metadata={"finish_reason": "stop"}
+            content=answer,
+            response_metadata={"finish_reason": "stop", "model_name": self.model_name},
+            usage_metadata=self.usage(messages, answer),
         )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def _chunks(self, messages: list[BaseMessage]) -> Iterator[ChatGenerationChunk]:
-        tokens = tokenize(self.answer(messages))
+        answer = self.answer(messages)
+        tokens = tokenize(answer)
         for i, token in enumerate(tokens):
-            info = {"finish_reason": "stop"} if i == len(tokens) - 1 else None
-            yield ChatGenerationChunk(message=AIMessageChunk(content=token), generation_info=info)
+            if i < len(tokens) - 1:
+                yield ChatGenerationChunk(message=AIMessageChunk(content=token))
+                continue
+            # The last chunk says the answer is finished and carries the usage, as OpenAI's
+            # stream does with stream_options.include_usage.
+            last = AIMessageChunk(
+                content=token,
+                response_metadata={"model_name": self.model_name},
+                usage_metadata=self.usage(messages, answer),
+            )
+            yield ChatGenerationChunk(message=last, generation_info={"finish_reason": "stop"})
 
     def _stream(
         self, messages, stop=None, run_manager=None, **kwargs
@@ -446,6 +505,9 @@ def build_llm(
             raise ValueError("DEBATE_LLM=openai needs OPENAI_API_KEY (or an OPENAI_BASE_URL).")
         return ChatOpenAI(
             streaming=True,
+            # The endpoint's own usage in the stream's last chunk (langchain-openai leaves it off
+            # when a base URL is set); an endpoint that does not send it gets our estimate.
+            stream_usage=True,
             # Local OpenAI-compatible servers (vLLM, Ollama, llama.cpp) accept any key.
             api_key=api_key or "not-needed",
             base_url=base_url or None,

@@ -5,18 +5,20 @@ import logging
 import re
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 
 from debates.engine import prompts
-from debates.engine.llm import message_text
+from debates.engine.llm import estimate_tokens, message_text, prompt_text
 from debates.engine.state import (
     BEAR,
     BULL,
     MODERATOR,
     ArgumentItem,
     DebateState,
+    QuestionItem,
     Speaker,
+    Usage,
     Verdict,
 )
 
@@ -39,8 +41,23 @@ def opponent_last_argument(state: DebateState, agent: Speaker) -> ArgumentItem |
     return None
 
 
-def speaker_messages(state: DebateState, agent: Speaker, turn: int) -> list[BaseMessage]:
-    """The prompt of one bull or bear turn; after the opening it quotes the opponent verbatim."""
+def _with_questions(human: str, questions: list[QuestionItem] | None) -> str:
+    block = prompts.questions_block([q["text"] for q in questions or []])
+    return f"{human}\n{block}" if block else human
+
+
+async def pending_questions(config: RunnableConfig) -> list[QuestionItem]:
+    """The moderator's open questions, from the callable the runner puts in the config
+    (``configurable.questions``); none without one."""
+    source = (config or {}).get("configurable", {}).get("questions")
+    return list(await source()) if source is not None else []
+
+
+def speaker_messages(
+    state: DebateState, agent: Speaker, turn: int, questions: list[QuestionItem] | None = None
+) -> list[BaseMessage]:
+    """The prompt of one bull or bear turn; after the opening it quotes the opponent verbatim,
+    and it ends with the moderator's open questions, to be addressed first."""
     market = state["market"]
     values = {
         "agent": agent,
@@ -60,11 +77,13 @@ def speaker_messages(state: DebateState, agent: Speaker, turn: int) -> list[Base
             opponent_argument=prompts.quoted(previous["content"]),
             **values,
         )
-    return [SystemMessage(content=system), HumanMessage(content=human)]
+    return [SystemMessage(content=system), HumanMessage(content=_with_questions(human, questions))]
 
 
-def moderator_messages(state: DebateState) -> list[BaseMessage]:
-    """The moderator's prompt: the market data and the whole transcript."""
+def moderator_messages(
+    state: DebateState, questions: list[QuestionItem] | None = None
+) -> list[BaseMessage]:
+    """The moderator's prompt: the market data, the whole transcript and any open questions."""
     values = {
         "turn": state["max_turns"] + 1,
         "max_turns": state["max_turns"],
@@ -84,13 +103,47 @@ def moderator_messages(state: DebateState) -> list[BaseMessage]:
     return [
         SystemMessage(content=prompts.render(prompts.MODERATOR_SYSTEM, **values)),
         HumanMessage(
-            content=prompts.render(prompts.MODERATOR_PROMPT, transcript=transcript, **values)
+            content=_with_questions(
+                prompts.render(prompts.MODERATOR_PROMPT, transcript=transcript, **values),
+                questions,
+            )
         ),
     ]
 
 
-async def _ask(llm: BaseChatModel, messages: list[BaseMessage], config: RunnableConfig) -> str:
-    """Call the model (streaming through the graph's callbacks) and return its finished text."""
+def model_name(llm: BaseChatModel) -> str:
+    """The name a chat model is priced under: its model name, else its LangChain type."""
+    for attribute in ("model_name", "model"):
+        name = getattr(llm, attribute, None)
+        if isinstance(name, str) and name:
+            return name
+    return llm._llm_type
+
+
+def reply_usage(reply: AIMessage, messages: list[BaseMessage], llm: BaseChatModel) -> Usage:
+    """The call's usage: the endpoint's own counts when it sent them, else our estimate."""
+    model = str(reply.response_metadata.get("model_name") or model_name(llm))
+    counted = reply.usage_metadata
+    if counted and (counted.get("input_tokens") or counted.get("output_tokens")):
+        return Usage(
+            prompt_tokens=int(counted.get("input_tokens") or 0),
+            completion_tokens=int(counted.get("output_tokens") or 0),
+            estimated=False,
+            model=model,
+        )
+    # No usage chunk (an endpoint that does not send one, or a stream that lost it).
+    return Usage(
+        prompt_tokens=estimate_tokens(prompt_text(messages)),
+        completion_tokens=estimate_tokens(message_text(reply)),
+        estimated=True,
+        model=model,
+    )
+
+
+async def _ask(
+    llm: BaseChatModel, messages: list[BaseMessage], config: RunnableConfig
+) -> tuple[str, Usage]:
+    """Call the model (streaming through the graph's callbacks); its finished text and usage."""
     reply = await llm.ainvoke(messages, config)
     if not reply.response_metadata.get("finish_reason"):
         # A stream cut short (closed connection, missing [DONE]) must not pass as an argument.
@@ -98,7 +151,7 @@ async def _ask(llm: BaseChatModel, messages: list[BaseMessage], config: Runnable
     text = message_text(reply)
     if not text.strip():
         raise IncompleteResponseError("The model returned an empty answer.")
-    return text
+    return text, reply_usage(reply, messages, llm)
 
 
 def make_speaker(agent: Speaker, llm: BaseChatModel):
@@ -106,9 +159,16 @@ def make_speaker(agent: Speaker, llm: BaseChatModel):
 
     async def speak(state: DebateState, config: RunnableConfig) -> dict:
         turn = state["turn"] + 1
-        content = await _ask(llm, speaker_messages(state, agent, turn), config)
+        questions = await pending_questions(config)
+        content, usage = await _ask(llm, speaker_messages(state, agent, turn, questions), config)
         item = ArgumentItem(turn=turn, agent=agent, content=content)
-        return {"arguments": [item], "turn": turn, "next_agent": OPPONENT[agent]}
+        return {
+            "arguments": [item],
+            "turn": turn,
+            "next_agent": OPPONENT[agent],
+            "answered": [q["id"] for q in questions],
+            "usage": usage,
+        }
 
     speak.__name__ = agent
     return speak
@@ -118,9 +178,15 @@ def make_moderator(llm: BaseChatModel):
     """The verdict node bound to a chat model."""
 
     async def moderate(state: DebateState, config: RunnableConfig) -> dict:
-        content = await _ask(llm, moderator_messages(state), config)
+        questions = await pending_questions(config)
+        content, usage = await _ask(llm, moderator_messages(state, questions), config)
         item = ArgumentItem(turn=state["max_turns"] + 1, agent=MODERATOR, content=content)
-        return {"arguments": [item], "verdict": parse_verdict(content)}
+        return {
+            "arguments": [item],
+            "verdict": parse_verdict(content),
+            "answered": [q["id"] for q in questions],
+            "usage": usage,
+        }
 
     return moderate
 

@@ -9,6 +9,8 @@ QUOTE_BEGIN = "<opponent_argument>"
 QUOTE_END = "</opponent_argument>"
 TRANSCRIPT_BEGIN = "<transcript>"
 TRANSCRIPT_END = "</transcript>"
+QUESTIONS_BEGIN = "<moderator_questions>"
+QUESTIONS_END = "</moderator_questions>"
 
 ROLE_LINE = "ROLE: {agent}"
 TURN_LINE = "TURN: {turn} of {max_turns}"
@@ -64,6 +66,15 @@ The debate, in order:
 Give your verdict."""
 
 TRANSCRIPT_ITEM = "[turn {turn}, {agent}]\n{content}"
+
+# Appended to a turn's prompt when the moderator asked something since the last argument: the
+# question is quoted as data (markers defused), never as instructions.
+QUESTIONS_PROMPT = """The moderator asked, verbatim:
+<moderator_questions>
+{questions}
+</moderator_questions>
+Address the moderator's question first, in your opening sentence, then continue."""
+QUESTION_ITEM = "- {text}"
 SAMPLE_NOTE = ", offline sample data"
 
 # The market fields quoted to the model (recent candles are left out to keep prompts short).
@@ -82,7 +93,16 @@ PROMPT_MARKET_FIELDS = (
 )
 
 
-MARKERS = (MARKET_BEGIN, MARKET_END, QUOTE_BEGIN, QUOTE_END, TRANSCRIPT_BEGIN, TRANSCRIPT_END)
+MARKERS = (
+    MARKET_BEGIN,
+    MARKET_END,
+    QUOTE_BEGIN,
+    QUOTE_END,
+    TRANSCRIPT_BEGIN,
+    TRANSCRIPT_END,
+    QUESTIONS_BEGIN,
+    QUESTIONS_END,
+)
 
 
 def quoted(text: str) -> str:
@@ -114,3 +134,11 @@ def market_values(market: dict) -> dict:
         "sample_note": SAMPLE_NOTE if market.get("is_sample") else "",
         "market_json": market_json(market),
     }
+
+
+def questions_block(texts: list[str]) -> str:
+    """The moderator's questions as the block a turn's prompt ends with ("" when none)."""
+    if not texts:
+        return ""
+    items = "\n".join(render(QUESTION_ITEM, text=quoted(" ".join(t.split()))) for t in texts)
+    return render(QUESTIONS_PROMPT, questions=items)

@@ -19,6 +19,13 @@ class ArgumentItem(TypedDict):
     content: str
 
 
+class QuestionItem(TypedDict):
+    """A moderator's question the next speaker must address first."""
+
+    id: int
+    text: str
+
+
 class Verdict(TypedDict):
     """The moderator's structured verdict."""
 
@@ -26,6 +33,15 @@ class Verdict(TypedDict):
     confidence: float
     rationale: str
     parsed: bool  # False when the moderator's text was unusable and we fell back to hold
+
+
+class Usage(TypedDict):
+    """What one model call cost in tokens: the endpoint's own counts, or our estimate."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    estimated: bool  # True when the endpoint sent no usage and the counts are ours
+    model: str
 
 
 class DebateState(TypedDict, total=False):
@@ -38,6 +54,8 @@ class DebateState(TypedDict, total=False):
     max_turns: int
     next_agent: Speaker
     verdict: Verdict | None
+    answered: Annotated[list[int], operator.add]  # ids of the questions a turn addressed
+    usage: Usage | None  # the last node's model call
 
 
 def speaker_for_turn(turn: int) -> Speaker:

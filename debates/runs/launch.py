@@ -144,3 +144,15 @@ def stop(debate_id, runner_id: str, reason: str = "cancelled") -> None:
     except Exception:
         # The status is already in the database; the run sees it at its next heartbeat.
         logger.exception("could not send the stop of debate %s", debate_id)
+
+
+def notify(debate_id, runner_id: str) -> None:
+    """Wake the debate's run, wherever it runs, to read its moderator controls now (sync,
+    thread-safe); the run's heartbeat reads them anyway, so a lost message only delays it."""
+    if not runner_id:
+        return
+    message = {"type": "debate.controls", "debate": str(debate_id)}
+    try:
+        control.send_sync(runner_id, message)
+    except Exception:
+        logger.exception("could not wake the run of debate %s", debate_id)

@@ -28,29 +28,61 @@ finished node for ``idle_timeout_s()``; and a model that writes past MAX_ARGUMEN
 turn fails it too. A CancelledError nobody asked for fails the debate; only the process's own
 shutdown (the run task itself cancelled) leaves it `running` for takeover.
 
+Moderator controls (debates.controls). The commands live in the database (``Debate.paused_at``,
+``conclusion_reason``, Question rows); a ``debate.controls`` control message (``poke``) and every
+heartbeat make the run read them. Paused: the run announces DEBATE/PAUSED, then holds the model
+between tokens (``_PauseGate``, a LangChain callback awaited after each token) and publishes no
+token until it announces DEBATE/RESUMED; the stall detector does not count the pause; a pause
+older than DEBATE_PAUSE_MAX_S concludes the debate (``pause_timeout``). ``conclude(reason)`` is
+the one way to end a debate early: the run records the reason and announces DEBATE/CONCLUDING
+once (``services.run_conclude``), the argument being written finishes, then the graph is run
+again from the saved arguments with ``max_turns`` cut to the turns spoken, so its router goes
+to the moderator, whose verdict weighs what was said. Questions: each turn's node asks the run
+for the open questions (``configurable.questions``) as it builds its prompt, and the node's
+update names the ones it addressed, marked answered with the argument's save (one transaction).
+
+Usage and budgets. Each finished argument is saved with its model call's usage (the endpoint's
+counts, or our estimate) and cost (debates.costs), and a DEBATE/USAGE reading goes out with its
+ARGUMENT_COMPLETE and with every USAGE_EVERY_N_TOKENS-th token. A reading that reaches the run's
+budget (``services.run_budget``: the debate's own, or what is left of its creator's daily one)
+before the last bull/bear turn concludes the debate with reason ``budget``, through the same
+``conclude`` as the moderator's (CONCLUDING is announced at once).
+
 Takeover. A run of a debate taken over from a dead runner rebuilds the graph's state from the
 saved arguments and the stored market context and continues after the last saved argument; it
 announces ``running`` again and re-sends the unfinished turn's TURN_CHANGE, which restarts that
-turn's text (docs/streaming.md).
+turn's text (docs/streaming.md). A paused debate is announced paused again and stays paused; a
+concluded one goes to the verdict (its CONCLUDING is announced only if the dead run had not).
 """
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import timezone
+from langchain_core.callbacks import AsyncCallbackHandler
 
-from debates import selectors, services
+from debates import costs, selectors, services
 from debates.engine.graph import build_graph
 from debates.engine.llm import build_llm, message_text
 from debates.engine.market import get_provider
-from debates.engine.state import MODERATOR, ArgumentItem, initial_state, speaker_for_turn
-from debates.models import DebateStatus
+from debates.engine.nodes import model_name
+from debates.engine.state import (
+    MODERATOR,
+    ArgumentItem,
+    QuestionItem,
+    initial_state,
+    speaker_for_turn,
+)
+from debates.models import ConclusionReason, DebateStatus
 from debates.runs.errors import (
     RunawayOutputError,
     StopRun,
@@ -103,6 +135,31 @@ def on_stop_command(message: dict) -> None:
 def llm_turn_retries() -> int:
     """How many times a turn whose model failed mid-way is tried again (DEBATE_LLM_TURN_RETRIES)."""
     return max(int(getattr(settings, "DEBATE_LLM_TURN_RETRIES", 2)), 0)
+
+
+def notify_local(debate_id) -> bool:
+    """Make this process's run of the debate read its moderator controls (thread-safe)."""
+    run = local_run(debate_id)
+    if run is None or run.loop is None or run.loop.is_closed():
+        return False
+    run.loop.call_soon_threadsafe(run.poke)
+    return True
+
+
+def on_controls_command(message: dict) -> None:
+    """The ``debate.controls`` control command: a moderator changed the debate's controls."""
+    notify_local(message["debate"])
+
+
+class _PauseGate(AsyncCallbackHandler):
+    """Holds the model after each token while the debate is paused (no token is written)."""
+
+    def __init__(self, run: "DebateRun") -> None:
+        self.run = run
+
+    async def on_llm_new_token(self, token: str, **kwargs) -> None:
+        """Called after each token the model streams: wait while the debate is paused."""
+        await self.run.unpaused.wait()
 
 
 def idle_timeout_s() -> float:
@@ -164,6 +221,23 @@ class DebateRun:
         self._verdict_saved = False
         self._turn = 0
         self._agent = ""
+        # Moderator controls: this run's view of the debate's row (see the module docstring).
+        self.unpaused = asyncio.Event()
+        self.unpaused.set()
+        self._paused_at = None
+        self._pause_timer: asyncio.Task | None = None
+        self._conclude_reason: str | None = None
+        self._concluding = False
+        self._sync_task: asyncio.Task | None = None
+        self._sync_again = False
+        self._max_turns = 0
+        self._handed: set[int] = set()  # questions put to a turn of the current graph stream
+        self._context = contextvars.Context()  # the run's own, from run() on
+        # Usage: the saved arguments', the budget it concludes at, the argument in progress.
+        self._usage = costs.DebateUsage()
+        self._budget: tuple = (None, None)  # (tokens, US dollars)
+        self._model = ""  # the model's name, to price the argument in progress
+        self._live_tokens = 0
 
     # Called on the run's loop (debates.runs.launch hops there), or by the run's own watchers.
     def request_stop(self, reason: str) -> None:
@@ -173,6 +247,104 @@ class DebateRun:
             self._stop_reason = reason
         if self._work is not None and not self._work.done() and not self._saving:
             self._work.cancel()
+
+    # Called on the run's loop (notify_local hops there), or by the run itself.
+    def poke(self) -> None:
+        """Read the moderator controls from the database now and act on them."""
+        if self._sync_task is not None and not self._sync_task.done():
+            self._sync_again = True
+            return
+        # In the run's own context: a poke handed over from a sync view's thread would otherwise
+        # carry asgiref's executor of that thread, and the run's database calls would refuse.
+        self._sync_task = self.loop.create_task(
+            self._sync_controls_loop(), context=self._context.copy()
+        )
+
+    def conclude(self, reason: str) -> None:
+        """End the debate early (reason: 'moderator', 'pause_timeout', ...): the argument being
+        written finishes, then the moderator gives the verdict on what was said; idempotent,
+        the first reason recorded on the debate wins. Call on the run's loop."""
+        if self._conclude_reason is None:
+            self._conclude_reason = reason
+        self.poke()
+
+    async def _sync_controls_loop(self) -> None:
+        while True:
+            self._sync_again = False
+            try:
+                await self._sync_controls()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("reading the controls of debate %s failed", self.debate_id)
+            if not self._sync_again:
+                return
+
+    async def _sync_controls(self) -> None:
+        """Bring the run in line with the debate's controls (the row is the source of truth)."""
+        row = await _service(selectors.debate_controls, debate_id=self.debate_id)
+        if row is None or row["status"] != DebateStatus.RUNNING:
+            return
+        paused_at = row["paused_at"]
+        if self._conclude_reason is None and row["conclusion_reason"]:
+            self._conclude_reason = row["conclusion_reason"]
+        if self._conclude_reason is not None and not self._concluding:
+            self._concluding = True
+            reason = await _service(
+                services.run_conclude,
+                debate_id=self.debate_id,
+                runner_id=self.runner_id,
+                reason=self._conclude_reason,
+            )
+            if reason is not None:
+                self._conclude_reason = reason
+                await self._publish(protocol.CONCLUDING, {"reason": reason})
+            paused_at = None  # concluding ends a pause (run_conclude cleared it)
+        if paused_at is not None and paused_at != self._paused_at:
+            announce = self._paused_at is None
+            self._paused_at = paused_at
+            self.unpaused.clear()  # before anything awaits: no token passes from now on
+            self._restart_pause_timer(paused_at)
+            if announce:
+                paused_iso = protocol.iso_at(paused_at.timestamp())
+                await self._publish(protocol.PAUSED, {"pausedAt": paused_iso})
+        elif paused_at is None and self._paused_at is not None:
+            self._paused_at = None
+            self._restart_pause_timer(None)
+            await self._publish(protocol.RESUMED, {})
+            self._progress_at = self.loop.time()
+            self.unpaused.set()
+
+    def _restart_pause_timer(self, paused_at) -> None:
+        if self._pause_timer is not None:
+            self._pause_timer.cancel()
+        self._pause_timer = None
+        if paused_at is not None:
+            self._pause_timer = self.loop.create_task(
+                self._expire_pause(paused_at), context=self._context.copy()
+            )
+
+    async def _expire_pause(self, paused_at) -> None:
+        """A pause older than DEBATE_PAUSE_MAX_S concludes the debate."""
+        ends = paused_at + timedelta(seconds=float(settings.DEBATE_PAUSE_MAX_S))
+        await asyncio.sleep(max(0.0, (ends - timezone.now()).total_seconds()))
+        expired = await _service(
+            services.run_pause_expired,
+            debate_id=self.debate_id,
+            runner_id=self.runner_id,
+            paused_at=paused_at,
+        )
+        if expired:
+            self.conclude(ConclusionReason.PAUSE_TIMEOUT)
+        else:
+            self.poke()  # resumed (or concluded) meanwhile: catch up with the row
+
+    async def _open_questions(self) -> list[QuestionItem]:
+        """The open questions not yet put to a turn of this graph stream (a node's prompt)."""
+        items = await _service(selectors.open_questions, debate_id=self.debate_id)
+        fresh = [q for q in items if q["id"] not in self._handed]
+        self._handed.update(q["id"] for q in fresh)
+        return fresh
 
     @contextlib.contextmanager
     def _uninterrupted(self):
@@ -185,13 +357,18 @@ class DebateRun:
         if self._stop_reason is not None and self._work is asyncio.current_task():
             self._work.cancel()
 
-    async def _publish(self, action_type: str, payload: dict, *, hold_s: float = 0.0) -> None:
-        await publisher.publish_events(self.debate_id, [(action_type, payload)], hold_s=hold_s)
+    async def _publish(
+        self, action_type: str, payload: dict, *, hold_s: float = 0.0, also: tuple = ()
+    ) -> None:
+        """Publish an event (and `also`, events that go out with it, e.g. a USAGE reading)."""
+        events = [(action_type, payload), *also]
+        await publisher.publish_events(self.debate_id, events, hold_s=hold_s)
         if action_type == protocol.TOKEN_RECEIVED and not self._first_token_sent:
             self._first_token_sent = True
             metrics.TIME_TO_FIRST_TOKEN.observe(time.monotonic() - self._started_at)
         if self.observer is not None:
-            self.observer(action_type, payload)
+            for kind, fields in events:
+                self.observer(kind, fields)
 
     def is_active(self) -> bool:
         """Whether this run is still the process's run of its debate (it has not ended)."""
@@ -205,6 +382,7 @@ class DebateRun:
     async def run(self) -> str:
         """Run to the end; return the final status (the DB row is the source of truth)."""
         self.loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         self.register()
         try:
             await retry_async(control.ensure_listening, what="the control channel of a run")
@@ -213,6 +391,10 @@ class DebateRun:
             with _active_lock:
                 if _active.get(self.debate_id) is self:
                     del _active[self.debate_id]
+            for task in (self._sync_task, self._pause_timer):
+                if task is not None and not task.done():
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
             publisher.release(self.debate_id)
             # The run's DB calls share one worker thread: release its connection like a request.
             await sync_to_async(close_old_connections)()
@@ -296,6 +478,9 @@ class DebateRun:
             max_retries=settings.OPENAI_MAX_RETRIES,
         )
         saved = [ArgumentItem(**a) for a in _items(debate)]
+        self._usage = costs.DebateUsage.of_arguments(debate.arguments.all())
+        self._budget = await _service(services.run_budget, debate=debate)
+        self._model = model_name(llm)
         state = initial_state(
             asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
         )
@@ -310,14 +495,24 @@ class DebateRun:
             services.run_begin, debate_id=self.debate_id, runner_id=self.runner_id
         ):
             raise StopRun
+        spoken = state["turn"]
+        self._max_turns = debate.max_turns
+        if debate.conclusion_reason:
+            self._max_turns = min(debate.max_turns, max(spoken, 1))
         # The opening TURN_CHANGE waits, like `running`, to go out with the first token.
-        await self._turn_change(state["turn"] + 1, debate.max_turns, hold_s=services.OPENING_HOLD_S)
-        config = {"recursion_limit": 2 * debate.max_turns + 10}
+        await self._turn_change(spoken + 1, self._max_turns, hold_s=services.OPENING_HOLD_S)
+        # A debate taken over paused or concluding is announced so, and honoured, before a token.
+        await self._sync_controls()
+        saved = list(state["arguments"])
         backoff, failed_at, attempts = delays(first=1.0, cap=8.0), None, 0
         while True:
+            state = initial_state(
+                asset=debate.asset, market=market, max_turns=self._max_turns, arguments=saved
+            )
             try:
-                await self._stream(graph, state, config, debate.max_turns)
-                break
+                if not await self._stream_graph(graph, state, saved):
+                    break
+                continue
             except Exception as exc:
                 # A model that failed mid-turn (a dropped or malformed stream, a timeout, 429 or
                 # 5xx past the client's own retries) gets the turn again, a bounded number of
@@ -336,51 +531,75 @@ class DebateRun:
                     attempts,
                     llm_turn_retries(),
                 )
-                await asyncio.sleep(delay)
-                self._progress_at = self.loop.time()
-                saved = await _service(selectors.debate_transcript, debate_id=self.debate_id)
-                state = initial_state(
-                    asset=debate.asset, market=market, max_turns=debate.max_turns, arguments=saved
-                )
-                # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
-                await self._turn_change(state["turn"] + 1, debate.max_turns)
+            await asyncio.sleep(delay)
+            self._progress_at = self.loop.time()
+            self._live_tokens = 0  # the failed call's tokens are not known: counted again
+            # The unfinished turn's TURN_CHANGE again: it restarts that turn's text.
+            await self._turn_change(len(saved) + 1, self._max_turns)
         if not self._verdict_saved:
             raise UnfinishedGraphError(
                 f"the graph stopped at turn {self._turn}, before the verdict."
             )
 
-    async def _stream(self, graph, state, config, max_turns: int) -> None:
-        """Stream the graph from `state`: publish tokens, save and announce finished turns."""
+    async def _stream_graph(self, graph, state, saved: list) -> bool:
+        """Stream the graph from `state`, appending each saved argument to `saved`; True when
+        it must run again because the debate was concluded (max_turns cut to the turns spoken)."""
+        self._handed = set()
         buffer: list[str] = []
+        config = {
+            "recursion_limit": 2 * state["max_turns"] + 10,
+            "callbacks": [_PauseGate(self)],
+            "configurable": {"questions": self._open_questions},
+        }
         size = 0
-        async for mode, data in graph.astream(state, config, stream_mode=["messages", "updates"]):
-            self._progress_at = self.loop.time()
-            if mode == "messages":
-                chunk, meta = data
-                token = message_text(chunk)
-                if token and meta.get("langgraph_node") == self._agent:
-                    buffer.append(token)
-                    size += len(token)
-                    if size > MAX_ARGUMENT_CHARS:
-                        raise RunawayOutputError(
-                            f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+        stream = graph.astream(state, config, stream_mode=["messages", "updates"])
+        async with contextlib.aclosing(stream):
+            async for mode, data in stream:
+                self._progress_at = self.loop.time()
+                if mode == "messages":
+                    chunk, meta = data
+                    token = message_text(chunk)
+                    if token and meta.get("langgraph_node") == self._agent:
+                        buffer.append(token)
+                        size += len(token)
+                        if size > MAX_ARGUMENT_CHARS:
+                            raise RunawayOutputError(
+                                f"turn {self._turn} passed {MAX_ARGUMENT_CHARS} characters."
+                            )
+                        await self.unpaused.wait()  # no token goes out while paused
+                        reading = self._count_token()
+                        await self._publish(
+                            protocol.TOKEN_RECEIVED,
+                            {"agent": self._agent, "token": token, "turn": self._turn},
+                            also=(self._usage_event(reading),) if reading else (),
                         )
-                    await self._publish(
-                        protocol.TOKEN_RECEIVED,
-                        {"agent": self._agent, "token": token, "turn": self._turn},
-                    )
-                continue
-            for update in data.values():
-                if not update or not update.get("arguments"):
+                        if reading:
+                            await self._check_budget(reading)
                     continue
-                item = update["arguments"][-1]
-                with self._uninterrupted():
-                    await self._complete(item, "".join(buffer), update.get("verdict"))
-                buffer, size = [], 0
-                if item["agent"] != MODERATOR:
-                    await self._turn_change(item["turn"] + 1, max_turns)
-                else:
-                    self._verdict_saved = True
+                for update in data.values():
+                    if not update or not update.get("arguments"):
+                        continue
+                    item = update["arguments"][-1]
+                    with self._uninterrupted():
+                        await self._complete(
+                            item,
+                            "".join(buffer),
+                            update.get("verdict"),
+                            update.get("answered"),
+                            usage=update.get("usage"),
+                        )
+                    saved.append(item)
+                    buffer, size = [], 0
+                    if item["agent"] == MODERATOR:
+                        self._verdict_saved = True
+                        continue
+                    concluded = self._conclude_reason is not None
+                    if concluded and self._max_turns > item["turn"]:
+                        self._max_turns = item["turn"]  # the verdict comes next
+                        await self._turn_change(item["turn"] + 1, self._max_turns)
+                        return True
+                    await self._turn_change(item["turn"] + 1, self._max_turns)
+        return False
 
     async def _turn_change(self, turn: int, max_turns: int, *, hold_s: float = 0.0) -> None:
         """Move to `turn` and publish its TURN_CHANGE."""
@@ -390,7 +609,15 @@ class DebateRun:
             protocol.TURN_CHANGE, {"currentAgent": self._agent, "turn": turn}, hold_s=hold_s
         )
 
-    async def _complete(self, item: ArgumentItem, streamed: str, verdict: dict | None) -> None:
+    async def _complete(
+        self,
+        item: ArgumentItem,
+        streamed: str,
+        verdict: dict | None,
+        answered: list[int] | None = None,
+        *,
+        usage: dict | None = None,
+    ) -> None:
         content, turn, agent = item["content"], item["turn"], item["agent"]
         if len(content) > MAX_ARGUMENT_CHARS:
             raise RunawayOutputError(f"turn {turn} passed {MAX_ARGUMENT_CHARS} characters.")
@@ -416,17 +643,64 @@ class DebateRun:
             agent=agent,
             content=content,
             verdict=verdict,
+            answered=tuple(answered or ()),
+            usage=usage,
         ):
             raise StopRun
+        self._live_tokens = 0
+        if usage is not None:
+            prompt, completion = usage["prompt_tokens"], usage["completion_tokens"]
+            cost = costs.cost_of(usage["model"], prompt, completion)
+            self._usage.add(agent, prompt, completion, cost, estimated=usage["estimated"])
+        # The argument's USAGE reading goes out with it, in one message.
         await self._publish(
-            protocol.ARGUMENT_COMPLETE, {"agent": agent, "content": content, "turn": turn}
+            protocol.ARGUMENT_COMPLETE,
+            {"agent": agent, "content": content, "turn": turn},
+            also=(self._usage_event(self._usage),) if usage is not None else (),
         )
+        if usage is not None:
+            await self._check_budget(self._usage)
+
+    # --- Usage and budget ---------------------------------------------------------------------
+
+    def _count_token(self) -> costs.DebateUsage | None:
+        """Count a token of the argument in progress; every USAGE_EVERY_N_TOKENS tokens, the
+        reading to publish with it (the call's tokens so far, its prompt not known yet)."""
+        self._live_tokens += 1
+        every = int(settings.USAGE_EVERY_N_TOKENS)
+        if every <= 0 or self._live_tokens % every:
+            return None
+        current = self._usage.copy()
+        current.add(self._agent, 0, self._live_tokens, self._live_cost(), estimated=True)
+        return current
+
+    def _live_cost(self):
+        """The argument in progress's completion tokens priced (None: the model has no price)."""
+        return costs.cost_of(self._model, 0, self._live_tokens) if self._model else None
+
+    def _usage_event(self, usage: costs.DebateUsage) -> tuple[str, dict]:
+        """The DEBATE/USAGE event of a reading, with the budget the run concludes at."""
+        tokens, cost = self._budget
+        budget = protocol.usage_budget(tokens, None if cost is None else float(cost))
+        return protocol.USAGE, {**usage.wire(), "budget": budget}
+
+    async def _check_budget(self, usage: costs.DebateUsage) -> None:
+        """A reading that reaches the budget before the last bull/bear turn concludes the
+        debate (reason ``budget``), announced now, before the next event."""
+        last = self._agent == MODERATOR or self._turn >= self._max_turns
+        if last or not usage.reached(*self._budget):
+            return
+        if self._conclude_reason is None:
+            self._conclude_reason = ConclusionReason.BUDGET
+        await self._sync_controls()  # records the reason, announces CONCLUDING (once)
 
     async def _heartbeat_loop(self) -> None:
         interval = max(float(settings.DEBATE_HEARTBEAT_S), 0.05)
         idle_limit = idle_timeout_s()
         while True:
             await asyncio.sleep(interval)
+            if self._paused_at is not None:
+                self._progress_at = self.loop.time()  # a pause is not a stall
             if self.loop.time() - self._progress_at > idle_limit:
                 # A hung model or service must not keep a heartbeating debate running forever.
                 logger.warning("debate %s stalled for %.0f s", self.debate_id, idle_limit)
@@ -443,6 +717,7 @@ class DebateRun:
                 status = await _service(selectors.debate_status, debate_id=self.debate_id)
                 self.request_stop("cancelled" if status == DebateStatus.CANCELLED else "lost")
                 return
+            self.poke()  # the controls, in case a wake-up message was lost
 
 
 def _items(debate) -> list[dict]:

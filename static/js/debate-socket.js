@@ -10,7 +10,8 @@
 //
 // Events (CustomEvent, payload in `detail`): "state" {state, previous, code, reason},
 // "action" (every action applied or received), "connected", "token", "argument", "turn", "status",
-// "error", "ping", "gap".
+// "paused", "resumed", "question", "concluding" (moderator controls), "usage", "error", "ping",
+// "gap".
 
 import { ActionType, CloseCode, FINAL_STATUSES } from "./protocol.js";
 
@@ -45,6 +46,11 @@ const EVENT_FOR_TYPE = {
   [ActionType.TURN_CHANGE]: "turn",
   [ActionType.STATUS_UPDATE]: "status",
   [ActionType.RECOVERING]: "recovering",
+  [ActionType.PAUSED]: "paused",
+  [ActionType.RESUMED]: "resumed",
+  [ActionType.QUESTION]: "question",
+  [ActionType.USAGE]: "usage",
+  [ActionType.CONCLUDING]: "concluding",
 };
 
 /** Milliseconds until a JWT expires; -Infinity when it cannot be read. */

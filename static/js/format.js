@@ -49,3 +49,14 @@ export function formatSignedPercent(value) {
   const text = formatNumber(Math.abs(value), 2);
   return `${value > 0 ? "+" : value < 0 ? "−" : ""}${text}%`;
 }
+
+/** US dollars: "$0.0042", "$1.20"; "unknown" for a model without a price (null). */
+export function formatCost(value) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "unknown";
+  return value.toLocaleString("en-US", {
+    style: "currency",
+    currency: "USD",
+    minimumFractionDigits: 2,
+    maximumFractionDigits: value !== 0 && Math.abs(value) < 0.01 ? 6 : 2,
+  });
+}

@@ -1,6 +1,6 @@
 // The debate list (status, live viewers) and the form that starts a new debate.
 import { apiFetch, requireAuth } from "./auth.js";
-import { el, formatTime, viewersLabel } from "./format.js";
+import { el, formatCost, formatNumber, formatTime, viewersLabel } from "./format.js";
 
 const REFRESH_MS = 5000;
 const list = document.getElementById("debate-list");
@@ -29,6 +29,13 @@ function renderDebate(debate, item = el("li", "debate-item")) {
   const viewers = el("span", "viewer-pill", viewersLabel(debate.viewerCount));
   viewers.dataset.viewerCount = String(debate.viewerCount ?? 0);
   meta.append(viewers);
+  const total = debate.usage?.total;
+  if (total) {
+    const tokens = (total.promptTokens || 0) + (total.completionTokens || 0);
+    const usage = el("span", "debate-item__usage muted", `${formatNumber(tokens, 0)} tokens · ${formatCost(total.cost)}`);
+    usage.dataset.totalTokens = String(tokens);
+    meta.append(usage);
+  }
   const time = el("time", "muted", formatTime(debate.createdAt));
   time.dateTime = debate.createdAt || "";
   meta.append(time);
@@ -94,6 +101,8 @@ form.addEventListener("submit", async (event) => {
   const body = { asset: form.asset.value };
   const turns = form.maxTurns.value.trim();
   if (turns !== "") body.maxTurns = /^-?\d+$/.test(turns) ? Number(turns) : turns;
+  const budget = form.budgetTokens.value.trim();
+  if (budget !== "") body.budgetTokens = /^-?\d+$/.test(budget) ? Number(budget) : budget;
   const button = form.querySelector("button[type=submit]");
   button.disabled = true;
   try {

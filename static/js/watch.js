@@ -1,11 +1,25 @@
 // The watch page: state rebuilt from the debate's events, rendered as text (never HTML).
 import { apiFetch, getAccessToken, isSignedIn, refreshAccessToken, requireAuth, signInUrl } from "./auth.js";
 import { CloseCode, DebateSocket, State, TERMINAL_STATUSES } from "./debate-socket.js";
-import { agentLabel, el, formatNumber, formatPercent, formatPrice, formatSignedPercent, formatTime } from "./format.js";
+import {
+  agentLabel,
+  el,
+  formatCost,
+  formatNumber,
+  formatPercent,
+  formatPrice,
+  formatSignedPercent,
+  formatTime,
+} from "./format.js";
 
 const POLL_MS = 5000;
 const SVG_NS = "http://www.w3.org/2000/svg";
 const CANCELLABLE = new Set(["pending", "running"]);
+const CONCLUSION_LABELS = {
+  moderator: "Concluding at the moderator's request: the current argument finishes, then the verdict.",
+  pause_timeout: "Paused too long: the current argument finishes, then the verdict.",
+  budget: "The debate's budget was reached: the current argument finishes, then the verdict on what was said.",
+};
 const root = document.getElementById("debate-view");
 const debateId = root.dataset.debateId;
 const pingIntervalMs = Number(root.dataset.pingIntervalMs) || 30_000;
@@ -39,6 +53,12 @@ const state = {
   arguments: new Map(), // "turn:agent" -> {turn, agent, text, streamed, complete}
   closeCodes: [], // close codes of the sockets that dropped, oldest first
   error: null,
+  paused: false, // moderator controls, from DEBATE/PAUSED, RESUMED, CONCLUDING (REST until then)
+  concluding: null, // the reason, once the debate is concluding early
+  controlsFromEvents: false,
+  questions: new Map(), // questionId -> {id, text, askedBy, turn}
+  usage: null, // {perAgent, total, estimated}: the latest meter reading (USAGE, or REST)
+  budget: null, // {tokens, cost} | null: what the run concludes at
 };
 
 const argumentNodes = new Map(); // "turn:agent" -> {item, text: Text}
@@ -106,6 +126,12 @@ function resetTranscript() {
   for (const { item } of argumentNodes.values()) item.remove();
   argumentNodes.clear();
   state.arguments.clear();
+  state.questions.clear();
+  $("question-list").replaceChildren();
+  $("questions").hidden = true;
+  state.paused = false;
+  state.concluding = null;
+  renderModeration();
   state.currentTurn = null;
   state.currentAgent = null;
   renderTurn();
@@ -143,6 +169,7 @@ function onStatus(status) {
     loadDetails(); // the runner stores the market snapshot as the run starts
   }
   renderCancel();
+  renderModeration();
   renderTurn();
 }
 
@@ -264,6 +291,153 @@ function renderMarket(market) {
   renderSparkline(market.recentCloses);
 }
 
+function tallyTokens(tally) {
+  return (tally?.promptTokens || 0) + (tally?.completionTokens || 0);
+}
+
+/** The usage meter: tokens and cost per agent and in total, and the budget. */
+function renderUsage(usage, budget) {
+  if (!usage?.total) return;
+  // REST knows only saved arguments: never let it roll back a newer live reading.
+  if (state.usage && tallyTokens(usage.total) < tallyTokens(state.usage.total)) return;
+  state.usage = usage;
+  if (budget !== undefined) state.budget = budget;
+  $("usage-meter").hidden = false;
+  for (const row of $("usage-meter").querySelectorAll("tbody tr")) {
+    const agent = row.dataset.row;
+    const tally = agent === "total" ? usage.total : usage.perAgent?.[agent];
+    for (const cell of row.querySelectorAll("td")) {
+      const value = tally ? tally[cell.dataset.field] : null;
+      cell.textContent = cell.dataset.field === "cost" ? formatCost(value) : formatNumber(value ?? 0, 0);
+    }
+  }
+  $("meter-estimated").hidden = usage.estimated !== true;
+  const limits = [];
+  if (typeof state.budget?.tokens === "number") limits.push(`${formatNumber(state.budget.tokens, 0)} tokens`);
+  if (typeof state.budget?.cost === "number") limits.push(formatCost(state.budget.cost));
+  $("meter-budget").textContent = limits.length ? `Budget ${limits.join(" or ")}` : "";
+  root.dataset.totalTokens = String(tallyTokens(usage.total));
+}
+
+// --- Moderator controls: pause, resume, ask, conclude (creator or staff) --------------------------
+
+function questionMeta({ askedBy, turn, answeredInTurn }) {
+  const asked = `Asked by ${askedBy || "the moderator"} during turn ${turn}`;
+  return answeredInTurn ? `${asked} · answered in turn ${answeredInTurn}` : asked;
+}
+
+function renderQuestion({ id, questionId, text, askedBy, turn, answeredInTurn = null }) {
+  const key = String(questionId ?? id);
+  const known = state.questions.get(key);
+  if (known) {
+    if (answeredInTurn && !known.answeredInTurn) {
+      known.answeredInTurn = answeredInTurn;
+      known.meta.textContent = questionMeta(known);
+    }
+    return;
+  }
+  const item = el("li", "question");
+  item.dataset.questionId = key;
+  const meta = el("span", "question__meta", questionMeta({ askedBy, turn, answeredInTurn }));
+  state.questions.set(key, { id: key, text, askedBy, turn, answeredInTurn, meta });
+  item.append(meta);
+  item.append(el("span", "question__text", text)); // text, never HTML
+  const list = $("question-list");
+  const after = [...list.children].find((child) => Number(child.dataset.questionId) > Number(key));
+  list.insertBefore(item, after || null);
+  $("questions").hidden = false;
+}
+
+function setPaused(paused, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.paused = paused;
+  root.dataset.paused = String(paused);
+  renderModeration();
+}
+
+function setConcluding(reason, fromEvent = true) {
+  if (fromEvent) state.controlsFromEvents = true;
+  state.concluding = reason || null;
+  root.dataset.concluding = reason || "";
+  if (reason) state.paused = false;
+  renderModeration();
+}
+
+function renderModeration() {
+  const live = !TERMINAL_STATUSES.has(state.status);
+  const running = state.status === "running";
+  $("paused-banner").hidden = !(live && state.paused);
+  const banner = $("concluding-banner");
+  banner.hidden = !(live && state.concluding);
+  banner.textContent = state.concluding ? CONCLUSION_LABELS[state.concluding] || "Concluding: the verdict comes next." : "";
+  $("moderation").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
+  $("pause-debate").hidden = !(running && !state.paused && !state.concluding);
+  $("resume-debate").hidden = !(running && state.paused);
+  $("conclude-debate").hidden = !(running && !state.concluding);
+  $("conclude-help").hidden = $("conclude-debate").hidden;
+}
+
+function showModerationMessage(message) {
+  const box = $("moderation-message");
+  box.textContent = message || "";
+  box.hidden = !message;
+}
+
+async function moderate(action, body) {
+  showModerationMessage(null);
+  const buttons = document.querySelectorAll("#moderation button");
+  for (const button of buttons) button.disabled = true;
+  try {
+    const { ok, status, data } = await apiFetch(`/api/debates/${encodeURIComponent(debateId)}/${action}/`, {
+      method: "POST",
+      body,
+    });
+    if (ok) return data;
+    const fields = data && typeof data === "object" ? data.text || data.detail : null;
+    const detail = Array.isArray(fields) ? fields.join(" ") : fields;
+    if (status === 429) showModerationMessage(detail || "Too many controls; wait a moment.");
+    else showModerationMessage(detail || `The server refused (HTTP ${status}).`);
+    if (status === 409) loadDetails().catch(() => {});
+  } catch {
+    showModerationMessage("Could not reach the server.");
+  } finally {
+    for (const button of buttons) button.disabled = false;
+  }
+  return null;
+}
+
+async function pauseDebate() {
+  const data = await moderate("pause");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function resumeDebate() {
+  const data = await moderate("resume");
+  if (data && !state.controlsFromEvents) setPaused(Boolean(data.pausedAt), false);
+}
+
+async function concludeDebate() {
+  const data = await moderate("conclude");
+  if (data && !state.controlsFromEvents) setConcluding(data.conclusionReason, false);
+}
+
+async function askQuestion(event) {
+  event.preventDefault();
+  const input = $("question-text");
+  const text = input.value.trim();
+  if (!text) {
+    input.setAttribute("aria-invalid", "true");
+    showModerationMessage("Write a question first.");
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  const question = await moderate("ask", { text });
+  if (question) {
+    input.value = "";
+    renderQuestion(question);
+  }
+}
+
 function renderCancel() {
   $("debate-actions").hidden = !(isSignedIn() && state.canControl && CANCELLABLE.has(state.status));
 }
@@ -323,8 +497,18 @@ async function loadDetails() {
   if (!state.status) onStatus(data.status);
   if (data.verdict) renderVerdict(data.verdict);
   if (data.market) renderMarket(data.market);
+  if (data.usage) {
+    const hasBudget = data.budgetTokens != null || data.budgetCost != null;
+    renderUsage(data.usage, hasBudget ? { tokens: data.budgetTokens, cost: data.budgetCost } : null);
+  }
   state.canControl = data.canControl === true;
+  for (const question of data.questions || []) renderQuestion(question);
+  if (!state.controlsFromEvents) {
+    state.paused = Boolean(data.pausedAt);
+    state.concluding = data.conclusionReason || null;
+  }
   renderCancel();
+  renderModeration();
   if (data.error && data.status === "failed") showError(`The debate failed: ${data.error}`);
   renderTurn();
 }
@@ -371,6 +555,10 @@ function start() {
       state.recovering = true;
       showError("The server running this debate stopped; another one is taking it over…");
     })
+    .on("paused", () => setPaused(true))
+    .on("resumed", () => setPaused(false))
+    .on("question", renderQuestion)
+    .on("concluding", (payload) => setConcluding(payload.reason))
     .on("status", (payload) => {
       if (state.recovering) {
         state.recovering = false; // taken over: the run announced itself again
@@ -379,6 +567,7 @@ function start() {
       onStatus(payload.status);
       if (payload.verdict) renderVerdict(payload.verdict);
     })
+    .on("usage", (payload) => renderUsage(payload, payload.budget ?? null))
     .on("error", (payload) => {
       if (payload?.message && payload.code !== CloseCode.UNAUTHORIZED) showError(payload.message);
     })
@@ -406,6 +595,10 @@ function start() {
 
 if (requireAuth()) {
   $("cancel-debate").addEventListener("click", cancelDebate);
+  $("pause-debate").addEventListener("click", pauseDebate);
+  $("resume-debate").addEventListener("click", resumeDebate);
+  $("conclude-debate").addEventListener("click", concludeDebate);
+  $("ask-form").addEventListener("submit", askQuestion);
   renderConnection(State.CONNECTING);
   loadDetails().finally(schedulePoll);
   start();

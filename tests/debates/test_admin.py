@@ -1,5 +1,7 @@
 """The Django admin pages render for staff and show the live figures."""
 
+from decimal import Decimal
+
 import pytest
 from django.utils import timezone
 
@@ -72,3 +74,35 @@ def test_admin_refuses_anonymous_users(client):
     resp = client.get("/admin/debates/debate/")
     assert resp.status_code == 302
     assert "/admin/login/" in resp["Location"]
+
+
+def test_debate_changelist_shows_tokens_and_cost(admin_client_logged_in, user):
+    priced = Debate.objects.create(asset="BTC", status="completed", max_turns=2, created_by=user)
+    for turn, cost in ((1, "0.0012"), (2, "0.0003")):
+        Argument.objects.create(
+            debate=priced,
+            turn=turn,
+            agent="bull" if turn == 1 else "bear",
+            content="x",
+            prompt_tokens=100 * turn,
+            completion_tokens=10 * turn,
+            model="m",
+            cost=Decimal(cost),
+        )
+    unpriced = Debate.objects.create(asset="ETH", status="completed", max_turns=2, created_by=user)
+    Argument.objects.create(
+        debate=unpriced,
+        turn=1,
+        agent="bull",
+        content="x",
+        prompt_tokens=5,
+        completion_tokens=5,
+        model="unknown-model",
+        cost=None,
+    )
+    html = admin_client_logged_in.get("/admin/debates/debate/").content.decode()
+    # 100 + 10 + 200 + 20 tokens; 0.0012 + 0.0003 dollars.
+    assert '<td class="field-tokens">330</td>' in html
+    assert '<td class="field-cost">0.001500</td>' in html
+    assert '<td class="field-tokens">10</td>' in html
+    assert '<td class="field-cost">unknown</td>' in html

@@ -25,6 +25,12 @@ DEBATE_KEYS = {
     "verdict",
     "market",
     "canControl",
+    "pausedAt",
+    "conclusionReason",
+    "questions",
+    "usage",
+    "budgetTokens",
+    "budgetCost",
 }
 
 
@@ -159,7 +165,17 @@ def test_detail_returns_arguments_in_order_and_verdict(auth_client, user):
         (1, "bull", "Up."),
         (2, "bear", "Down."),
     ]
-    assert set(body["arguments"][0]) == {"turn", "agent", "content", "createdAt"}
+    assert set(body["arguments"][0]) == {
+        "turn",
+        "agent",
+        "content",
+        "createdAt",
+        "promptTokens",
+        "completionTokens",
+        "usageEstimated",
+        "model",
+        "cost",
+    }
     assert body["verdict"] == {
         "recommendation": "hold",
         "confidence": 0.55,

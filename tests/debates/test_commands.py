@@ -42,6 +42,18 @@ def test_run_debate_prints_tokens_summary_and_verdict():
     assert "\033[" not in out  # not a TTY: no colour
 
 
+def test_run_debate_with_a_token_budget_concludes_early_and_prints_the_usage():
+    out = run("run_debate", "BTC", "--turns", "4", "--rate", "0", "--budget-tokens", "1")
+    debate = Debate.objects.get()
+    assert (debate.status, debate.conclusion_reason) == ("completed", "budget")
+    assert "[concluding early: budget]" in out
+    assert "[turn 2] MODERATOR" in out
+    rows = list(Argument.objects.filter(debate=debate))
+    prompt = sum(a.prompt_tokens for a in rows)
+    completion = sum(a.completion_tokens for a in rows)
+    assert f"Usage: {prompt} prompt + {completion} completion tokens, $0.000000" in out
+
+
 def test_run_debate_colours_each_agent_when_forced():
     out = run("run_debate", "BTC", "--turns", "1", "--force-color")
     assert "\033[32m" in out  # bull

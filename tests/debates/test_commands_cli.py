@@ -96,6 +96,7 @@ def test_run_debate_llm_openai_against_the_stub(cli_env, behaviour, error):
             OPENAI_API_KEY="test-key",
             OPENAI_BASE_URL=stub.base_url,
             OPENAI_MAX_RETRIES="0",
+            DEBATE_LLM_TURN_RETRIES="0",  # the turn is not tried again: the failure shows
         )
     finally:
         stub.stop()

@@ -133,6 +133,8 @@ async def test_an_oversize_frame_closes_only_that_socket(cluster, quiet_id):
 
 
 async def test_metrics_count_both_processes(cluster, quiet_id):
+    # A refusal on the other process: its count shows in this process's /metrics.
+    assert (await _refused(cluster[1].ws_url(quiet_id, token="garbage")))[0] == 4001
     async with (
         connect(cluster[0].ws_url(quiet_id, last_seq=1), origin=ORIGIN) as a,
         connect(cluster[1].ws_url(quiet_id, last_seq=1), origin=ORIGIN) as b,

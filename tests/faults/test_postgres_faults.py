@@ -28,8 +28,9 @@ def _postgres_url() -> str:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         url = "postgres://postgres@127.0.0.1:5432/postgres"
-    try:
-        psycopg.connect(url, connect_timeout=3).close()
+    server, _name = url.rsplit("/", 1)
+    try:  # the server, not the named database: CI's DATABASE_URL names one only tests create
+        psycopg.connect(f"{server}/postgres", connect_timeout=3).close()
     except psycopg.OperationalError as exc:
         pytest.fail(f"PostgreSQL at {url} is required for this test and is down: {exc}")
     return url

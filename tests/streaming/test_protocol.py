@@ -59,6 +59,37 @@ def test_status_update_shape():
     _check_action(message, "DEBATE/STATUS_UPDATE", {"debateId", "status", "seq"})
 
 
+def test_paused_shape():
+    message = protocol.event(protocol.PAUSED, DEBATE, 5, pausedAt="2026-01-01T00:00:00.000Z")
+    _check_action(message, "DEBATE/PAUSED", {"debateId", "pausedAt", "seq"})
+
+
+def test_resumed_shape():
+    message = protocol.event(protocol.RESUMED, DEBATE, 6)
+    _check_action(message, "DEBATE/RESUMED", {"debateId", "seq"})
+
+
+def test_question_shape():
+    message = protocol.event(
+        protocol.QUESTION, DEBATE, 7, questionId=3, text="<b>Why?</b>", askedBy="alice", turn=2
+    )
+    _check_action(
+        message, "DEBATE/QUESTION", {"debateId", "questionId", "text", "askedBy", "turn", "seq"}
+    )
+    assert message["payload"]["text"] == "<b>Why?</b>"  # markup is data; pages show it as text
+
+
+def test_concluding_shape():
+    message = protocol.event(protocol.CONCLUDING, DEBATE, 8, reason="moderator")
+    _check_action(message, "DEBATE/CONCLUDING", {"debateId", "reason", "seq"})
+
+
+@pytest.mark.parametrize("action_type", [protocol.PAUSED, protocol.QUESTION, protocol.CONCLUDING])
+def test_moderator_events_require_their_fields(action_type):
+    with pytest.raises(ValueError, match="needs"):
+        protocol.event(action_type, DEBATE, 1)
+
+
 def test_error_shape_defaults_from_close_code():
     message = protocol.error(Close.UNAUTHORIZED)
     _check_action(message, "DEBATE/ERROR", {"code", "message", "reason"})
@@ -98,12 +129,37 @@ def test_server_types_are_every_message_type_once():
             protocol.ARGUMENT_COMPLETE,
             protocol.TURN_CHANGE,
             protocol.STATUS_UPDATE,
+            protocol.USAGE,
             protocol.ERROR,
             protocol.PING,
             protocol.PONG,
             protocol.RECOVERING,
+            protocol.PAUSED,
+            protocol.RESUMED,
+            protocol.QUESTION,
+            protocol.CONCLUDING,
         }
     )
+
+
+def test_usage_shape():
+    tally = {"promptTokens": 10, "completionTokens": 4, "cost": None}
+    message = protocol.event(
+        protocol.USAGE,
+        DEBATE,
+        5,
+        perAgent={"bull": tally, "bear": tally, "moderator": tally},
+        total=tally,
+        estimated=False,
+        budget=protocol.usage_budget(100, None),
+    )
+    _check_action(
+        message, "DEBATE/USAGE", {"debateId", "perAgent", "total", "estimated", "budget", "seq"}
+    )
+    assert message["payload"]["budget"] == {"tokens": 100, "cost": None}
+    assert protocol.usage_budget(None, None) is None
+    with pytest.raises(ValueError, match="budget"):
+        protocol.event_payload(protocol.USAGE, DEBATE, {"perAgent": {}, "total": tally})
 
 
 def test_final_statuses_are_the_finished_debate_statuses():

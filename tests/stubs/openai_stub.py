@@ -6,7 +6,10 @@
 always fires), "drop" (closes the connection mid-stream), "malformed" (a chunk that is not JSON),
 "no_done" (the stream ends cleanly but without finish_reason or [DONE]), "429" and "503" (with
 ``Retry-After: 1``), "slow" (the first token after SLOW_FIRST_TOKEN_S, then as "ok"), "stall"
-(three tokens, then silence until the stub stops).
+(three tokens, then silence until the stub stops), "no_usage" (a whole answer, but no usage
+chunk even when the request asks for one). When the request asks for usage
+(`stream_options.include_usage`), a whole answer ends with OpenAI's usage chunk (no choices):
+`usage_for(body, text)`.
 """
 
 import json
@@ -31,6 +34,18 @@ def reply_for(body: dict, index: int) -> str:
 def tokens_of(text: str) -> list[str]:
     """Word-ish tokens whose concatenation is the text."""
     return re.findall(r"\S+\s*|\s+", text)
+
+
+def usage_for(body: dict, text: str) -> dict:
+    """The stub's own usage: 7 tokens per message plus its words; one token per streamed token."""
+    messages = body.get("messages", [])
+    prompt = sum(7 + len(str(m.get("content", "")).split()) for m in messages)
+    completion = len(tokens_of(text))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 class OpenAIStub:
@@ -70,7 +85,7 @@ class OpenAIStub:
             self.requests.append(body)
             self.behaviours.append(behaviour)
             text = reply_for(body, len(self.requests))
-            if behaviour in ("ok", "slow"):
+            if behaviour in ("ok", "slow", "no_usage"):
                 self.replies.append(text)
             return behaviour, text
 
@@ -138,6 +153,9 @@ class OpenAIStub:
                 if behaviour != "no_done":
                     finish = {"index": 0, "delta": {}, "finish_reason": "stop"}
                     self._event({**base, "choices": [finish]})
+                    wants_usage = (body.get("stream_options") or {}).get("include_usage")
+                    if wants_usage and behaviour != "no_usage":
+                        self._event({**base, "choices": [], "usage": usage_for(body, text)})
                     self._event("[DONE]")
                 self._chunk(b"")
 

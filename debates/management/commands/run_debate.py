@@ -28,6 +28,7 @@ class Printer:
         self.first_token_s: float | None = None
         self.tokens = 0
         self.turns = 0  # bull and bear arguments finished (the verdict is not a turn)
+        self.usage: dict | None = None  # the latest DEBATE/USAGE total
 
     def paint(self, text: str, agent: str, bold: bool = False) -> str:
         """The text in the agent's colour (when colour is on)."""
@@ -49,6 +50,10 @@ class Printer:
             if payload["agent"] != "moderator":
                 self.turns += 1
             self.out.write("")
+        elif action_type == protocol.CONCLUDING:
+            self.out.write(f"\n[concluding early: {payload['reason']}]")
+        elif action_type == protocol.USAGE:
+            self.usage = payload["total"]
 
 
 class Command(BaseCommand):
@@ -70,8 +75,13 @@ class Command(BaseCommand):
             "--rate", type=float, help="Offline tokens per second (0: as fast as possible)."
         )
         parser.add_argument("--user", help="Username recorded as the debate's creator.")
+        parser.add_argument(
+            "--budget-tokens",
+            type=int,
+            help="Conclude early once the debate's prompt + completion tokens reach this.",
+        )
 
-    def handle(self, *args, asset, turns, llm, rate, user, **options) -> None:
+    def handle(self, *args, asset, turns, llm, rate, user, budget_tokens, **options) -> None:
         colour = options.get("force_color") or (
             not options.get("no_color") and self.stdout.isatty()
         )
@@ -84,7 +94,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No user {user!r}.")
         runner_id = process_id()
         try:
-            debate = services.debate_create(asset=asset, max_turns=turns, created_by=creator)
+            debate = services.debate_create(
+                asset=asset, max_turns=turns, created_by=creator, budget_tokens=budget_tokens
+            )
             services.debate_claim(debate=debate, runner_id=runner_id)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from None
@@ -115,6 +127,13 @@ class Command(BaseCommand):
             f"{verdict_note}, {printer.tokens} tokens, first token after {ttft}, "
             f"total {total:.2f} s"
         )
+        if printer.usage is not None:
+            cost = printer.usage["cost"]
+            self.stdout.write(
+                f"Usage: {printer.usage['promptTokens']} prompt + "
+                f"{printer.usage['completionTokens']} completion tokens, "
+                + ("cost unknown" if cost is None else f"${cost:.6f}")
+            )
         if status != DebateStatus.COMPLETED:
             raise CommandError(f"Debate {debate.id} {status}: {debate.error or 'no error given'}")
         verdict = debate.verdict
