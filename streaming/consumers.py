@@ -120,8 +120,8 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         try:
             await self._open()
-        except Exception:
-            if client_gone(self.base_send):
+        except Exception as exc:
+            if client_gone(self.base_send, exc):
                 # The client left while its socket was being set up: nobody to tell, and the
                 # failure (whatever its set-up was awaiting) is no error of the server's.
                 logger.info("a client left during socket set-up", exc_info=True)
