@@ -32,7 +32,7 @@ from pathlib import Path
 import psutil
 import redis
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bench.launcher import Cluster, Server
 from streaming import protocol
@@ -71,6 +71,7 @@ class Tally:
     connections: int = 0
     resumes: int = 0
     refused: int = 0  # handshakes that failed (a restarting process)
+    refused_by: dict[str, int] = field(default_factory=dict)  # their errors
     drops: int = 0  # sockets closed under a viewer (1001 on a restart, ...)
     close_codes: dict[int, int] = field(default_factory=dict)  # of those drops
     violations: list[str] = field(default_factory=list)  # seq gaps or repeats
@@ -137,8 +138,10 @@ class _Churn:
             watch_s = self.random.uniform(0.3, 4.0)
             try:
                 held[debate_id] = await self.watch(server, debate_id, last, watch_s)
-            except (InvalidStatus, OSError, TimeoutError):
+            except (InvalidHandshake, OSError, TimeoutError) as exc:  # a process restarting
                 self.tally.refused += 1
+                name = type(exc).__name__
+                self.tally.refused_by[name] = self.tally.refused_by.get(name, 0) + 1
             if self.random.random() < 0.3:
                 held.pop(debate_id, None)  # left for good: a new page next time
             await asyncio.sleep(self.random.uniform(0.0, 0.5))

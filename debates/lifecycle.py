@@ -88,7 +88,8 @@ async def tell_silent() -> list:
     return ids
 
 
-RELEASE_TIMEOUT_S = 5.0
+# How long a shutdown waits for its runs to stop (a turn being saved finishes) before releasing.
+RELEASE_TIMEOUT_S = 1.0
 
 
 async def release_local(timeout_s: float = RELEASE_TIMEOUT_S) -> list:
@@ -101,6 +102,11 @@ async def release_local(timeout_s: float = RELEASE_TIMEOUT_S) -> list:
     deadline = loop.time() + timeout_s
     while any(run.is_active() for run in runs) and loop.time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    late = [run.debate_id for run in runs if run.is_active()]
+    if late:
+        # Released all the same: their writes are conditional on the runner id, so a run that
+        # has not stopped yet can no longer save into a debate another process took over.
+        logger.warning("runs still stopping at release: %s", ", ".join(late))
     ids = await sync_to_async(services.debates_release)(
         runner_id=process_id(), debate_ids=[run.debate_id for run in runs]
     )

@@ -9,7 +9,8 @@ sources: the event log (every event after ``?lastSeq=N``, or from seq 1; a pendi
 debate's log is the whole truth, read without the database), or, for a finished debate whose
 log expired, its archive (streaming.archive: the live seqs, or a synthesis with
 ``CONNECTED.reset`` set for a resuming client). An unexpected failure closes 4500 with a logged
-trace, unless the client has already left (no error: nobody to tell). An invalid ``lastSeq``
+trace, a service that is down (Redis, the database) 4503 with a one-line warning, unless the
+client has already left (no error: nobody to tell). An invalid ``lastSeq``
 counts as absent (replay from seq 1).
 
 Replay (``?replay=1&speed=…&at=…``, streaming.replay): on a finished debate the same catch-up
@@ -130,17 +131,20 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         try:
             await self._open()
-        except Exception:
-            if client_gone(self.base_send):
+        except Exception as exc:
+            if client_gone(self.base_send, exc):
                 # The client left while its socket was being set up: nobody to tell, and the
                 # failure (whatever its set-up was awaiting) is no error of the server's.
                 logger.info("a client left during socket set-up", exc_info=True)
                 self.closed = True
                 return
-            if service_of(sys.exc_info()[1]) is not None:
+            failure = sys.exc_info()[1]
+            if service_of(failure) is not None:
                 # Redis or the database is down: a typed answer the client retries, no trace.
                 logger.warning(
-                    "debate socket setup failed: a service is unavailable", exc_info=True
+                    "debate socket setup failed: the %s is unavailable (%s)",
+                    service_of(failure),
+                    type(failure).__name__,
                 )
                 await self.refuse(Close.UNAVAILABLE)
                 return

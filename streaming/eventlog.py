@@ -30,6 +30,21 @@ redis.call('EXPIRE', KEYS[2], ARGV[3])
 return {seq, text}
 """
 
+# Events logged before Redis lost them (a restart), put back under their own seqs: each one newer
+# than the seq key is added (the keys came back empty, or never had it).
+_RESTORE_LUA = """
+for i = 1, #ARGV - 1, 2 do
+  local seq = tonumber(ARGV[i])
+  if seq > tonumber(redis.call('GET', KEYS[1]) or '0') then
+    redis.call('XADD', KEYS[2], seq .. '-0', 't', ARGV[i + 1])
+    redis.call('SET', KEYS[1], seq)
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[#ARGV])
+redis.call('EXPIRE', KEYS[2], ARGV[#ARGV])
+return 1
+"""
+
 # The newest seq and a page of events after a seq, in one round trip (a connect's catch-up,
 # batched with the other connects of the loop's pass: streaming.scripts).
 _SNAPSHOT = LuaScript("""
@@ -65,6 +80,16 @@ class RedisEventLog:
             args=[head, tail, _ttl(), floor],
         )
         return int(seq), text.decode() if isinstance(text, bytes) else text
+
+    async def restore(self, debate_id, events: list[tuple[int, str]]) -> None:
+        """Put back logged events Redis may have lost (it restarted empty) under their seqs;
+        those the log still holds are left alone."""
+        client = backends.debate_client(debate_id)
+        args = [part for seq, text in events for part in (seq, text)]
+        await client.register_script(_RESTORE_LUA)(
+            keys=[backends.key("seq", debate_id), backends.key("log", debate_id)],
+            args=[*args, _ttl()],
+        )
 
     async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
         """Every stored event with seq > after_seq, in order."""
@@ -127,6 +152,9 @@ class MemoryEventLog:
         log.events.append((seq, text))
         log.expires_at = time.monotonic() + _ttl()
         return seq, text
+
+    async def restore(self, debate_id, events: list[tuple[int, str]]) -> None:
+        """Nothing to put back: this process's log is lost only with the process."""
 
     async def read_after(self, debate_id, after_seq: int) -> list[tuple[int, str]]:
         """Every stored event with seq > after_seq, in order."""

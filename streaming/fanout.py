@@ -14,8 +14,9 @@ disconnect.
 Exactness: the hub remembers the newest seq it delivered per debate. A received event whose
 seq skips ahead (the pub/sub layer drops messages while it reconnects to Redis) makes the hub
 read the missing events from the event log first; a periodic tick also compares with the log's
-newest seq, so a lost last event is repaired too. Consumers drop anything with seq <= the last
-seq they sent.
+newest seq, and so does a lighter pass every REPAIR_INTERVAL_S (2 s) for debates that went
+quiet, so a lost last event (a final status) is repaired within seconds. Consumers drop
+anything with seq <= the last seq they sent.
 
 The same tick sends ``DEBATE/PING`` to the live local viewers of every debate that had no event
 within the interval (any frame proves the link is alive; a large audience's debate is not given
@@ -52,6 +53,10 @@ from tradeapp.instance import process_id
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 5.0
+# How often debates that went quiet are checked for events lost from pub/sub.
+REPAIR_INTERVAL_S = 2.0
+# How long a repair waits for events the log lost (an empty Redis) before skipping them.
+HOLE_GRACE_S = 2.0
 # A long fan-out gives the loop back this often, so the debate, pings and handshakes go on.
 YIELD_EVERY = 50
 PROCESS_STARTED_AT = time.time()
@@ -82,6 +87,7 @@ class _Debate:
         self.votes_written = 0  # the version of the last votes fan-out
         self.votes_timer: asyncio.TimerHandle | None = None
         self.votes_task: asyncio.Task | None = None
+        self.hole_since: float | None = None  # loop time a repair first found the log holed
 
 
 class Hub:
@@ -111,6 +117,7 @@ class Hub:
                 self._tasks = [
                     asyncio.create_task(self._receive_loop(channel), name="hub-receive"),
                     asyncio.create_task(self._tick_loop(), name="hub-tick"),
+                    asyncio.create_task(self._repair_loop(), name="hub-repair"),
                 ]
                 self.channel = channel
 
@@ -134,15 +141,24 @@ class Hub:
     async def join(self, debate_id: str, consumer) -> None:
         """Add a local consumer; returns once this process receives the debate's events."""
         await self._ensure_started()
-        state = self.debates.setdefault(debate_id, _Debate())
-        if state.subscribed and not state.lock.locked():
-            # The usual case, taken without the lock: in a storm, thousands of joiners would
-            # otherwise pass the lock one per loop iteration (a convoy of seconds).
-            if consumer not in state.members:
-                presence.joined(debate_id)
-            state.members.add(consumer)
-            return
+        while True:
+            state = self.debates.setdefault(debate_id, _Debate())
+            if state.subscribed and not state.lock.locked():
+                # The usual case, taken without the lock: in a storm, thousands of joiners would
+                # otherwise pass the lock one per loop iteration (a convoy of seconds).
+                if consumer not in state.members:
+                    presence.joined(debate_id)
+                state.members.add(consumer)
+                return
+            if await self._join_locked(debate_id, state, consumer):
+                return
+
+    async def _join_locked(self, debate_id: str, state: _Debate, consumer) -> bool:
+        """Join under the debate's lock; False when the last viewer's leave dropped this state
+        while we waited (joining it would leave us unsubscribed-for and never unsubscribed)."""
         async with state.lock:
+            if self.debates.get(debate_id) is not state:
+                return False
             if consumer not in state.members:
                 presence.joined(debate_id)
             state.members.add(consumer)
@@ -152,6 +168,7 @@ class Hub:
                 state.last_seq = await get_event_log().last_seq(debate_id)
                 state.subscribed = True
                 state.votes_task = asyncio.create_task(self._load_votes(debate_id, state))
+        return True
 
     async def leave(self, debate_id: str, consumer) -> None:
         """Remove a local consumer; the last one out unsubscribes the process."""
@@ -377,6 +394,45 @@ class Hub:
             except Exception:
                 logger.exception("hub tick failed")
 
+    async def _repair_tail(self, debate_id: str, state: _Debate) -> None:
+        """Deliver events the log has beyond the newest one fanned out (lost from pub/sub)."""
+        if not state.subscribed:
+            return
+        latest = await get_event_log().last_seq(debate_id)
+        if latest <= state.last_seq:
+            return
+        async with state.deliver_lock:
+            missing = await self._read_missing(debate_id, state.last_seq)
+            now = asyncio.get_running_loop().time()
+            holed = bool(missing) and missing[0][0] != state.last_seq + 1
+            # The log lacks the events before these (Redis came back empty): the publisher still
+            # holds them and sends them with these in its next message. Give it HOLE_GRACE_S
+            # before fanning out past the hole.
+            if holed and (state.hole_since is None or now - state.hole_since < HOLE_GRACE_S):
+                state.hole_since = state.hole_since or now
+                return
+            state.hole_since = None
+            if missing:
+                await self._fan_out(debate_id, state, missing, None)
+
+    async def _repair_loop(self) -> None:
+        # A debate quiet for REPAIR_INTERVAL_S may have lost its last events from pub/sub (the
+        # layer drops what is published while it resubscribes, e.g. after CLIENT KILL TYPE
+        # pubsub): its final status must not wait for the next tick.
+        while True:
+            await asyncio.sleep(REPAIR_INTERVAL_S)
+            quiet_since = asyncio.get_running_loop().time() - REPAIR_INTERVAL_S
+            for debate_id, state in list(self.debates.items()):
+                if state.fanned_out_at >= quiet_since or not state.members:
+                    continue
+                try:
+                    await self._repair_tail(debate_id, state)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.debug("tail repair of %s failed", debate_id, exc_info=True)
+                    break
+
     async def tick(self) -> None:
         """Heartbeat every live local viewer, repair lost tail events, sweep stale viewers."""
         text = protocol.encode(protocol.ping())
@@ -398,13 +454,7 @@ class Hub:
                     logger.debug("heartbeat to a viewer of %s failed", debate_id, exc_info=True)
                 if index % YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-            if state.subscribed:
-                latest = await get_event_log().last_seq(debate_id)
-                if latest > state.last_seq:
-                    async with state.deliver_lock:
-                        missing = await self._read_missing(debate_id, state.last_seq)
-                        if missing:
-                            await self._fan_out(debate_id, state, missing, None)
+            await self._repair_tail(debate_id, state)
         if sent:
             metrics.MESSAGES_SENT.inc(sent)
         local_ids = {v for v in viewer_ids if v is not None}

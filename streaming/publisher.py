@@ -208,6 +208,15 @@ async def _flush_locked(debate_id: str, stream: _DebateStream) -> list[dict]:
     # only once logged, and the logged ones are sent (again) until the publish succeeds, so an
     # outage delays events but never loses or renumbers one.
     published_at = protocol.now_iso()
+    if stream.logged:
+        # Their publish failed: Redis went away, and may have come back empty. Put them back in
+        # the log first, under their seqs, so a viewer that misses this message (its process is
+        # still resubscribing) finds them there, before the events that follow.
+        held = [(seq, text) for seq, text, _action in stream.logged]
+        await retry_async(
+            lambda: get_event_log().restore(debate_id, held),
+            what=f"restoring events of debate {debate_id}",
+        )
     while stream.outbox:
         action_type, payload, created = stream.outbox[0]
         logged = await retry_async(

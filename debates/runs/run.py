@@ -100,7 +100,7 @@ from debates.runs.errors import (
 )
 from streaming import control, metrics, protocol, publisher
 from tradeapp.instance import process_id
-from tradeapp.retry import delays, retry_sync
+from tradeapp.retry import delays, retry_async, retry_sync
 
 logger = logging.getLogger(__name__)
 
@@ -397,7 +397,7 @@ class DebateRun:
         self._context = contextvars.copy_context()
         self.register()
         try:
-            await control.ensure_listening()
+            await retry_async(control.ensure_listening, what="the control channel of a run")
             return await self._run()
         finally:
             with _active_lock:

@@ -89,9 +89,13 @@ def daphne_protocol(send):
     return send.args[0]
 
 
-def client_gone(send) -> bool:
+def client_gone(send, error: BaseException | None = None) -> bool:
     """Whether the client behind daphne's `send` has disconnected (daphne then drops every
-    reply to it); False under any other server, where it cannot be known."""
+    reply to it; `error`, what the set-up raised, may be autobahn's "send on a closed protocol"
+    before daphne marks it); False under any other server, where it cannot be known."""
+    autobahn = sys.modules.get("autobahn.exception")
+    if error is not None and autobahn is not None and isinstance(error, autobahn.Disconnected):
+        return True
     protocol = daphne_protocol(send)
     server = getattr(send.func, "__self__", None) if protocol is not None else None
     connections = getattr(server, "connections", None)

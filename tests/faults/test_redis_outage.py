@@ -12,6 +12,7 @@ final status reaches the viewer once Redis is back.
 import asyncio
 import json
 import re
+import time
 
 import pytest
 from websockets.asyncio.client import connect
@@ -28,9 +29,9 @@ OUTAGE_S = 10
 ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+|localhost|:\d{3,5}\b")
 
 
-def _start(server, turns: int) -> tuple[str, str]:
+def _start(server, turns: int, access: str | None = None) -> tuple[str, str]:
     """A started debate of `turns` turns: (id, access token)."""
-    access = server.token()["access"]
+    access = access or server.token()["access"]
     status, debate = server.api(
         "POST", "/api/debates/", {"asset": "AAPL", "maxTurns": turns}, access
     )
@@ -86,22 +87,35 @@ async def test_redis_killed_mid_debate_is_ridden_out(tmp_path):
         await _wait_for(lambda: viewer.arguments())  # the first argument is out: mid-debate
 
         await asyncio.to_thread(node.stop)
-        error, code = await _handshake_during_outage(server, debate_id)
-        assert error["type"] == protocol.ERROR, error
-        assert error["payload"]["code"] == 4503
-        assert code == 4503
-        assert not ADDRESS.search(json.dumps(error))
-        assert server.api("GET", "/readyz")[0] == 503
-        await asyncio.sleep(OUTAGE_S)  # the outage itself
-        await asyncio.to_thread(node.start)  # back, empty
+        try:
+            error, code = await _handshake_during_outage(server, debate_id)
+            assert error["type"] == protocol.ERROR, error
+            assert error["payload"]["code"] == 4503
+            assert code == 4503
+            assert not ADDRESS.search(json.dumps(error))
+            assert server.api("GET", "/readyz")[0] == 503
+            # A debate started during the outage is accepted and waits for Redis too (signing
+            # in needs Redis, for its throttle: 503 meanwhile).
+            assert (
+                server.api("POST", "/api/auth/token/", {"username": "x", "password": "y"})[0] == 503
+            )
+            during, _access = _start(server, turns=1, access=access)
+            await asyncio.sleep(OUTAGE_S)  # the outage itself
+        finally:
+            await asyncio.to_thread(node.start)  # back, empty
+        back_at = time.monotonic()
 
         await watching
+        resumed_after = min(at for at in viewer.arrived if at > back_at) - back_at
+        print(f"events flowed again {resumed_after:.2f} s after Redis came back")
         debate = _debate(server, debate_id, access)
         assert debate["status"] == "completed", debate["error"]
         assert viewer.final_status() == "completed"
         assert debate["verdict"] is not None
         _assert_transcript(viewer, debate)
         assert server.api("GET", "/readyz")[0] == 200
+        started_during = await Viewer(servers, during).watch()
+        assert started_during.final_status() == "completed"
 
         # Pooled connections recovered: the next debate and its viewer work at once.
         second, access = _start(server, turns=1)
@@ -164,4 +178,39 @@ async def test_redis_down_past_the_limit_fails_and_tells_every_viewer(tmp_path):
 
         await watching  # the final status was re-sent until it reached the viewer
         assert viewer.final_status() == "failed"
+        _assert_transcript(viewer, debate)
+
+
+async def test_pubsub_connections_killed_lose_nothing_and_the_end_is_not_late(tmp_path):
+    # Pings (and the hub's tick) every 60 s: only the quick tail repair can bring the end in time.
+    with (
+        redis_nodes(tmp_path, 1) as (node,),
+        daphne_cluster(
+            tmp_path,
+            1,
+            redis_url=node.url,
+            OFFLINE_LLM_TOKENS_PER_S="60",
+            WS_PING_INTERVAL_S="60",
+        ) as servers,
+    ):
+        server = servers[0]
+        debate_id, access = _start(server, turns=2)
+        viewer = Viewer(servers, debate_id)
+        watching = asyncio.create_task(viewer.watch(timeout_s=40))
+        # From the verdict's turn on, the subscriber is killed again and again: what is
+        # published meanwhile (the verdict, the final status) is lost from pub/sub.
+        await _wait_for(lambda: len(viewer.arguments()) >= 2)
+        client = node.client()
+        kills = 0
+        try:
+            while not watching.done():
+                kills += client.client_kill_filter(_type="pubsub")
+                await asyncio.sleep(0.1)
+        finally:
+            client.close()
+        await watching
+        assert kills > 0
+        debate = _debate(server, debate_id, access)
+        assert debate["status"] == "completed"
+        assert viewer.final_status() == "completed"
         _assert_transcript(viewer, debate)

@@ -54,12 +54,14 @@ async def test_sigkill_of_the_runner_is_taken_over_within_the_stated_time(tmp_pa
     on_runner, elsewhere, debate, killed_at = await _kill_the_runner(tmp_path, signal.SIGKILL)
     _assert_taken_over([on_runner, elsewhere], debate)
     taken_over_after = elsewhere.running_at()[1] - killed_at
+    print(f"SIGKILL: taken over after {taken_over_after:.1f} s")
     assert taken_over_after < STALE_S + SWEEP_S + 2, taken_over_after
     # Told while the runner was silent, before the takeover.
     notices = [n for n in elsewhere.notices if n["type"] == protocol.RECOVERING]
     assert notices, "no DEBATE/RECOVERING during the silence"
     assert notices[0]["payload"] == {"debateId": debate["id"], "reason": "runner_silent"}
     assert notices[0]["arrived"] < elsewhere.running_at()[1]
+    print(f"SIGKILL: viewers told after {notices[0]['arrived'] - killed_at:.1f} s")
     assert 1006 in on_runner.closes
 
 
@@ -69,6 +71,7 @@ async def test_sigterm_releases_the_debate_and_closes_sockets_with_1001(tmp_path
     assert on_runner.closes[0] == 1001
     # Released at once: taken over by the next sweep, well before a stale heartbeat would be.
     taken_over_after = elsewhere.running_at()[1] - killed_at
+    print(f"SIGTERM: taken over after {taken_over_after:.1f} s")
     assert taken_over_after < STALE_S, taken_over_after
     notices = [n for n in elsewhere.notices if n["type"] == protocol.RECOVERING]
     assert notices[0]["payload"] == {"debateId": debate["id"], "reason": "runner_stopped"}

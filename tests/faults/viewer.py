@@ -6,7 +6,7 @@ import json
 import time
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from streaming import protocol
 from tests.e2e.servers import ORIGIN
@@ -78,7 +78,7 @@ class Viewer:
                 self.closes.append(code)
             except InvalidStatus as exc:
                 self.http_statuses.append(exc.response.status_code)
-            except OSError:
+            except (InvalidHandshake, OSError):  # a process dying mid-handshake
                 self.closes.append(1006)
             await asyncio.sleep(0.3)
         raise AssertionError(f"debate {self.debate_id}: no final status for this viewer")

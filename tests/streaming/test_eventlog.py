@@ -81,3 +81,20 @@ async def test_read_after_non_positive_reads_everything(after):
     log = MemoryEventLog()
     await log.append(DEBATE, *_parts(1))
     assert len(await log.read_after(DEBATE, after)) == 1
+
+
+async def test_redis_event_log_after_an_empty_restart_keeps_its_numbering(use_redis):
+    log = RedisEventLog()
+    logged = [await log.append(DEBATE, *_parts(i)) for i in range(3)]
+    client = redis.Redis.from_url(use_redis)
+    try:
+        client.delete(backends.key("seq", DEBATE), backends.key("log", DEBATE))  # Redis lost it
+    finally:
+        client.close()
+    # The publisher still holds seq 3 (its send failed): put back, then the next event is 4.
+    await log.restore(DEBATE, logged[2:])
+    seq, _text = await log.append(DEBATE, *_parts(4), floor=3)
+    assert seq == 4
+    assert [s for s, _ in await log.read_after(DEBATE, 0)] == [3, 4]
+    await log.restore(DEBATE, logged[2:])  # already there: left alone
+    assert [s for s, _ in await log.read_after(DEBATE, 0)] == [3, 4]

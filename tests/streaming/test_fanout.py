@@ -1,8 +1,10 @@
 """The hub's fan-out: events that arrive during a fan-out go out together, once, in seq order."""
 
+import asyncio
+
 import pytest
 
-from streaming import protocol
+from streaming import fanout, protocol
 from streaming.consumers import DebateConsumer
 from streaming.eventlog import get_event_log
 from streaming.fanout import get_hub
@@ -161,3 +163,84 @@ async def test_the_tick_pings_only_viewers_of_a_debate_quiet_for_an_interval(deb
     await hub.tick()
     assert (await comm.receive_json_from(timeout=5))["type"] == protocol.PING
     await comm.disconnect()
+
+
+async def test_a_lost_last_event_is_repaired_by_the_quick_pass_not_the_tick(monkeypatch, settings):
+    # The tick (pings, sweeps) is an hour away: only the quick pass may bring the lost tail.
+    settings.WS_PING_INTERVAL_S = 3600
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 0.05)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, _lost = await _log(2)  # the second never arrives through pub/sub
+    hub._on_event(first)
+    await _drained(hub)
+    for _ in range(200):
+        if viewer.deliveries == [[1], [2]]:
+            break
+        await asyncio.sleep(0.02)
+    assert viewer.deliveries == [[1], [2]]
+
+
+async def test_a_viewer_joining_while_the_last_one_leaves_stays_subscribed(monkeypatch):
+    hub, first, second = get_hub(), RecordingViewer(), RecordingViewer()
+    await hub.join(DEBATE, first)
+    discard = hub.layer.group_discard
+
+    async def slow_discard(group, channel):
+        await asyncio.sleep(0.05)  # the unsubscribe takes a round trip: a join arrives meanwhile
+        await discard(group, channel)
+
+    monkeypatch.setattr(hub.layer, "group_discard", slow_discard)
+    leaving = asyncio.create_task(hub.leave(DEBATE, first))
+    await asyncio.sleep(0.01)
+    await hub.join(DEBATE, second)
+    await leaving
+    state = hub.debates[DEBATE]
+    assert state.subscribed
+    assert state.members == {second}
+    (message,) = await _log(1)
+    hub._on_event(message)
+    await _drained(hub)
+    assert second.deliveries == [[1]]
+
+
+def _lose_seq(monkeypatch, seq: int) -> None:
+    """The log forgets one event (Redis came back empty after the publisher logged it)."""
+    log = get_event_log()
+    read_after = log.read_after
+
+    async def holed(debate_id, after_seq):
+        return [event for event in await read_after(debate_id, after_seq) if event[0] != seq]
+
+    monkeypatch.setattr(log, "read_after", holed)
+
+
+async def test_a_repair_waits_a_pass_before_skipping_events_the_log_lost(monkeypatch):
+    # The log has seq 3 but not 2, which is still on its way from the publisher (it sends 2 and
+    # 3 together): the repair must not deliver 3 before 2 arrives.
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 3600)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, second, third = await _log(3)
+    hub._on_event(first)
+    await _drained(hub)
+    _lose_seq(monkeypatch, 2)
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])
+    assert viewer.deliveries == [[1]]
+    hub._on_event({**second, "events": [[2, second["text"]], [3, third["text"]]]})
+    await _drained(hub)
+    assert viewer.deliveries == [[1], [2, 3]]
+
+
+async def test_a_repair_skips_a_hole_that_stays(monkeypatch):
+    monkeypatch.setattr(fanout, "REPAIR_INTERVAL_S", 3600)
+    monkeypatch.setattr(fanout, "HOLE_GRACE_S", 0)
+    hub, viewer = get_hub(), RecordingViewer()
+    await hub.join(DEBATE, viewer)
+    first, _second, _third = await _log(3)
+    hub._on_event(first)
+    await _drained(hub)
+    _lose_seq(monkeypatch, 2)
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])  # sees the hole
+    await hub._repair_tail(DEBATE, hub.debates[DEBATE])  # a pass later: lost for good
+    assert viewer.deliveries == [[1], [3]]

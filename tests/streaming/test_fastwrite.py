@@ -240,3 +240,13 @@ def test_client_gone_reads_daphnes_own_record_of_the_connection(monkeypatch):
     del server.connections[protocol]  # daphne forgets a connection it cleaned up
     assert client_gone(send)
     assert not client_gone(lambda message: None)  # another server: cannot be known
+
+
+def test_a_send_on_a_closed_protocol_means_the_client_is_gone():
+    # The client left during set-up before daphne marked its connection: autobahn refuses the
+    # send, which is no server error (no 4500, no ERROR line).
+    from autobahn.exception import Disconnected
+
+    send = lambda message: None  # noqa: E731 - any server
+    assert client_gone(send, Disconnected("Attempt to send on a closed protocol"))
+    assert not client_gone(send, RuntimeError("a real failure"))
