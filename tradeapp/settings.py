@@ -257,6 +257,11 @@ SPECTACULAR_SETTINGS = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "COMPONENT_SPLIT_REQUEST": True,
+    # One schema name per choice set used by several fields (a vote's side and phase).
+    "ENUM_NAME_OVERRIDES": {
+        "VoteSideEnum": "debates.models.VoteSide",
+        "VotePhaseEnum": "debates.models.VotePhase",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
         "drf_spectacular.hooks.postprocess_schema_enums",
