@@ -128,7 +128,7 @@ def test_bench_stream_voting_scenario_counts_votes_and_tally_latency(redis_url, 
         "--viewers=4",
         "--clients=1",
         "--source=publisher",
-        "--tokens-per-turn=150",
+        "--tokens-per-turn=400",  # 8 s of tokens: the votes (3 to 5 s) fall while it streams
         "--turns=1",
         "--rate=50",
         "--warmup=0.2",

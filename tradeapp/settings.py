@@ -153,7 +153,7 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "tradeapp",
+            "KEY_PREFIX": "tradeapp",  # STREAMING_KEY_PREFIX once read (the Streaming section)
         }
     }
 else:
@@ -359,6 +359,9 @@ VOTES_TALLY_INTERVAL_MS = env_float("VOTES_TALLY_INTERVAL_MS", 500.0)
 REPLAY_MAX_GAP_S = env_float("REPLAY_MAX_GAP_S", 5.0)
 # Namespaces this deployment's Redis keys (event log, seq, audience, rate limits, liveness).
 STREAMING_KEY_PREFIX = env_str("STREAMING_KEY_PREFIX", "tradeapp")
+# The cache's keys (sign-in throttles, DRF throttles) too: two deployments sharing a Redis never
+# count each other's requests.
+CACHES["default"]["KEY_PREFIX"] = STREAMING_KEY_PREFIX
 
 # /metrics: for these client IPs (WS_TRUSTED_PROXIES applies), or with the bearer token.
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", ["127.0.0.1", "::1"])
