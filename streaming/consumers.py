@@ -414,12 +414,15 @@ class DebateConsumer(AsyncJsonWebsocketConsumer):
 
     async def _moderate(self, content: dict) -> None:
         """A moderator's control: applied by its owner app, answered with CONTROL_RESULT."""
-        status, detail = await database_sync_to_async(moderation.apply)(
-            debate_id=self.debate_id,
-            user=self.scope.get("user"),
-            action=content["action"],
-            text=content.get("text"),
-        )
+        if self.read_only:  # a share link watches; it never acts, whoever created it
+            status, detail = 403, "A share link only watches: it cannot moderate."
+        else:
+            status, detail = await database_sync_to_async(moderation.apply)(
+                debate_id=self.debate_id,
+                user=self.scope.get("user"),
+                action=content["action"],
+                text=content.get("text"),
+            )
         result = protocol.control_result(
             content["action"], status, detail, content.get("requestId")
         )

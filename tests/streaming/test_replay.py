@@ -222,6 +222,23 @@ async def test_a_share_link_opens_its_debate_only_and_not_once_revoked(finished)
 
 
 @pytestmark_db
+async def test_a_share_socket_cannot_moderate(finished):
+    debate, events = finished
+    _link, token = await database_sync_to_async(services.share_link_create)(
+        debate=debate, user=None
+    )
+    comm = socket(debate.id, f"share={token}")
+    assert (await comm.connect(timeout=10))[0]
+    await receive_all(comm, 1 + len(events))
+    await comm.send_json_to({"type": protocol.CONTROL, "action": "pause", "requestId": "r1"})
+    answer = await comm.receive_json_from(timeout=10)
+    assert answer["type"] == protocol.CONTROL_RESULT
+    assert (answer["payload"]["status"], answer["payload"]["requestId"]) == (403, "r1")
+    assert "only watches" in answer["payload"]["detail"]
+    await comm.disconnect()
+
+
+@pytestmark_db
 async def test_revoking_a_share_link_closes_its_open_sockets_with_4001(finished):
     debate, events = finished
     link, token = await database_sync_to_async(services.share_link_create)(debate=debate, user=None)
